@@ -1,0 +1,67 @@
+//! `/healthz` (the process is alive), `/readyz` (every backend answers) and `/metrics`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use crate::backend::BackendResult;
+
+/// How long one readiness check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub(super) async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn check(name: &str, probe: impl std::future::Future<Output = BackendResult<()>>) -> (String, Option<String>) {
+    let problem = match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(_) => Some(format!("{name} did not answer within {} s", CHECK_TIMEOUT.as_secs())),
+    };
+    (name.to_owned(), problem)
+}
+
+pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let (kafka, cassandra, redis) = tokio::join!(
+        check("kafka", state.events.ping()),
+        check("cassandra", state.store.ping()),
+        check("redis", state.cache.ping()),
+    );
+    let mut checks = Map::new();
+    let mut down = Vec::new();
+    for (name, problem) in [kafka, cassandra, redis] {
+        match problem {
+            None => {
+                checks.insert(name, json!("ok"));
+            }
+            Some(problem) => {
+                checks.insert(name.clone(), json!(problem));
+                down.push(name);
+            }
+        }
+    }
+    if down.is_empty() {
+        (StatusCode::OK, Json(json!({ "status": "ready", "checks": checks })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": format!("not ready: {} unavailable", down.join(", ")),
+                "checks": checks,
+            })),
+        )
+    }
+}
+
+pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,85 @@
+//! The HTTP API, compatible with the original Flask service, plus health and metrics.
+//!
+//! [`router`] builds the whole app from an [`AppState`]: handlers only talk to the backend
+//! traits, so the app can be tested with `oneshot` or served on a real port.
+
+mod error;
+mod health;
+mod orders;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::backend::{EventLog, OrderStore, StatusCache};
+use crate::telemetry::Metrics;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn OrderStore>,
+    pub cache: Arc<dyn StatusCache>,
+    pub events: Arc<dyn EventLog>,
+    pub metrics: Arc<Metrics>,
+    /// Whether the order routes are served (false in worker-only mode).
+    pub serve_orders: bool,
+}
+
+/// The whole HTTP app.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let mut app = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics));
+    if state.serve_orders {
+        app = app
+            .route("/api/orders", post(orders::create_order))
+            .route("/api/orders/{order_id}", get(orders::get_order))
+            .route("/api/orders/{order_id}/events", post(orders::post_event))
+            .route("/api/orders/{order_id}/history", get(orders::get_history));
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), record_request))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "method {} is not allowed on {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// Counts and times every request by its route template (not its raw path, which would
+/// make one series per order id).
+async fn record_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[method.as_str(), route.as_str(), response.status().as_str()])
+        .inc();
+    state.metrics.http_duration.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
+    response
+}

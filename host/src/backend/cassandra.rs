@@ -1,0 +1,446 @@
+//! Cassandra: the durable order store (`order_journal`, `order_status`) and the plugins' rows
+//! (`plugin_data`). Applies the numbered CQL files in `schema/` at start-up, idempotently.
+//!
+//! Invariant: an event is recorded only by a conditional batch on the order's expected
+//! version, which also adds the event id to `recorded_events`, so no event applies twice.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::{CqlTimestamp, CqlValue, Row};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{Applied, BackendError, BackendResult, OrderStore, PluginStore, StoredOrder};
+use crate::config::CassandraConfig;
+use crate::order::{HistoryEntry, Order, OrderRequest, Outcome};
+
+const BACKEND: &str = "cassandra";
+
+/// The CQL migrations, in the order they apply. `{keyspace}` is replaced at run time.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_order_status", include_str!("../../../schema/001_order_status.cql")),
+    ("002_order_journal", include_str!("../../../schema/002_order_journal.cql")),
+    ("003_plugin_data", include_str!("../../../schema/003_plugin_data.cql")),
+];
+
+fn unavailable(err: impl std::fmt::Display) -> BackendError {
+    BackendError::unavailable(BACKEND, err)
+}
+
+/// A connected Cassandra session with every statement prepared.
+pub struct CassandraStore {
+    session: Session,
+    statements: Statements,
+}
+
+struct Statements {
+    create_order: PreparedStatement,
+    load_order: PreparedStatement,
+    advance_order: PreparedStatement,
+    insert_history: PreparedStatement,
+    history: PreparedStatement,
+    project_status: PreparedStatement,
+    ping: PreparedStatement,
+    plugin_get: PreparedStatement,
+    plugin_put: PreparedStatement,
+    plugin_delete: PreparedStatement,
+}
+
+impl CassandraStore {
+    /// Connects, creates the keyspace and applies the migrations, then prepares statements.
+    pub async fn connect(config: &CassandraConfig) -> anyhow::Result<Self> {
+        let profile = ExecutionProfile::builder()
+            .request_timeout(Some(Duration::from_millis(config.request_timeout_ms)))
+            .consistency(Consistency::LocalQuorum)
+            .serial_consistency(Some(SerialConsistency::LocalSerial))
+            .build()
+            .into_handle();
+        let mut builder = SessionBuilder::new()
+            .known_nodes(config.nodes.split(',').map(str::trim).filter(|n| !n.is_empty()))
+            .connection_timeout(Duration::from_secs(5))
+            .default_execution_profile_handle(profile);
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.user(user, password);
+        }
+        let session = builder
+            .build()
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to Cassandra at {}: {e}", config.nodes))?;
+        migrate(&session, &config.keyspace, config.replication_factor).await?;
+        let statements = Statements::prepare(&session, &config.keyspace).await?;
+        Ok(Self { session, statements })
+    }
+}
+
+/// Creates the keyspace and applies every migration not yet recorded in `schema_migrations`.
+async fn migrate(session: &Session, keyspace: &str, replication_factor: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !keyspace.is_empty() && keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "keyspace {keyspace:?} must be letters, digits and '_'"
+    );
+    let create_keyspace = format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
+         {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
+    );
+    session.query_unpaged(create_keyspace, ()).await?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations \
+                 (name text PRIMARY KEY, applied_at timestamp)"
+            ),
+            (),
+        )
+        .await?;
+    let applied: HashSet<String> = session
+        .query_unpaged(format!("SELECT name FROM {keyspace}.schema_migrations"), ())
+        .await?
+        .into_rows_result()?
+        .rows::<(String,)>()?
+        .map(|row| row.map(|(name,)| name))
+        .collect::<Result<_, _>>()?;
+    for (name, text) in MIGRATIONS {
+        if applied.contains(*name) {
+            continue;
+        }
+        for statement in split_statements(&text.replace("{keyspace}", keyspace)) {
+            session
+                .query_unpaged(statement.clone(), ())
+                .await
+                .map_err(|e| anyhow::anyhow!("migration {name} failed on `{statement}`: {e}"))?;
+        }
+        session
+            .query_unpaged(
+                format!("INSERT INTO {keyspace}.schema_migrations (name, applied_at) VALUES (?, ?)"),
+                (name, CqlTimestamp(crate::order::now_ms())),
+            )
+            .await?;
+        tracing::info!(migration = name, keyspace, "applied schema migration");
+    }
+    session.await_schema_agreement().await?;
+    Ok(())
+}
+
+/// Splits a CQL file into statements, dropping `--` comments.
+fn split_statements(text: &str) -> Vec<String> {
+    let without_comments: String = text
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Statements {
+    async fn prepare(session: &Session, ks: &str) -> anyhow::Result<Self> {
+        let p = |cql: String| async move {
+            session
+                .prepare(cql.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("preparing `{cql}`: {e}"))
+        };
+        Ok(Self {
+            create_order: p(format!(
+                "INSERT INTO {ks}.order_journal (order_id, status, version, request, attributes, \
+                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+            ))
+            .await?,
+            load_order: p(format!(
+                "SELECT status, version, request, attributes, created_at, updated_at, recorded_events \
+                 FROM {ks}.order_journal WHERE order_id = ? LIMIT 1"
+            ))
+            .await?,
+            advance_order: p(format!(
+                "UPDATE {ks}.order_journal SET status = ?, version = ?, attributes = ?, updated_at = ?, \
+                 recorded_events = recorded_events + ? WHERE order_id = ? IF version = ?"
+            ))
+            .await?,
+            insert_history: p(format!(
+                "INSERT INTO {ks}.order_journal (order_id, seq, event_id, event_type, outcome, \
+                 from_status, to_status, reason, plugin, plugin_version, at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            history: p(format!(
+                "SELECT seq, event_id, event_type, outcome, from_status, to_status, reason, plugin, \
+                 plugin_version, at FROM {ks}.order_journal WHERE order_id = ?"
+            ))
+            .await?,
+            project_status: p(format!(
+                "UPDATE {ks}.order_status USING TIMESTAMP ? SET status = ?, version = ?, updated_at = ? \
+                 WHERE order_id = ?"
+            ))
+            .await?,
+            ping: p("SELECT release_version FROM system.local".to_owned()).await?,
+            plugin_get: p(format!(
+                "SELECT value FROM {ks}.plugin_data WHERE plugin = ? AND tbl = ? AND key = ?"
+            ))
+            .await?,
+            plugin_put: p(format!(
+                "INSERT INTO {ks}.plugin_data (plugin, tbl, key, value, updated_at) VALUES (?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            plugin_delete: p(format!(
+                "DELETE FROM {ks}.plugin_data WHERE plugin = ? AND tbl = ? AND key = ?"
+            ))
+            .await?,
+        })
+    }
+}
+
+/// Reads the `[applied]` column of a conditional statement's answer.
+fn was_applied(result: scylla::response::query_result::QueryResult) -> BackendResult<bool> {
+    let rows = result.into_rows_result().map_err(unavailable)?;
+    let row: Row = rows.first_row().map_err(unavailable)?;
+    match row.columns.first() {
+        Some(Some(CqlValue::Boolean(applied))) => Ok(*applied),
+        other => Err(unavailable(format!("unexpected answer to a conditional write: {other:?}"))),
+    }
+}
+
+fn attributes_text(attributes: &Map<String, Value>) -> String {
+    Value::Object(attributes.clone()).to_string()
+}
+
+type OrderRow = (
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<CqlTimestamp>,
+    Option<Vec<Uuid>>,
+);
+
+type HistoryRow = (
+    Option<i64>,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<CqlTimestamp>,
+);
+
+#[async_trait]
+impl OrderStore for CassandraStore {
+    async fn create_order(&self, order: &Order) -> BackendResult<bool> {
+        let request = serde_json::to_string(&order.request).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let result = self
+            .session
+            .execute_unpaged(
+                &self.statements.create_order,
+                (
+                    order.id,
+                    &order.status,
+                    order.version as i64,
+                    request,
+                    attributes_text(&order.attributes),
+                    CqlTimestamp(order.created_at_ms),
+                    CqlTimestamp(order.updated_at_ms),
+                ),
+            )
+            .await
+            .map_err(unavailable)?;
+        was_applied(result)
+    }
+
+    async fn load_order(&self, id: Uuid) -> BackendResult<Option<StoredOrder>> {
+        let result = self
+            .session
+            .execute_unpaged(&self.statements.load_order, (id,))
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let Some(row) = rows.maybe_first_row::<OrderRow>().map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let (status, version, request, attributes, created_at, updated_at, recorded) = row;
+        let Some(status) = status else { return Ok(None) };
+        let request: OrderRequest = request
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| BackendError::Invalid(format!("stored order {id} is corrupt: {e}")))?
+            .unwrap_or_default();
+        let attributes = match attributes.as_deref().map(serde_json::from_str::<Value>) {
+            Some(Ok(Value::Object(map))) => map,
+            _ => Map::new(),
+        };
+        Ok(Some(StoredOrder {
+            order: Order {
+                id,
+                status,
+                version: version.unwrap_or(0).max(0) as u64,
+                request,
+                attributes,
+                created_at_ms: created_at.map(|t| t.0).unwrap_or(0),
+                updated_at_ms: updated_at.map(|t| t.0).unwrap_or(0),
+            },
+            recorded_events: recorded.unwrap_or_default(),
+        }))
+    }
+
+    async fn record_event(
+        &self,
+        updated: &Order,
+        expected_version: u64,
+        entry: &HistoryEntry,
+    ) -> BackendResult<Applied> {
+        debug_assert_eq!(updated.version, expected_version + 1);
+        let mut batch = Batch::new(BatchType::Logged);
+        batch.append_statement(self.statements.advance_order.clone());
+        batch.append_statement(self.statements.insert_history.clone());
+        let values = (
+            (
+                &updated.status,
+                updated.version as i64,
+                attributes_text(&updated.attributes),
+                CqlTimestamp(updated.updated_at_ms),
+                vec![entry.event_id],
+                updated.id,
+                expected_version as i64,
+            ),
+            (
+                updated.id,
+                entry.seq as i64,
+                entry.event_id,
+                &entry.event_type,
+                entry.outcome.as_str(),
+                &entry.from,
+                &entry.to,
+                &entry.reason,
+                &entry.plugin,
+                &entry.plugin_version,
+                CqlTimestamp(entry.at_ms),
+            ),
+        );
+        let result = self.session.batch(&batch, values).await.map_err(unavailable)?;
+        Ok(if was_applied(result)? { Applied::Yes } else { Applied::VersionConflict })
+    }
+
+    async fn history(&self, id: Uuid) -> BackendResult<Vec<HistoryEntry>> {
+        let result = self
+            .session
+            .execute_unpaged(&self.statements.history, (id,))
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let mut entries = Vec::new();
+        for row in rows.rows::<HistoryRow>().map_err(unavailable)? {
+            let (seq, event_id, event_type, outcome, from, to, reason, plugin, plugin_version, at) =
+                row.map_err(unavailable)?;
+            // The partition's static-only row has no clustering key: it is the state, not history.
+            let (Some(seq), Some(event_id)) = (seq, event_id) else { continue };
+            entries.push(HistoryEntry {
+                seq: seq.max(0) as u64,
+                event_id,
+                event_type: event_type.unwrap_or_default(),
+                outcome: outcome.as_deref().and_then(Outcome::parse).unwrap_or(Outcome::Failed),
+                from: from.unwrap_or_default(),
+                to: to.unwrap_or_default(),
+                reason: reason.unwrap_or_default(),
+                plugin: plugin.unwrap_or_default(),
+                plugin_version: plugin_version.unwrap_or_default(),
+                at_ms: at.map(|t| t.0).unwrap_or(0),
+            });
+        }
+        Ok(entries)
+    }
+
+    async fn project_status(&self, order: &Order) -> BackendResult<()> {
+        // Cell timestamps ordered by version: an older projection can never overwrite a newer one.
+        let write_time_us = order.created_at_ms.saturating_mul(1000).saturating_add(order.version as i64);
+        self.session
+            .execute_unpaged(
+                &self.statements.project_status,
+                (
+                    write_time_us,
+                    &order.status,
+                    order.version as i64,
+                    CqlTimestamp(order.updated_at_ms),
+                    order.id,
+                ),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        self.session
+            .execute_unpaged(&self.statements.ping, ())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PluginStore for CassandraStore {
+    async fn get(&self, plugin: &str, table: &str, key: &str) -> BackendResult<Option<String>> {
+        let result = self
+            .session
+            .execute_unpaged(&self.statements.plugin_get, (plugin, table, key))
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        Ok(rows
+            .maybe_first_row::<(Option<String>,)>()
+            .map_err(unavailable)?
+            .and_then(|(value,)| value))
+    }
+
+    async fn put(&self, plugin: &str, table: &str, key: &str, value: &str) -> BackendResult<()> {
+        self.session
+            .execute_unpaged(
+                &self.statements.plugin_put,
+                (plugin, table, key, value, CqlTimestamp(crate::order::now_ms())),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete(&self, plugin: &str, table: &str, key: &str) -> BackendResult<()> {
+        self.session
+            .execute_unpaged(&self.statements.plugin_delete, (plugin, table, key))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_migration_files_into_statements() {
+        for (name, text) in MIGRATIONS {
+            let statements = split_statements(&text.replace("{keyspace}", "ks"));
+            assert!(!statements.is_empty(), "{name} has no statement");
+            for statement in statements {
+                assert!(statement.starts_with("CREATE"), "{name}: {statement}");
+                assert!(statement.contains("IF NOT EXISTS"), "{name} is not idempotent: {statement}");
+                assert!(statement.contains("ks."), "{name} ignores the keyspace: {statement}");
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Kafka: the event log. The API produces here (idempotent producer, `acks=all`, keyed by
+//! order id so one order's events stay in order on one partition); the worker consumes with
+//! a consumer group. Topics are created at start-up when missing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use uuid::Uuid;
+
+use super::{BackendError, BackendResult, EventLog};
+use crate::config::KafkaConfig;
+
+const BACKEND: &str = "kafka";
+
+fn unavailable(err: impl std::fmt::Display) -> BackendError {
+    BackendError::unavailable(BACKEND, err)
+}
+
+/// The producing side of the event log.
+#[derive(Clone)]
+pub struct KafkaEventLog {
+    producer: FutureProducer,
+    topic: String,
+    dead_letter_topic: String,
+    timeout: Duration,
+}
+
+impl KafkaEventLog {
+    pub fn new(config: &KafkaConfig) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(config.produce_timeout_ms.max(1));
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            // A POST waits at most this long for the acknowledgement, then answers 503.
+            .set("message.timeout.ms", timeout.as_millis().to_string())
+            .set("socket.connection.setup.timeout.ms", "3000")
+            .set("reconnect.backoff.max.ms", "1000")
+            .create()?;
+        Ok(Self {
+            producer,
+            topic: config.topic.clone(),
+            dead_letter_topic: config.dead_letter_topic.clone(),
+            timeout,
+        })
+    }
+
+    async fn send(&self, topic: &str, key: &str, payload: &[u8]) -> BackendResult<()> {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let delivery = self.producer.send(record, Timeout::After(self.timeout));
+        // message.timeout.ms bounds delivery; this outer bound also covers a full queue.
+        match tokio::time::timeout(self.timeout + Duration::from_secs(1), delivery).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((error, _message))) => Err(unavailable(error)),
+            Err(_) => Err(unavailable(format!("no acknowledgement within {:?}", self.timeout))),
+        }
+    }
+}
+
+#[async_trait]
+impl EventLog for KafkaEventLog {
+    async fn publish(&self, order_id: Uuid, payload: &[u8]) -> BackendResult<()> {
+        self.send(&self.topic, &order_id.to_string(), payload).await
+    }
+
+    async fn publish_dead_letter(&self, order_id: Option<Uuid>, payload: &[u8]) -> BackendResult<()> {
+        let key = order_id.map(|id| id.to_string()).unwrap_or_default();
+        self.send(&self.dead_letter_topic, &key, payload).await
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(2))
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+/// Creates the event and dead-letter topics unless they exist.
+pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("socket.connection.setup.timeout.ms", "3000")
+        .create()?;
+    let topics = [
+        NewTopic::new(&config.topic, config.partitions, TopicReplication::Fixed(config.replication_factor)),
+        NewTopic::new(
+            &config.dead_letter_topic,
+            config.partitions,
+            TopicReplication::Fixed(config.replication_factor),
+        ),
+    ];
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = tokio::time::timeout(Duration::from_secs(30), admin.create_topics(&topics, &options))
+        .await
+        .map_err(|_| anyhow::anyhow!("Kafka at {} did not answer within 30 s", config.brokers))??;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(topic, partitions = config.partitions, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// A consumer in the configured group, subscribed to the event topic. Offsets are stored by
+/// the worker only after an event is fully handled, and committed from there.
+pub fn consumer(config: &KafkaConfig) -> anyhow::Result<Arc<StreamConsumer>> {
+    use rdkafka::consumer::Consumer;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        // A new group starts at the beginning: orders produced before any worker ran are processed.
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .create()?;
+    consumer.subscribe(&[&config.topic])?;
+    Ok(Arc::new(consumer))
+}

@@ -1,0 +1,126 @@
+//! The three backend roles, as traits: the event log, the order store and the status cache,
+//! plus the two stores a plugin may touch (its own rows and its own cache keys).
+//!
+//! Everything outside this module talks to these traits only; which implementation runs
+//! (`kafka`, `cassandra`, `redis`, later `embedded`) is decided once, at start-up, from the
+//! configuration. Implementations must be safe to call concurrently.
+
+pub mod cassandra;
+pub mod kafka;
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::order::{HistoryEntry, Order, OrderView};
+
+/// A backend call that failed. `Unavailable` means "try again later" (the API answers 503,
+/// the worker retries); `Invalid` means the request itself can never succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    #[error("{backend} unavailable: {detail}")]
+    Unavailable {
+        backend: &'static str,
+        detail: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl BackendError {
+    pub fn unavailable(backend: &'static str, detail: impl std::fmt::Display) -> Self {
+        BackendError::Unavailable {
+            backend,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The backend's name when this is an outage, for `/readyz` and 503 answers.
+    pub fn backend(&self) -> Option<&'static str> {
+        match self {
+            BackendError::Unavailable { backend, .. } => Some(backend),
+            BackendError::Invalid(_) => None,
+        }
+    }
+}
+
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// Where events are published; the worker consumes them in order per order id.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Publishes one message keyed by the order id; returns once the log acknowledged it
+    /// durably, or fails within the configured timeout.
+    async fn publish(&self, order_id: Uuid, payload: &[u8]) -> BackendResult<()>;
+    /// Publishes a message that could not be processed, with the reason, to the dead-letter log.
+    async fn publish_dead_letter(&self, order_id: Option<Uuid>, payload: &[u8]) -> BackendResult<()>;
+    async fn ping(&self) -> BackendResult<()>;
+}
+
+/// The result of trying to record an event against an expected order version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The entry was recorded and the order moved to the new version.
+    Yes,
+    /// The order's version was not the expected one: someone else recorded an event first.
+    VersionConflict,
+}
+
+/// The durable order state and history.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Stores a new order unless one with this id exists; returns whether it was created.
+    async fn create_order(&self, order: &Order) -> BackendResult<bool>;
+    /// The order and the ids of every event already recorded for it.
+    async fn load_order(&self, id: Uuid) -> BackendResult<Option<StoredOrder>>;
+    /// Records `entry` and moves the order to `updated` in one step, only if the order is
+    /// still at `expected_version`. `updated.version` must be `expected_version + 1`.
+    async fn record_event(
+        &self,
+        updated: &Order,
+        expected_version: u64,
+        entry: &HistoryEntry,
+    ) -> BackendResult<Applied>;
+    /// Every recorded event, oldest first.
+    async fn history(&self, id: Uuid) -> BackendResult<Vec<HistoryEntry>>;
+    /// Writes the original service's `order_status` row (a projection of the order).
+    async fn project_status(&self, order: &Order) -> BackendResult<()>;
+    async fn ping(&self) -> BackendResult<()>;
+}
+
+/// An order together with the events already recorded for it.
+#[derive(Debug, Clone)]
+pub struct StoredOrder {
+    pub order: Order,
+    pub recorded_events: Vec<Uuid>,
+}
+
+/// The fast status cache in front of the order store.
+#[async_trait]
+pub trait StatusCache: Send + Sync {
+    async fn get(&self, id: Uuid) -> BackendResult<Option<OrderView>>;
+    /// Stores the view unless the cache already holds the same or a newer version of the
+    /// order; returns whether it was written. A cached status is never replaced by an older one.
+    async fn put(&self, view: &OrderView) -> BackendResult<bool>;
+    async fn ping(&self) -> BackendResult<()>;
+}
+
+/// Rows a plugin keeps, addressed by (plugin, table, key). The plugin name is supplied by
+/// the host, never by the plugin, so a plugin cannot address another plugin's rows.
+#[async_trait]
+pub trait PluginStore: Send + Sync {
+    async fn get(&self, plugin: &str, table: &str, key: &str) -> BackendResult<Option<String>>;
+    async fn put(&self, plugin: &str, table: &str, key: &str, value: &str) -> BackendResult<()>;
+    async fn delete(&self, plugin: &str, table: &str, key: &str) -> BackendResult<()>;
+}
+
+/// Cache keys a plugin keeps, under a prefix of the plugin's name chosen by the host.
+#[async_trait]
+pub trait PluginCache: Send + Sync {
+    async fn get(&self, plugin: &str, key: &str) -> BackendResult<Option<String>>;
+    async fn set(&self, plugin: &str, key: &str, value: &str, ttl_seconds: Option<u32>)
+    -> BackendResult<()>;
+    async fn incr(&self, plugin: &str, key: &str, delta: i64) -> BackendResult<i64>;
+    async fn delete(&self, plugin: &str, key: &str) -> BackendResult<()>;
+}

@@ -1,0 +1,141 @@
+//! Redis: the order status cache and the plugins' cache keys.
+//!
+//! Invariant: a cached order view carries the order's version, and a Lua script replaces it
+//! only with a strictly newer version, so a slow writer can never make the cache go stale.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use uuid::Uuid;
+
+use super::{BackendError, BackendResult, PluginCache, StatusCache};
+use crate::config::RedisConfig;
+use crate::order::OrderView;
+
+const BACKEND: &str = "redis";
+
+/// Sets `view` and `version` on the hash at KEYS[1] unless it already holds the same or a
+/// newer version. ARGV: version, view JSON, TTL seconds. Returns 1 when written.
+const PUT_IF_NEWER: &str = r#"
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'view', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
+
+fn unavailable(err: impl std::fmt::Display) -> BackendError {
+    BackendError::unavailable(BACKEND, err)
+}
+
+/// A reconnecting Redis connection and the key layout.
+#[derive(Clone)]
+pub struct RedisCache {
+    connection: ConnectionManager,
+    prefix: String,
+    ttl_seconds: u64,
+    put_if_newer: redis::Script,
+}
+
+impl RedisCache {
+    pub async fn connect(config: &RedisConfig) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let connection = client
+            .get_connection_manager_with_config(manager_config)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
+        Ok(Self {
+            connection,
+            prefix: config.key_prefix.clone(),
+            ttl_seconds: config.ttl_seconds.max(1),
+            put_if_newer: redis::Script::new(PUT_IF_NEWER),
+        })
+    }
+
+    fn order_key(&self, id: Uuid) -> String {
+        format!("{}:order:{id}", self.prefix)
+    }
+
+    /// Plugin names are identifiers without ':', so one plugin's prefix is never a prefix of
+    /// another's keys.
+    fn plugin_key(&self, plugin: &str, key: &str) -> String {
+        format!("{}:plugin:{plugin}:{key}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl StatusCache for RedisCache {
+    async fn get(&self, id: Uuid) -> BackendResult<Option<OrderView>> {
+        let mut connection = self.connection.clone();
+        let view: Option<String> = connection.hget(self.order_key(id), "view").await.map_err(unavailable)?;
+        match view {
+            None => Ok(None),
+            // A corrupt entry is a miss: the store is the source of truth.
+            Some(text) => Ok(serde_json::from_str(&text).ok()),
+        }
+    }
+
+    async fn put(&self, view: &OrderView) -> BackendResult<bool> {
+        let mut connection = self.connection.clone();
+        let text = serde_json::to_string(view).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let written: i64 = self
+            .put_if_newer
+            .key(self.order_key(view.order_id))
+            .arg(view.version)
+            .arg(text)
+            .arg(self.ttl_seconds)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(written == 1)
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        let mut connection = self.connection.clone();
+        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PluginCache for RedisCache {
+    async fn get(&self, plugin: &str, key: &str) -> BackendResult<Option<String>> {
+        let mut connection = self.connection.clone();
+        connection.get(self.plugin_key(plugin, key)).await.map_err(unavailable)
+    }
+
+    async fn set(&self, plugin: &str, key: &str, value: &str, ttl_seconds: Option<u32>) -> BackendResult<()> {
+        let mut connection = self.connection.clone();
+        let key = self.plugin_key(plugin, key);
+        match ttl_seconds {
+            Some(ttl) => connection.set_ex::<_, _, ()>(key, value, u64::from(ttl)).await,
+            None => connection.set::<_, _, ()>(key, value).await,
+        }
+        .map_err(unavailable)
+    }
+
+    async fn incr(&self, plugin: &str, key: &str, delta: i64) -> BackendResult<i64> {
+        let mut connection = self.connection.clone();
+        connection.incr(self.plugin_key(plugin, key), delta).await.map_err(|e| {
+            if e.to_string().contains("not an integer") {
+                BackendError::Invalid(format!("value of {key} is not an integer"))
+            } else {
+                unavailable(e)
+            }
+        })
+    }
+
+    async fn delete(&self, plugin: &str, key: &str) -> BackendResult<()> {
+        let mut connection = self.connection.clone();
+        connection.del::<_, ()>(self.plugin_key(plugin, key)).await.map_err(unavailable)
+    }
+}

@@ -1,0 +1,277 @@
+//! The one typed configuration: defaults for loopback, then `orderpipe.toml` (or the file
+//! named by `--config`), then `ORDERPIPE_*` environment variables (`__` separates levels,
+//! e.g. `ORDERPIPE_KAFKA__BROKERS=127.0.0.1:9092`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::plugin::PluginLimits;
+
+/// Which halves of the pipeline this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The HTTP API and the worker.
+    All,
+    /// Only the HTTP API (produces events).
+    Api,
+    /// Only the worker (consumes events and runs plugins); still serves health and metrics.
+    Worker,
+}
+
+impl Mode {
+    pub fn runs_api(self) -> bool {
+        matches!(self, Mode::All | Mode::Api)
+    }
+
+    pub fn runs_worker(self) -> bool {
+        matches!(self, Mode::All | Mode::Worker)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub mode: Mode,
+    pub http: HttpConfig,
+    pub kafka: KafkaConfig,
+    pub cassandra: CassandraConfig,
+    pub redis: RedisConfig,
+    pub plugins: PluginsConfig,
+    pub worker: WorkerConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: Mode::All,
+            http: HttpConfig::default(),
+            kafka: KafkaConfig::default(),
+            cassandra: CassandraConfig::default(),
+            redis: RedisConfig::default(),
+            plugins: PluginsConfig::default(),
+            worker: WorkerConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Where the API listens; port 5000 like the original Flask service.
+    pub addr: SocketAddr,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 5000)), max_body_bytes: 64 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaConfig {
+    /// Comma-separated bootstrap servers.
+    pub brokers: String,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub group_id: String,
+    /// Partitions for topics created at start-up; orders on different partitions are
+    /// processed concurrently, each order's events stay in order.
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// How long a POST waits for Kafka's acknowledgement before answering 503.
+    pub produce_timeout_ms: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "orders".into(),
+            dead_letter_topic: "orders.dead-letter".into(),
+            group_id: "orderpipe".into(),
+            partitions: 6,
+            replication_factor: 1,
+            produce_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CassandraConfig {
+    /// Comma-separated contact points.
+    pub nodes: String,
+    pub keyspace: String,
+    pub replication_factor: u32,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        Self {
+            nodes: "127.0.0.1:9042".into(),
+            keyspace: "orders".into(),
+            replication_factor: 1,
+            username: None,
+            password: None,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    pub url: String,
+    /// How long a cached order view lives.
+    pub ttl_seconds: u64,
+    /// Prefix of every key this host writes.
+    pub key_prefix: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            ttl_seconds: 24 * 3600,
+            key_prefix: "orderpipe".into(),
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PluginsConfig {
+    /// Directory holding `<name>.wasm` components.
+    pub dir: PathBuf,
+    /// The plugin (file stem in `dir`) that decides order events.
+    pub order: String,
+    pub limits: PluginLimits,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("plugins/dist"), order: "order".into(), limits: PluginLimits::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerConfig {
+    /// Attempts for a plugin that fails before the event is recorded as failed.
+    pub plugin_attempts: u32,
+    /// First backoff after a backend error while processing; doubles up to `max_backoff_ms`.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Messages buffered per partition between the consumer and its processing task.
+    pub partition_queue: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self { plugin_attempts: 2, initial_backoff_ms: 100, max_backoff_ms: 5_000, partition_queue: 64 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info,orderpipe=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "text".into(), filter: "info".into() }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if it exists, or fails if it was named explicitly and is
+    /// missing), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("orderpipe.toml")),
+        }
+        figment = figment.merge(Env::prefixed("ORDERPIPE_").split("__"));
+        Ok(figment.extract()?)
+    }
+
+    /// The configuration as JSON with secrets replaced, for the start-up log.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut copy = self.clone();
+        if copy.cassandra.password.is_some() {
+            copy.cassandra.password = Some("***".into());
+        }
+        copy.redis.url = redact_url_password(&copy.redis.url);
+        serde_json::to_value(copy).unwrap_or_default()
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://***@{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        let mut config = Config::default();
+        config.cassandra.password = Some("hunter2".into());
+        config.redis.url = "redis://app:s3cret@10.0.0.1:6379/0".into();
+        let text = config.redacted().to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("redis://app:***@10.0.0.1:6379/0"), "{text}");
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_port_5000() {
+        let config = Config::default();
+        assert_eq!(config.http.addr.to_string(), "127.0.0.1:5000");
+        assert!(config.kafka.brokers.starts_with("127.0.0.1"));
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERPIPE_KAFKA__BROKERS", "127.0.0.1:19092");
+            jail.set_env("ORDERPIPE_PLUGINS__LIMITS__FUEL", "1234");
+            jail.set_env("ORDERPIPE_MODE", "worker");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.kafka.brokers, "127.0.0.1:19092");
+            assert_eq!(config.plugins.limits.fuel, 1234);
+            assert_eq!(config.mode, Mode::Worker);
+            Ok(())
+        });
+    }
+}

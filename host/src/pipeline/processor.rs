@@ -1,0 +1,315 @@
+//! One event, start to finish.
+//!
+//! 1. Decode the message (undecodable → dead letter).
+//! 2. Load the order (a `created` event for an unknown order creates it from the message).
+//! 3. If the event id is already recorded for the order, this is a redelivery: refresh the
+//!    projections and stop. Nothing is applied twice.
+//! 4. Ask the plugin, with bounded attempts. A plugin that keeps failing yields a `failed`
+//!    history entry (status unchanged) and a dead letter; the worker moves on.
+//! 5. Record the outcome with a conditional write on the order's version; on a conflict,
+//!    reload and decide again.
+//! 6. Refresh the projections: the original `order_status` row and the Redis cache.
+//!
+//! A backend error at any step is retried with jittered exponential backoff, without
+//! storing the offset; a backend outage never produces a dead letter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::message::{DeadLetter, EventMessage};
+use crate::backend::{Applied, BackendError, EventLog, OrderStore, StatusCache};
+use crate::config::WorkerConfig;
+use crate::order::{CREATED_EVENT, Decision, HistoryEntry, Order, Outcome, now_ms};
+use crate::plugin::{LoadedPlugin, PluginHost};
+use crate::telemetry::Metrics;
+
+/// How often an event is decided again after losing a version race before we back off.
+const MAX_VERSION_CONFLICTS: u32 = 5;
+
+/// Where a message came from, for dead letters and logs.
+#[derive(Debug, Clone)]
+pub struct MessageOrigin {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// How a message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The event was recorded with this outcome.
+    Recorded(Outcome),
+    /// The event had been recorded before (a redelivery); nothing was applied.
+    AlreadyRecorded,
+    /// The message could not be processed and went to the dead-letter topic.
+    DeadLettered(String),
+}
+
+/// The worker was asked to stop while an event was still waiting for a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
+/// Everything needed to process events.
+pub struct EventProcessor {
+    pub store: Arc<dyn OrderStore>,
+    pub cache: Arc<dyn StatusCache>,
+    pub events: Arc<dyn EventLog>,
+    pub plugin: Arc<LoadedPlugin>,
+    pub plugin_host: PluginHost,
+    pub metrics: Arc<Metrics>,
+    pub config: WorkerConfig,
+}
+
+/// What step 4 produced.
+struct Verdict {
+    outcome: Outcome,
+    to: String,
+    reason: String,
+    attributes: serde_json::Map<String, Value>,
+}
+
+impl EventProcessor {
+    /// Handles one message to the end, retrying backend errors until they clear or
+    /// `shutdown` fires.
+    pub async fn handle(
+        &self,
+        payload: &[u8],
+        origin: &MessageOrigin,
+        shutdown: &CancellationToken,
+    ) -> Result<Handled, Interrupted> {
+        let message = match EventMessage::decode(payload) {
+            Ok(message) => message,
+            Err(reason) => {
+                return self.dead_letter_until_sent(None, &reason, "undecodable", payload, origin, shutdown).await;
+            }
+        };
+        let span = tracing::info_span!(
+            "event",
+            order_id = %message.event.order_id,
+            event_id = %message.event.id,
+            kind = %message.event.kind,
+            partition = origin.partition,
+            offset = origin.offset,
+        );
+        async {
+            let mut failures = 0u32;
+            loop {
+                match self.process(&message, payload, origin).await {
+                    Ok(handled) => return Ok(handled),
+                    Err(error) => {
+                        self.metrics.backend_error(&error);
+                        self.metrics.worker_retries.inc();
+                        let delay = self.backoff(failures);
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "backend error, will retry");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = shutdown.cancelled() => return Err(Interrupted),
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let ceiling = self
+            .config
+            .initial_backoff_ms
+            .saturating_mul(1u64 << failures.min(20))
+            .min(self.config.max_backoff_ms)
+            .max(1);
+        Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling))
+    }
+
+    async fn process(
+        &self,
+        message: &EventMessage,
+        payload: &[u8],
+        origin: &MessageOrigin,
+    ) -> Result<Handled, BackendError> {
+        let event = &message.event;
+        for _ in 0..MAX_VERSION_CONFLICTS {
+            let Some(stored) = self.store.load_order(event.order_id).await? else {
+                match (&message.order, event.kind == CREATED_EVENT) {
+                    (Some(request), true) => {
+                        let order = Order::new(event.order_id, request.clone(), event.at_ms);
+                        self.store.create_order(&order).await?;
+                        continue;
+                    }
+                    _ => {
+                        let reason = format!("order {} does not exist", event.order_id);
+                        self.dead_letter(Some(event.order_id), &reason, "unknown_order", payload, origin).await?;
+                        return Ok(Handled::DeadLettered(reason));
+                    }
+                }
+            };
+            let order = stored.order;
+            if stored.recorded_events.contains(&event.id) {
+                self.metrics.events_redelivered.inc();
+                tracing::info!(version = order.version, "redelivered event was already recorded; not applying it again");
+                self.refresh_projections(&order).await?;
+                return Ok(Handled::AlreadyRecorded);
+            }
+
+            let verdict = self.decide(&order, message).await?;
+            if verdict.outcome == Outcome::Failed {
+                // Sent before recording, so a crash in between re-sends rather than loses it.
+                self.dead_letter(Some(order.id), &verdict.reason, "plugin_failure", payload, origin).await?;
+            }
+            let now = now_ms();
+            let mut updated = order.clone();
+            updated.version = order.version + 1;
+            updated.updated_at_ms = now.max(order.updated_at_ms);
+            updated.status = verdict.to.clone();
+            updated.attributes.extend(verdict.attributes);
+            let entry = HistoryEntry {
+                seq: updated.version,
+                event_id: event.id,
+                event_type: event.kind.clone(),
+                outcome: verdict.outcome,
+                from: order.status.clone(),
+                to: verdict.to,
+                reason: verdict.reason,
+                plugin: self.plugin.name.clone(),
+                plugin_version: self.plugin.version.clone(),
+                at_ms: now,
+            };
+            match self.store.record_event(&updated, order.version, &entry).await? {
+                Applied::Yes => {
+                    self.metrics.events_processed.with_label_values(&[entry.outcome.as_str()]).inc();
+                    tracing::info!(
+                        outcome = entry.outcome.as_str(),
+                        from = %entry.from,
+                        to = %entry.to,
+                        reason = %entry.reason,
+                        version = updated.version,
+                        "recorded event"
+                    );
+                    self.refresh_projections(&updated).await?;
+                    return Ok(Handled::Recorded(entry.outcome));
+                }
+                Applied::VersionConflict => {
+                    tracing::info!(expected = order.version, "order changed under us; deciding again");
+                }
+            }
+        }
+        Err(BackendError::unavailable(
+            "cassandra",
+            format!("order kept changing concurrently ({MAX_VERSION_CONFLICTS} version conflicts)"),
+        ))
+    }
+
+    /// Asks the plugin, up to `plugin_attempts` times. A plugin failure after the last
+    /// attempt becomes a `failed` verdict; a backend outage seen by a host call becomes an
+    /// error so the whole event is retried later.
+    async fn decide(&self, order: &Order, message: &EventMessage) -> Result<Verdict, BackendError> {
+        let plugin = &self.plugin;
+        let labels = [plugin.name.as_str(), plugin.version.as_str()];
+        let attempts = self.config.plugin_attempts.max(1);
+        let mut last_failure = String::new();
+        for attempt in 1..=attempts {
+            match plugin.decide(order, &message.event, self.plugin_host.clone()).await {
+                Ok(invocation) => {
+                    self.metrics.plugin_invocations.with_label_values(&[labels[0], labels[1], "ok"]).inc();
+                    self.metrics.plugin_duration.with_label_values(&labels).observe(invocation.duration.as_secs_f64());
+                    self.metrics.plugin_fuel.with_label_values(&labels).observe(invocation.fuel_used as f64);
+                    return Ok(match invocation.decision {
+                        Decision::Transition { to, reason, attributes } => {
+                            Verdict { outcome: Outcome::Transitioned, to, reason, attributes }
+                        }
+                        Decision::NoChange { reason } => Verdict {
+                            outcome: Outcome::Unchanged,
+                            to: order.status.clone(),
+                            reason,
+                            attributes: Default::default(),
+                        },
+                        Decision::Reject { reason } => Verdict {
+                            outcome: Outcome::Rejected,
+                            to: order.status.clone(),
+                            reason,
+                            attributes: Default::default(),
+                        },
+                    });
+                }
+                Err(failure) => {
+                    if let Some(detail) = failure.backend_unavailable {
+                        self.metrics.plugin_invocations.with_label_values(&[labels[0], labels[1], "backend_unavailable"]).inc();
+                        return Err(BackendError::unavailable(detail.0, detail.1));
+                    }
+                    self.metrics.plugin_invocations.with_label_values(&[labels[0], labels[1], "failed"]).inc();
+                    tracing::warn!(attempt, attempts, reason = %failure.reason, "plugin failed");
+                    last_failure = failure.reason;
+                }
+            }
+        }
+        Ok(Verdict {
+            outcome: Outcome::Failed,
+            to: order.status.clone(),
+            reason: format!("plugin failed after {attempts} attempts: {last_failure}"),
+            attributes: Default::default(),
+        })
+    }
+
+    async fn refresh_projections(&self, order: &Order) -> Result<(), BackendError> {
+        self.store.project_status(order).await?;
+        self.cache.put(&order.view()).await?;
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        order_id: Option<uuid::Uuid>,
+        reason: &str,
+        cause: &str,
+        payload: &[u8],
+        origin: &MessageOrigin,
+    ) -> Result<(), BackendError> {
+        let letter = DeadLetter {
+            reason: reason.to_owned(),
+            topic: origin.topic.clone(),
+            partition: origin.partition,
+            offset: origin.offset,
+            payload: String::from_utf8_lossy(payload).into_owned(),
+            at_ms: now_ms(),
+        };
+        let bytes = serde_json::to_vec(&letter).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        self.events.publish_dead_letter(order_id, &bytes).await?;
+        self.metrics.dead_letters.with_label_values(&[cause]).inc();
+        tracing::warn!(reason, cause, "sent message to the dead-letter topic");
+        Ok(())
+    }
+
+    async fn dead_letter_until_sent(
+        &self,
+        order_id: Option<uuid::Uuid>,
+        reason: &str,
+        cause: &str,
+        payload: &[u8],
+        origin: &MessageOrigin,
+        shutdown: &CancellationToken,
+    ) -> Result<Handled, Interrupted> {
+        let mut failures = 0;
+        loop {
+            match self.dead_letter(order_id, reason, cause, payload, origin).await {
+                Ok(()) => return Ok(Handled::DeadLettered(reason.to_owned())),
+                Err(error) => {
+                    self.metrics.backend_error(&error);
+                    let delay = self.backoff(failures);
+                    failures += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => return Err(Interrupted),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The one place that turns `wit/plugin.wit` into Rust types. Everything else in the plugin
+//! runtime imports from here; nothing outside `plugin/` sees these types.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "order-plugin",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+pub use orderpipe::plugin::types as wit;

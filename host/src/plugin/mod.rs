@@ -1,0 +1,19 @@
+//! The plugin runtime: loads WebAssembly components that implement `wit/plugin.wit` and asks
+//! them to decide events, inside a sandbox.
+//!
+//! A plugin is compiled and pre-linked once ([`PluginRuntime::load`]); every decision runs on
+//! a fresh instance from the pooling allocator, with a CPU budget (fuel), a memory cap, a
+//! wall-clock deadline and a quota of host calls. WASI is linked with an empty context: no
+//! files, no sockets, no environment, no arguments; stdout and stderr go to small in-memory
+//! pipes whose tail is kept as part of a failure's reason. Any trap, overrun or illegal
+//! transition becomes a [`PluginFailure`]; it never takes the host down.
+//!
+//! `wasmtime` types stay inside this module: callers speak [`crate::order`] types.
+
+mod bindings;
+mod host_functions;
+mod runtime;
+mod state_machine;
+
+pub use runtime::{Invocation, LoadedPlugin, PluginFailure, PluginHost, PluginLimits, PluginRuntime};
+pub use state_machine::StateMachine;

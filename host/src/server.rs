@@ -1,0 +1,127 @@
+//! Wiring: build the backends from the configuration, load the order plugin, then run the
+//! HTTP API and the worker until asked to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::backend::cassandra::CassandraStore;
+use crate::backend::kafka::{self, KafkaEventLog};
+use crate::backend::redis::RedisCache;
+use crate::config::Config;
+use crate::pipeline::processor::EventProcessor;
+use crate::pipeline::worker;
+use crate::plugin::{PluginHost, PluginRuntime};
+use crate::telemetry::Metrics;
+
+/// A running host: the API on [`Host::addr`] and, depending on the mode, the worker.
+pub struct Host {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    api: JoinHandle<anyhow::Result<()>>,
+    worker: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Host {
+    /// Connects to every backend (creating topics and applying the schema), loads the order
+    /// plugin, binds the HTTP port and starts serving. Fails fast with a clear error when a
+    /// backend cannot be reached at start-up.
+    pub async fn start(config: Config) -> anyhow::Result<Host> {
+        tracing::info!(config = %config.redacted(), "starting orderpipe");
+        let metrics = Arc::new(Metrics::new());
+
+        kafka::ensure_topics(&config.kafka).await.context("preparing Kafka topics")?;
+        let events = Arc::new(KafkaEventLog::new(&config.kafka)?);
+        let store = Arc::new(CassandraStore::connect(&config.cassandra).await?);
+        let cache = Arc::new(RedisCache::connect(&config.redis).await?);
+        tracing::info!(
+            event_log = "kafka",
+            order_store = "cassandra",
+            status_cache = "redis",
+            "backends connected"
+        );
+
+        let shutdown = CancellationToken::new();
+        let worker = if config.mode.runs_worker() {
+            let runtime = PluginRuntime::new(config.plugins.limits.clone())?;
+            let path = config.plugins.dir.join(format!("{}.wasm", config.plugins.order));
+            let plugin = runtime.load(&path).await?;
+            tracing::info!(
+                plugin = %plugin.name,
+                version = %plugin.version,
+                path = %path.display(),
+                limits = ?runtime.limits(),
+                "order plugin loaded"
+            );
+            let processor = Arc::new(EventProcessor {
+                store: store.clone(),
+                cache: cache.clone(),
+                events: events.clone(),
+                plugin: Arc::new(plugin),
+                plugin_host: PluginHost { store: store.clone(), cache: cache.clone() },
+                metrics: metrics.clone(),
+                config: config.worker.clone(),
+            });
+            let consumer = kafka::consumer(&config.kafka)?;
+            Some(tokio::spawn(worker::run(
+                consumer,
+                processor,
+                config.worker.partition_queue,
+                shutdown.clone(),
+            )))
+        } else {
+            None
+        };
+
+        let state = AppState {
+            store,
+            cache,
+            events,
+            metrics,
+            serve_orders: config.mode.runs_api(),
+        };
+        let app = api::router(state, config.http.max_body_bytes);
+        let listener = tokio::net::TcpListener::bind(config.http.addr)
+            .await
+            .with_context(|| format!("binding {}", config.http.addr))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, mode = ?config.mode, "listening");
+        let api_shutdown = shutdown.clone();
+        let api = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(api_shutdown.cancelled_owned())
+                .await
+                .context("serving HTTP")
+        });
+        Ok(Host { addr, shutdown, api, worker })
+    }
+
+    /// Where the HTTP API listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Cancelling this token stops the host gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the host stops: stop taking requests, finish in-flight events, commit.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let api = self.api.await.context("API task")?;
+        if let Some(worker) = self.worker {
+            worker.await.context("worker task")??;
+        }
+        api
+    }
+
+    /// Asks the host to stop and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}

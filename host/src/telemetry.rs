@@ -1,0 +1,151 @@
+//! Structured logs (tracing) and Prometheus metrics. Metrics live in one [`Metrics`] value
+//! created at start-up and shared by the API and the worker; `/metrics` renders it.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogConfig;
+
+/// Installs the global tracing subscriber (text or JSON). Safe to call more than once.
+pub fn init_logging(config: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let _ = if config.format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Every metric the host exports.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub orders_accepted: IntCounter,
+    pub events_accepted: IntCounter,
+    pub events_processed: IntCounterVec,
+    pub events_redelivered: IntCounter,
+    pub dead_letters: IntCounterVec,
+    pub plugin_invocations: IntCounterVec,
+    pub plugin_duration: HistogramVec,
+    pub plugin_fuel: HistogramVec,
+    pub backend_errors: IntCounterVec,
+    pub cache_writes_skipped: IntCounter,
+    pub worker_retries: IntCounter,
+    pub worker_in_flight: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("orderpipe".into()), None).expect("a valid metric prefix");
+        let latency_buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+        let metrics = Self {
+            http_requests: IntCounterVec::new(
+                Opts::new("http_requests_total", "HTTP requests by route and status"),
+                &["method", "route", "status"],
+            )
+            .expect("valid metric"),
+            http_duration: HistogramVec::new(
+                HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                    .buckets(latency_buckets.clone()),
+                &["route"],
+            )
+            .expect("valid metric"),
+            orders_accepted: IntCounter::new("orders_accepted_total", "Orders acknowledged with 201")
+                .expect("valid metric"),
+            events_accepted: IntCounter::new("events_accepted_total", "Events acknowledged with 202")
+                .expect("valid metric"),
+            events_processed: IntCounterVec::new(
+                Opts::new("events_processed_total", "Events recorded by the worker, by outcome"),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            events_redelivered: IntCounter::new(
+                "events_redelivered_total",
+                "Redelivered events recognised as already recorded (not applied again)",
+            )
+            .expect("valid metric"),
+            dead_letters: IntCounterVec::new(
+                Opts::new("dead_letters_total", "Messages sent to the dead-letter topic, by cause"),
+                &["cause"],
+            )
+            .expect("valid metric"),
+            plugin_invocations: IntCounterVec::new(
+                Opts::new("plugin_invocations_total", "Plugin invocations by plugin, version and result"),
+                &["plugin", "version", "result"],
+            )
+            .expect("valid metric"),
+            plugin_duration: HistogramVec::new(
+                HistogramOpts::new("plugin_duration_seconds", "Plugin invocation time, instantiation included")
+                    .buckets(vec![0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1, 1.0]),
+                &["plugin", "version"],
+            )
+            .expect("valid metric"),
+            plugin_fuel: HistogramVec::new(
+                HistogramOpts::new("plugin_fuel_used", "CPU budget (fuel) used per invocation")
+                    .buckets(prometheus::exponential_buckets(1000.0, 4.0, 10).expect("valid buckets")),
+                &["plugin", "version"],
+            )
+            .expect("valid metric"),
+            backend_errors: IntCounterVec::new(
+                Opts::new("backend_errors_total", "Failed backend calls, by backend"),
+                &["backend"],
+            )
+            .expect("valid metric"),
+            cache_writes_skipped: IntCounter::new(
+                "cache_writes_skipped_total",
+                "API cache writes skipped because Redis did not answer",
+            )
+            .expect("valid metric"),
+            worker_retries: IntCounter::new(
+                "worker_retries_total",
+                "Times the worker backed off and retried an event after a backend error",
+            )
+            .expect("valid metric"),
+            worker_in_flight: IntGauge::new("worker_in_flight_events", "Events being processed right now")
+                .expect("valid metric"),
+            registry,
+        };
+        for collector in [
+            Box::new(metrics.http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.http_duration.clone()),
+            Box::new(metrics.orders_accepted.clone()),
+            Box::new(metrics.events_accepted.clone()),
+            Box::new(metrics.events_processed.clone()),
+            Box::new(metrics.events_redelivered.clone()),
+            Box::new(metrics.dead_letters.clone()),
+            Box::new(metrics.plugin_invocations.clone()),
+            Box::new(metrics.plugin_duration.clone()),
+            Box::new(metrics.plugin_fuel.clone()),
+            Box::new(metrics.backend_errors.clone()),
+            Box::new(metrics.cache_writes_skipped.clone()),
+            Box::new(metrics.worker_retries.clone()),
+            Box::new(metrics.worker_in_flight.clone()),
+        ] {
+            metrics.registry.register(collector).expect("metric registered once");
+        }
+        metrics
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    pub fn backend_error(&self, error: &crate::backend::BackendError) {
+        if let Some(backend) = error.backend() {
+            self.backend_errors.with_label_values(&[backend]).inc();
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
