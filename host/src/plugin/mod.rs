@@ -17,3 +17,6 @@ mod state_machine;
 
 pub use runtime::{Invocation, LoadedPlugin, PluginFailure, PluginHost, PluginLimits, PluginRuntime};
 pub use state_machine::StateMachine;
+
+#[cfg(test)]
+mod tests;

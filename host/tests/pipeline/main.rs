@@ -1,0 +1,10 @@
+//! End-to-end tests of the whole pipeline against the real Kafka, Cassandra and Redis
+//! servers (`cargo xtask servers up`). One test binary, so it is linked once.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_input;
+mod redelivery;
+mod sandbox;
+mod workflow;

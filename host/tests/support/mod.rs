@@ -1,0 +1,234 @@
+//! Test harness: starts real hosts (in this process) against the real Kafka, Cassandra and
+//! Redis servers started by `cargo xtask servers up`, and talks to them over HTTP.
+//!
+//! Every host gets its own topics, consumer group and Redis key prefix, so tests running in
+//! parallel never see each other's events. All waits are bounded.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use orderpipe::config::Config;
+use orderpipe::server::Host;
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The keyspace every test host shares (orders never collide: their ids are random).
+pub const KEYSPACE: &str = "orderpipe_test";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub fn plugins_dir() -> PathBuf {
+    std::env::var_os("ORDERPIPE_PLUGINS__DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"))
+}
+
+/// A configuration pointing at the local test servers, with names unique to this call.
+pub fn config(plugin: &str) -> Config {
+    let suffix = Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let mut config = Config::default();
+    config.kafka.brokers = env_or("ORDERPIPE_KAFKA__BROKERS", "127.0.0.1:19092");
+    config.kafka.topic = format!("orders-test-{suffix}");
+    config.kafka.dead_letter_topic = format!("orders-test-{suffix}.dead-letter");
+    config.kafka.group_id = format!("orderpipe-test-{suffix}");
+    config.cassandra.nodes = env_or("ORDERPIPE_CASSANDRA__NODES", "127.0.0.1:19042");
+    config.cassandra.keyspace = KEYSPACE.into();
+    config.redis.url = env_or("ORDERPIPE_REDIS__URL", "redis://127.0.0.1:16379");
+    config.redis.key_prefix = format!("orderpipe-test-{suffix}");
+    config.http.addr = "127.0.0.1:0".parse().expect("socket address");
+    config.plugins.dir = plugins_dir();
+    config.plugins.order = plugin.into();
+    config.worker.initial_backoff_ms = 50;
+    config.worker.max_backoff_ms = 1_000;
+    config
+}
+
+/// Host start-ups are serialized: the first one applies the schema, and concurrent schema
+/// changes are something Cassandra handles badly.
+static START_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A running host and an HTTP client for it.
+pub struct TestHost {
+    pub host: Option<Host>,
+    pub config: Config,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestHost {
+    pub async fn start(config: Config) -> TestHost {
+        orderpipe::telemetry::init_logging(&config.log);
+        let host = {
+            let _guard = START_LOCK.lock().await;
+            Host::start(config.clone()).await.expect("host starts against the local servers (cargo xtask servers up)")
+        };
+        let base = format!("http://{}", host.addr());
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("client");
+        TestHost { host: Some(host), config, base, http }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(host) = self.host.take() {
+            tokio::time::timeout(Duration::from_secs(60), host.stop())
+                .await
+                .expect("host stops within 60 s")
+                .expect("host stops cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs an order (raw body) and returns the status and JSON answer.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create_order(&self, body: Option<&Value>) -> Uuid {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, answer) = self.post_raw("/api/orders", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["message"], "Order created successfully");
+        answer["order_id"].as_str().and_then(|id| id.parse().ok()).expect("order id")
+    }
+
+    pub async fn post_event(&self, order_id: Uuid, kind: &str, data: Value) -> Uuid {
+        let body = serde_json::json!({ "type": kind, "data": data }).to_string();
+        let (status, answer) = self.post_raw(&format!("/api/orders/{order_id}/events"), body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answer["event_id"].as_str().and_then(|id| id.parse().ok()).expect("event id")
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.http.get(self.url(path)).send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn order(&self, order_id: Uuid) -> Value {
+        let (status, answer) = self.get(&format!("/api/orders/{order_id}")).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    }
+
+    pub async fn history(&self, order_id: Uuid) -> Vec<Value> {
+        let (status, answer) = self.get(&format!("/api/orders/{order_id}/history")).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer["history"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the order has recorded `version` events; returns the order's view.
+    pub async fn wait_for_version(&self, order_id: Uuid, version: u64, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let view = self.order(order_id).await;
+            if view["version"].as_u64() >= Some(version) {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "order {order_id} stuck at {view} (waiting for version {version})");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of one metric sample in `/metrics` (0 when absent).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(host) = self.host.take() {
+            host.shutdown_token().cancel();
+        }
+    }
+}
+
+/// Raw access to the servers, to check what the host wrote without going through it.
+pub struct Backends {
+    pub cassandra: scylla::client::session::Session,
+    pub redis: redis::aio::MultiplexedConnection,
+    pub key_prefix: String,
+}
+
+impl Backends {
+    pub async fn connect(config: &Config) -> Backends {
+        let cassandra = scylla::client::session_builder::SessionBuilder::new()
+            .known_node(&config.cassandra.nodes)
+            .build()
+            .await
+            .expect("cassandra");
+        let redis = redis::Client::open(config.redis.url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        Backends { cassandra, redis, key_prefix: config.redis.key_prefix.clone() }
+    }
+
+    /// The original service's query: `SELECT status FROM order_status WHERE order_id = ?`.
+    pub async fn cassandra_status(&self, order_id: Uuid) -> Option<String> {
+        self.cassandra
+            .query_unpaged(format!("SELECT status FROM {KEYSPACE}.order_status WHERE order_id = ?"), (order_id,))
+            .await
+            .expect("query")
+            .into_rows_result()
+            .expect("rows")
+            .maybe_first_row::<(Option<String>,)>()
+            .expect("row")
+            .and_then(|(status,)| status)
+    }
+
+    /// The status and version in the cached order view.
+    pub async fn redis_status(&mut self, order_id: Uuid) -> Option<(String, u64)> {
+        let view: Option<String> = redis::cmd("HGET")
+            .arg(format!("{}:order:{order_id}", self.key_prefix))
+            .arg("view")
+            .query_async(&mut self.redis)
+            .await
+            .expect("redis HGET");
+        let view: Value = serde_json::from_str(&view?).ok()?;
+        Some((view["status"].as_str()?.to_owned(), view["version"].as_u64()?))
+    }
+
+    pub async fn plugin_row(&self, plugin: &str, table: &str, key: &str) -> Option<String> {
+        self.cassandra
+            .query_unpaged(
+                format!("SELECT value FROM {KEYSPACE}.plugin_data WHERE plugin = ? AND tbl = ? AND key = ?"),
+                (plugin, table, key),
+            )
+            .await
+            .expect("query")
+            .into_rows_result()
+            .expect("rows")
+            .maybe_first_row::<(Option<String>,)>()
+            .expect("row")
+            .and_then(|(value,)| value)
+    }
+
+    pub async fn plugin_cache_key(&mut self, plugin: &str, key: &str) -> Option<String> {
+        redis::cmd("GET")
+            .arg(format!("{}:plugin:{plugin}:{key}", self.key_prefix))
+            .query_async(&mut self.redis)
+            .await
+            .expect("redis GET")
+    }
+}
