@@ -72,7 +72,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 5000)), max_body_bytes: 64 * 1024 }
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            max_body_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -165,7 +168,11 @@ pub struct PluginsConfig {
 
 impl Default for PluginsConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("plugins/dist"), order: "order".into(), limits: PluginLimits::default() }
+        Self {
+            dir: PathBuf::from("plugins/dist"),
+            order: "order".into(),
+            limits: PluginLimits::default(),
+        }
     }
 }
 
@@ -183,7 +190,12 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        Self { plugin_attempts: 2, initial_backoff_ms: 100, max_backoff_ms: 5_000, partition_queue: 64 }
+        Self {
+            plugin_attempts: 2,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 5_000,
+            partition_queue: 64,
+        }
     }
 }
 
@@ -198,7 +210,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "text".into(), filter: "info".into() }
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
     }
 }
 
@@ -209,7 +224,11 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
                 figment = figment.merge(Toml::file(path));
             }
             None => figment = figment.merge(Toml::file("orderpipe.toml")),
@@ -231,8 +250,12 @@ impl Config {
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
 fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((credentials, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
     match credentials.split_once(':') {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => format!("{scheme}://***@{host}"),

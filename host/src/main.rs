@@ -7,7 +7,11 @@ use orderpipe::config::{Config, Mode};
 use orderpipe::server::Host;
 
 #[derive(Parser)]
-#[command(name = "orderpipe", version, about = "An order pipeline whose logic lives in WebAssembly plugins")]
+#[command(
+    name = "orderpipe",
+    version,
+    about = "An order pipeline whose logic lives in WebAssembly plugins"
+)]
 struct Cli {
     /// Configuration file (default: ./orderpipe.toml when it exists).
     #[arg(long, global = true, env = "ORDERPIPE_CONFIG")]
@@ -58,13 +62,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = terminate.recv() => {}

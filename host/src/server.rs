@@ -34,7 +34,9 @@ impl Host {
         tracing::info!(config = %config.redacted(), "starting orderpipe");
         let metrics = Arc::new(Metrics::new());
 
-        kafka::ensure_topics(&config.kafka).await.context("preparing Kafka topics")?;
+        kafka::ensure_topics(&config.kafka)
+            .await
+            .context("preparing Kafka topics")?;
         let events = Arc::new(KafkaEventLog::new(&config.kafka)?);
         let store = Arc::new(CassandraStore::connect(&config.cassandra).await?);
         let cache = Arc::new(RedisCache::connect(&config.redis).await?);
@@ -48,7 +50,10 @@ impl Host {
         let shutdown = CancellationToken::new();
         let worker = if config.mode.runs_worker() {
             let runtime = PluginRuntime::new(config.plugins.limits.clone())?;
-            let path = config.plugins.dir.join(format!("{}.wasm", config.plugins.order));
+            let path = config
+                .plugins
+                .dir
+                .join(format!("{}.wasm", config.plugins.order));
             let plugin = runtime.load(&path).await?;
             tracing::info!(
                 plugin = %plugin.name,
@@ -62,7 +67,10 @@ impl Host {
                 cache: cache.clone(),
                 events: events.clone(),
                 plugin: Arc::new(plugin),
-                plugin_host: PluginHost { store: store.clone(), cache: cache.clone() },
+                plugin_host: PluginHost {
+                    store: store.clone(),
+                    cache: cache.clone(),
+                },
                 metrics: metrics.clone(),
                 config: config.worker.clone(),
             });
@@ -97,7 +105,12 @@ impl Host {
                 .await
                 .context("serving HTTP")
         });
-        Ok(Host { addr, shutdown, api, worker })
+        Ok(Host {
+            addr,
+            shutdown,
+            api,
+            worker,
+        })
     }
 
     /// Where the HTTP API listens.

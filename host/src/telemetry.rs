@@ -2,7 +2,8 @@
 //! created at start-up and shared by the API and the worker; `/metrics` renders it.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -10,8 +11,11 @@ use crate::config::LogConfig;
 
 /// Installs the global tracing subscriber (text or JSON). Safe to call more than once.
 pub fn init_logging(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true);
     let _ = if config.format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -40,8 +44,11 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("orderpipe".into()), None).expect("a valid metric prefix");
-        let latency_buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+        let registry =
+            Registry::new_custom(Some("orderpipe".into()), None).expect("a valid metric prefix");
+        let latency_buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
         let metrics = Self {
             http_requests: IntCounterVec::new(
                 Opts::new("http_requests_total", "HTTP requests by route and status"),
@@ -54,12 +61,21 @@ impl Metrics {
                 &["route"],
             )
             .expect("valid metric"),
-            orders_accepted: IntCounter::new("orders_accepted_total", "Orders acknowledged with 201")
-                .expect("valid metric"),
-            events_accepted: IntCounter::new("events_accepted_total", "Events acknowledged with 202")
-                .expect("valid metric"),
+            orders_accepted: IntCounter::new(
+                "orders_accepted_total",
+                "Orders acknowledged with 201",
+            )
+            .expect("valid metric"),
+            events_accepted: IntCounter::new(
+                "events_accepted_total",
+                "Events acknowledged with 202",
+            )
+            .expect("valid metric"),
             events_processed: IntCounterVec::new(
-                Opts::new("events_processed_total", "Events recorded by the worker, by outcome"),
+                Opts::new(
+                    "events_processed_total",
+                    "Events recorded by the worker, by outcome",
+                ),
                 &["outcome"],
             )
             .expect("valid metric"),
@@ -69,24 +85,38 @@ impl Metrics {
             )
             .expect("valid metric"),
             dead_letters: IntCounterVec::new(
-                Opts::new("dead_letters_total", "Messages sent to the dead-letter topic, by cause"),
+                Opts::new(
+                    "dead_letters_total",
+                    "Messages sent to the dead-letter topic, by cause",
+                ),
                 &["cause"],
             )
             .expect("valid metric"),
             plugin_invocations: IntCounterVec::new(
-                Opts::new("plugin_invocations_total", "Plugin invocations by plugin, version and result"),
+                Opts::new(
+                    "plugin_invocations_total",
+                    "Plugin invocations by plugin, version and result",
+                ),
                 &["plugin", "version", "result"],
             )
             .expect("valid metric"),
             plugin_duration: HistogramVec::new(
-                HistogramOpts::new("plugin_duration_seconds", "Plugin invocation time, instantiation included")
-                    .buckets(vec![0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1, 1.0]),
+                HistogramOpts::new(
+                    "plugin_duration_seconds",
+                    "Plugin invocation time, instantiation included",
+                )
+                .buckets(vec![
+                    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1,
+                    1.0,
+                ]),
                 &["plugin", "version"],
             )
             .expect("valid metric"),
             plugin_fuel: HistogramVec::new(
                 HistogramOpts::new("plugin_fuel_used", "CPU budget (fuel) used per invocation")
-                    .buckets(prometheus::exponential_buckets(1000.0, 4.0, 10).expect("valid buckets")),
+                    .buckets(
+                        prometheus::exponential_buckets(1000.0, 4.0, 10).expect("valid buckets"),
+                    ),
                 &["plugin", "version"],
             )
             .expect("valid metric"),
@@ -105,8 +135,11 @@ impl Metrics {
                 "Times the worker backed off and retried an event after a backend error",
             )
             .expect("valid metric"),
-            worker_in_flight: IntGauge::new("worker_in_flight_events", "Events being processed right now")
-                .expect("valid metric"),
+            worker_in_flight: IntGauge::new(
+                "worker_in_flight_events",
+                "Events being processed right now",
+            )
+            .expect("valid metric"),
             registry,
         };
         for collector in [
@@ -125,7 +158,10 @@ impl Metrics {
             Box::new(metrics.worker_retries.clone()),
             Box::new(metrics.worker_in_flight.clone()),
         ] {
-            metrics.registry.register(collector).expect("metric registered once");
+            metrics
+                .registry
+                .register(collector)
+                .expect("metric registered once");
         }
         metrics
     }

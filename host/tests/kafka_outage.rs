@@ -50,17 +50,38 @@ async fn orders_survive_a_kafka_outage_and_posts_fail_fast_with_503() {
 
     for _ in 0..3 {
         let started = Instant::now();
-        let response = host.http.post(host.url("/api/orders")).send().await.expect("an answer, not a hang");
+        let response = host
+            .http
+            .post(host.url("/api/orders"))
+            .send()
+            .await
+            .expect("an answer, not a hang");
         let waited = started.elapsed();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "never 201 while Kafka is down");
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "never 201 while Kafka is down"
+        );
         assert!(response.headers().contains_key("retry-after"));
         let answer: serde_json::Value = response.json().await.expect("JSON error");
-        assert!(answer["error"].as_str().unwrap_or_default().contains("kafka"), "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("kafka"),
+            "{answer}"
+        );
         assert!(waited < Duration::from_secs(6), "POST took {waited:?}");
     }
     let (status, answer) = host.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(answer["error"].as_str().unwrap_or_default().contains("kafka"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kafka"),
+        "{answer}"
+    );
     assert_eq!(answer["checks"]["cassandra"], "ok");
 
     xtask(&["servers", "up", "--only", "kafka"]);
@@ -70,14 +91,22 @@ async fn orders_survive_a_kafka_outage_and_posts_fail_fast_with_503() {
         if status == StatusCode::OK {
             break;
         }
-        assert!(Instant::now() < deadline, "host not ready 90 s after Kafka restarted");
+        assert!(
+            Instant::now() < deadline,
+            "host not ready 90 s after Kafka restarted"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     acknowledged.push(host.create_order(None).await);
     for order_id in &acknowledged {
-        let view = host.wait_for_version(*order_id, 1, Duration::from_secs(90)).await;
+        let view = host
+            .wait_for_version(*order_id, 1, Duration::from_secs(90))
+            .await;
         assert_eq!(view["status"], "processed", "{order_id}");
     }
-    println!("{} acknowledged orders, all processed after the Kafka outage", acknowledged.len());
+    println!(
+        "{} acknowledged orders, all processed after the Kafka outage",
+        acknowledged.len()
+    );
     host.stop().await;
 }

@@ -18,11 +18,17 @@ pub(super) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn check(name: &str, probe: impl std::future::Future<Output = BackendResult<()>>) -> (String, Option<String>) {
+async fn check(
+    name: &str,
+    probe: impl std::future::Future<Output = BackendResult<()>>,
+) -> (String, Option<String>) {
     let problem = match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
         Ok(Ok(())) => None,
         Ok(Err(error)) => Some(error.to_string()),
-        Err(_) => Some(format!("{name} did not answer within {} s", CHECK_TIMEOUT.as_secs())),
+        Err(_) => Some(format!(
+            "{name} did not answer within {} s",
+            CHECK_TIMEOUT.as_secs()
+        )),
     };
     (name.to_owned(), problem)
 }
@@ -47,7 +53,10 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }
     }
     if down.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready", "checks": checks })))
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "checks": checks })),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -61,7 +70,10 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

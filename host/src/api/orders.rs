@@ -53,7 +53,8 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn parse_order_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::BadRequest(format!("order id {text:?} is not a UUID")))
+    Uuid::parse_str(text)
+        .map_err(|_| ApiError::BadRequest(format!("order id {text:?} is not a UUID")))
 }
 
 pub(super) async fn create_order(
@@ -76,7 +77,11 @@ pub(super) async fn create_order(
     let order_id = Uuid::new_v4();
     let now = now_ms();
     let message = EventMessage::created(order_id, request.clone(), now);
-    state.events.publish(order_id, &message.encode()).await.inspect_err(|e| state.metrics.backend_error(e))?;
+    state
+        .events
+        .publish(order_id, &message.encode())
+        .await
+        .inspect_err(|e| state.metrics.backend_error(e))?;
 
     // Kafka holds the order now: it will be processed whatever happens below.
     let order = Order::new(order_id, request, now);
@@ -142,7 +147,9 @@ pub(super) async fn post_event(
     let order_id = parse_order_id(&order_id)?;
     let bytes = body_bytes(body)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("an event needs a JSON body: {\"type\": \"...\", \"data\": {...}}".into()));
+        return Err(ApiError::BadRequest(
+            "an event needs a JSON body: {\"type\": \"...\", \"data\": {...}}".into(),
+        ));
     }
     let request: EventRequest = parse_json(&bytes)?;
     let kind = request.kind.trim();
@@ -161,7 +168,11 @@ pub(super) async fn post_event(
     }
     let data = Value::Object(request.data.unwrap_or_default());
     let message = EventMessage::event(order_id, kind.to_owned(), data, now_ms());
-    state.events.publish(order_id, &message.encode()).await.inspect_err(|e| state.metrics.backend_error(e))?;
+    state
+        .events
+        .publish(order_id, &message.encode())
+        .await
+        .inspect_err(|e| state.metrics.backend_error(e))?;
     state.metrics.events_accepted.inc();
     Ok((
         StatusCode::ACCEPTED,

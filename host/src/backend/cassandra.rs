@@ -26,9 +26,18 @@ const BACKEND: &str = "cassandra";
 
 /// The CQL migrations, in the order they apply. `{keyspace}` is replaced at run time.
 const MIGRATIONS: &[(&str, &str)] = &[
-    ("001_order_status", include_str!("../../../schema/001_order_status.cql")),
-    ("002_order_journal", include_str!("../../../schema/002_order_journal.cql")),
-    ("003_plugin_data", include_str!("../../../schema/003_plugin_data.cql")),
+    (
+        "001_order_status",
+        include_str!("../../../schema/001_order_status.cql"),
+    ),
+    (
+        "002_order_journal",
+        include_str!("../../../schema/002_order_journal.cql"),
+    ),
+    (
+        "003_plugin_data",
+        include_str!("../../../schema/003_plugin_data.cql"),
+    ),
 ];
 
 fn unavailable(err: impl std::fmt::Display) -> BackendError {
@@ -64,7 +73,13 @@ impl CassandraStore {
             .build()
             .into_handle();
         let mut builder = SessionBuilder::new()
-            .known_nodes(config.nodes.split(',').map(str::trim).filter(|n| !n.is_empty()))
+            .known_nodes(
+                config
+                    .nodes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty()),
+            )
             .connection_timeout(Duration::from_secs(5))
             .default_execution_profile_handle(profile);
         if let (Some(user), Some(password)) = (&config.username, &config.password) {
@@ -76,14 +91,20 @@ impl CassandraStore {
             .map_err(|e| anyhow::anyhow!("connecting to Cassandra at {}: {e}", config.nodes))?;
         migrate(&session, &config.keyspace, config.replication_factor).await?;
         let statements = Statements::prepare(&session, &config.keyspace).await?;
-        Ok(Self { session, statements })
+        Ok(Self {
+            session,
+            statements,
+        })
     }
 }
 
 /// Creates the keyspace and applies every migration not yet recorded in `schema_migrations`.
 async fn migrate(session: &Session, keyspace: &str, replication_factor: u32) -> anyhow::Result<()> {
     anyhow::ensure!(
-        !keyspace.is_empty() && keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        !keyspace.is_empty()
+            && keyspace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
         "keyspace {keyspace:?} must be letters, digits and '_'"
     );
     let create_keyspace = format!(
@@ -119,7 +140,9 @@ async fn migrate(session: &Session, keyspace: &str, replication_factor: u32) -> 
         }
         session
             .query_unpaged(
-                format!("INSERT INTO {keyspace}.schema_migrations (name, applied_at) VALUES (?, ?)"),
+                format!(
+                    "INSERT INTO {keyspace}.schema_migrations (name, applied_at) VALUES (?, ?)"
+                ),
                 (name, CqlTimestamp(crate::order::now_ms())),
             )
             .await?;
@@ -207,7 +230,9 @@ fn was_applied(result: scylla::response::query_result::QueryResult) -> BackendRe
     let row: Row = rows.first_row().map_err(unavailable)?;
     match row.columns.first() {
         Some(Some(CqlValue::Boolean(applied))) => Ok(*applied),
-        other => Err(unavailable(format!("unexpected answer to a conditional write: {other:?}"))),
+        other => Err(unavailable(format!(
+            "unexpected answer to a conditional write: {other:?}"
+        ))),
     }
 }
 
@@ -241,7 +266,8 @@ type HistoryRow = (
 #[async_trait]
 impl OrderStore for CassandraStore {
     async fn create_order(&self, order: &Order) -> BackendResult<bool> {
-        let request = serde_json::to_string(&order.request).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let request = serde_json::to_string(&order.request)
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
         let result = self
             .session
             .execute_unpaged(
@@ -272,7 +298,9 @@ impl OrderStore for CassandraStore {
             return Ok(None);
         };
         let (status, version, request, attributes, created_at, updated_at, recorded) = row;
-        let Some(status) = status else { return Ok(None) };
+        let Some(status) = status else {
+            return Ok(None);
+        };
         let request: OrderRequest = request
             .as_deref()
             .map(serde_json::from_str)
@@ -331,8 +359,16 @@ impl OrderStore for CassandraStore {
                 CqlTimestamp(entry.at_ms),
             ),
         );
-        let result = self.session.batch(&batch, values).await.map_err(unavailable)?;
-        Ok(if was_applied(result)? { Applied::Yes } else { Applied::VersionConflict })
+        let result = self
+            .session
+            .batch(&batch, values)
+            .await
+            .map_err(unavailable)?;
+        Ok(if was_applied(result)? {
+            Applied::Yes
+        } else {
+            Applied::VersionConflict
+        })
     }
 
     async fn history(&self, id: Uuid) -> BackendResult<Vec<HistoryEntry>> {
@@ -347,12 +383,17 @@ impl OrderStore for CassandraStore {
             let (seq, event_id, event_type, outcome, from, to, reason, plugin, plugin_version, at) =
                 row.map_err(unavailable)?;
             // The partition's static-only row has no clustering key: it is the state, not history.
-            let (Some(seq), Some(event_id)) = (seq, event_id) else { continue };
+            let (Some(seq), Some(event_id)) = (seq, event_id) else {
+                continue;
+            };
             entries.push(HistoryEntry {
                 seq: seq.max(0) as u64,
                 event_id,
                 event_type: event_type.unwrap_or_default(),
-                outcome: outcome.as_deref().and_then(Outcome::parse).unwrap_or(Outcome::Failed),
+                outcome: outcome
+                    .as_deref()
+                    .and_then(Outcome::parse)
+                    .unwrap_or(Outcome::Failed),
                 from: from.unwrap_or_default(),
                 to: to.unwrap_or_default(),
                 reason: reason.unwrap_or_default(),
@@ -366,7 +407,10 @@ impl OrderStore for CassandraStore {
 
     async fn project_status(&self, order: &Order) -> BackendResult<()> {
         // Cell timestamps ordered by version: an older projection can never overwrite a newer one.
-        let write_time_us = order.created_at_ms.saturating_mul(1000).saturating_add(order.version as i64);
+        let write_time_us = order
+            .created_at_ms
+            .saturating_mul(1000)
+            .saturating_add(order.version as i64);
         self.session
             .execute_unpaged(
                 &self.statements.project_status,
@@ -411,7 +455,13 @@ impl PluginStore for CassandraStore {
         self.session
             .execute_unpaged(
                 &self.statements.plugin_put,
-                (plugin, table, key, value, CqlTimestamp(crate::order::now_ms())),
+                (
+                    plugin,
+                    table,
+                    key,
+                    value,
+                    CqlTimestamp(crate::order::now_ms()),
+                ),
             )
             .await
             .map_err(unavailable)?;
@@ -438,8 +488,14 @@ mod tests {
             assert!(!statements.is_empty(), "{name} has no statement");
             for statement in statements {
                 assert!(statement.starts_with("CREATE"), "{name}: {statement}");
-                assert!(statement.contains("IF NOT EXISTS"), "{name} is not idempotent: {statement}");
-                assert!(statement.contains("ks."), "{name} ignores the keyspace: {statement}");
+                assert!(
+                    statement.contains("IF NOT EXISTS"),
+                    "{name} is not idempotent: {statement}"
+                );
+                assert!(
+                    statement.contains("ks."),
+                    "{name} ignores the keyspace: {statement}"
+                );
             }
         }
     }

@@ -61,7 +61,10 @@ impl KafkaEventLog {
         match tokio::time::timeout(self.timeout + Duration::from_secs(1), delivery).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((error, _message))) => Err(unavailable(error)),
-            Err(_) => Err(unavailable(format!("no acknowledgement within {:?}", self.timeout))),
+            Err(_) => Err(unavailable(format!(
+                "no acknowledgement within {:?}",
+                self.timeout
+            ))),
         }
     }
 }
@@ -72,7 +75,11 @@ impl EventLog for KafkaEventLog {
         self.send(&self.topic, &order_id.to_string(), payload).await
     }
 
-    async fn publish_dead_letter(&self, order_id: Option<Uuid>, payload: &[u8]) -> BackendResult<()> {
+    async fn publish_dead_letter(
+        &self,
+        order_id: Option<Uuid>,
+        payload: &[u8],
+    ) -> BackendResult<()> {
         let key = order_id.map(|id| id.to_string()).unwrap_or_default();
         self.send(&self.dead_letter_topic, &key, payload).await
     }
@@ -99,7 +106,11 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
         .set("socket.connection.setup.timeout.ms", "3000")
         .create()?;
     let topics = [
-        NewTopic::new(&config.topic, config.partitions, TopicReplication::Fixed(config.replication_factor)),
+        NewTopic::new(
+            &config.topic,
+            config.partitions,
+            TopicReplication::Fixed(config.replication_factor),
+        ),
         NewTopic::new(
             &config.dead_letter_topic,
             config.partitions,
@@ -107,9 +118,12 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
         ),
     ];
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = tokio::time::timeout(Duration::from_secs(30), admin.create_topics(&topics, &options))
-        .await
-        .map_err(|_| anyhow::anyhow!("Kafka at {} did not answer within 30 s", config.brokers))??;
+    let results = tokio::time::timeout(
+        Duration::from_secs(30),
+        admin.create_topics(&topics, &options),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("Kafka at {} did not answer within 30 s", config.brokers))??;
     for result in results {
         match result {
             Ok(topic) => tracing::info!(topic, partitions = config.partitions, "created topic"),

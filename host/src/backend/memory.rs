@@ -66,10 +66,12 @@ impl PluginCache for MemoryPluginData {
 
     async fn incr(&self, plugin: &str, key: &str, delta: i64) -> BackendResult<i64> {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = keys.entry((plugin.to_owned(), key.to_owned())).or_insert_with(|| "0".into());
-        let current: i64 = slot
-            .parse()
-            .map_err(|_| super::BackendError::Invalid(format!("value of {key} is not an integer")))?;
+        let slot = keys
+            .entry((plugin.to_owned(), key.to_owned()))
+            .or_insert_with(|| "0".into());
+        let current: i64 = slot.parse().map_err(|_| {
+            super::BackendError::Invalid(format!("value of {key} is not an integer"))
+        })?;
         let next = current.saturating_add(delta);
         *slot = next.to_string();
         Ok(next)

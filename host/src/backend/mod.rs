@@ -54,7 +54,11 @@ pub trait EventLog: Send + Sync {
     /// durably, or fails within the configured timeout.
     async fn publish(&self, order_id: Uuid, payload: &[u8]) -> BackendResult<()>;
     /// Publishes a message that could not be processed, with the reason, to the dead-letter log.
-    async fn publish_dead_letter(&self, order_id: Option<Uuid>, payload: &[u8]) -> BackendResult<()>;
+    async fn publish_dead_letter(
+        &self,
+        order_id: Option<Uuid>,
+        payload: &[u8],
+    ) -> BackendResult<()>;
     async fn ping(&self) -> BackendResult<()>;
 }
 
@@ -119,8 +123,13 @@ pub trait PluginStore: Send + Sync {
 #[async_trait]
 pub trait PluginCache: Send + Sync {
     async fn get(&self, plugin: &str, key: &str) -> BackendResult<Option<String>>;
-    async fn set(&self, plugin: &str, key: &str, value: &str, ttl_seconds: Option<u32>)
-    -> BackendResult<()>;
+    async fn set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u32>,
+    ) -> BackendResult<()>;
     async fn incr(&self, plugin: &str, key: &str, delta: i64) -> BackendResult<i64>;
     async fn delete(&self, plugin: &str, key: &str) -> BackendResult<()>;
 }

@@ -76,7 +76,10 @@ impl RedisCache {
 impl StatusCache for RedisCache {
     async fn get(&self, id: Uuid) -> BackendResult<Option<OrderView>> {
         let mut connection = self.connection.clone();
-        let view: Option<String> = connection.hget(self.order_key(id), "view").await.map_err(unavailable)?;
+        let view: Option<String> = connection
+            .hget(self.order_key(id), "view")
+            .await
+            .map_err(unavailable)?;
         match view {
             None => Ok(None),
             // A corrupt entry is a miss: the store is the source of truth.
@@ -101,7 +104,10 @@ impl StatusCache for RedisCache {
 
     async fn ping(&self) -> BackendResult<()> {
         let mut connection = self.connection.clone();
-        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(unavailable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }
@@ -110,14 +116,27 @@ impl StatusCache for RedisCache {
 impl PluginCache for RedisCache {
     async fn get(&self, plugin: &str, key: &str) -> BackendResult<Option<String>> {
         let mut connection = self.connection.clone();
-        connection.get(self.plugin_key(plugin, key)).await.map_err(unavailable)
+        connection
+            .get(self.plugin_key(plugin, key))
+            .await
+            .map_err(unavailable)
     }
 
-    async fn set(&self, plugin: &str, key: &str, value: &str, ttl_seconds: Option<u32>) -> BackendResult<()> {
+    async fn set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u32>,
+    ) -> BackendResult<()> {
         let mut connection = self.connection.clone();
         let key = self.plugin_key(plugin, key);
         match ttl_seconds {
-            Some(ttl) => connection.set_ex::<_, _, ()>(key, value, u64::from(ttl)).await,
+            Some(ttl) => {
+                connection
+                    .set_ex::<_, _, ()>(key, value, u64::from(ttl))
+                    .await
+            }
             None => connection.set::<_, _, ()>(key, value).await,
         }
         .map_err(unavailable)
@@ -125,17 +144,23 @@ impl PluginCache for RedisCache {
 
     async fn incr(&self, plugin: &str, key: &str, delta: i64) -> BackendResult<i64> {
         let mut connection = self.connection.clone();
-        connection.incr(self.plugin_key(plugin, key), delta).await.map_err(|e| {
-            if e.to_string().contains("not an integer") {
-                BackendError::Invalid(format!("value of {key} is not an integer"))
-            } else {
-                unavailable(e)
-            }
-        })
+        connection
+            .incr(self.plugin_key(plugin, key), delta)
+            .await
+            .map_err(|e| {
+                if e.to_string().contains("not an integer") {
+                    BackendError::Invalid(format!("value of {key} is not an integer"))
+                } else {
+                    unavailable(e)
+                }
+            })
     }
 
     async fn delete(&self, plugin: &str, key: &str) -> BackendResult<()> {
         let mut connection = self.connection.clone();
-        connection.del::<_, ()>(self.plugin_key(plugin, key)).await.map_err(unavailable)
+        connection
+            .del::<_, ()>(self.plugin_key(plugin, key))
+            .await
+            .map_err(unavailable)
     }
 }

@@ -30,7 +30,16 @@ impl EventMessage {
     }
 
     pub fn event(order_id: Uuid, kind: String, data: Value, at_ms: i64) -> Self {
-        Self { event: Event { id: Uuid::new_v4(), order_id, kind, data, at_ms }, order: None }
+        Self {
+            event: Event {
+                id: Uuid::new_v4(),
+                order_id,
+                kind,
+                data,
+                at_ms,
+            },
+            order: None,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -60,13 +69,20 @@ mod tests {
 
     #[test]
     fn round_trips_a_created_message() {
-        let request = OrderRequest { customer: Some("ada".into()), ..Default::default() };
+        let request = OrderRequest {
+            customer: Some("ada".into()),
+            ..Default::default()
+        };
         let message = EventMessage::created(Uuid::new_v4(), request, 42);
         assert_eq!(EventMessage::decode(&message.encode()).unwrap(), message);
     }
 
     #[test]
     fn refuses_garbage() {
-        assert!(EventMessage::decode(b"not json").unwrap_err().contains("undecodable"));
+        assert!(
+            EventMessage::decode(b"not json")
+                .unwrap_err()
+                .contains("undecodable")
+        );
     }
 }

@@ -85,7 +85,9 @@ impl EventProcessor {
         let message = match EventMessage::decode(payload) {
             Ok(message) => message,
             Err(reason) => {
-                return self.dead_letter_until_sent(None, &reason, "undecodable", payload, origin, shutdown).await;
+                return self
+                    .dead_letter_until_sent(None, &reason, "undecodable", payload, origin, shutdown)
+                    .await;
             }
         };
         let span = tracing::info_span!(
@@ -146,7 +148,14 @@ impl EventProcessor {
                     }
                     _ => {
                         let reason = format!("order {} does not exist", event.order_id);
-                        self.dead_letter(Some(event.order_id), &reason, "unknown_order", payload, origin).await?;
+                        self.dead_letter(
+                            Some(event.order_id),
+                            &reason,
+                            "unknown_order",
+                            payload,
+                            origin,
+                        )
+                        .await?;
                         return Ok(Handled::DeadLettered(reason));
                     }
                 }
@@ -154,7 +163,10 @@ impl EventProcessor {
             let order = stored.order;
             if stored.recorded_events.contains(&event.id) {
                 self.metrics.events_redelivered.inc();
-                tracing::info!(version = order.version, "redelivered event was already recorded; not applying it again");
+                tracing::info!(
+                    version = order.version,
+                    "redelivered event was already recorded; not applying it again"
+                );
                 self.refresh_projections(&order).await?;
                 return Ok(Handled::AlreadyRecorded);
             }
@@ -162,7 +174,14 @@ impl EventProcessor {
             let verdict = self.decide(&order, message).await?;
             if verdict.outcome == Outcome::Failed {
                 // Sent before recording, so a crash in between re-sends rather than loses it.
-                self.dead_letter(Some(order.id), &verdict.reason, "plugin_failure", payload, origin).await?;
+                self.dead_letter(
+                    Some(order.id),
+                    &verdict.reason,
+                    "plugin_failure",
+                    payload,
+                    origin,
+                )
+                .await?;
             }
             let now = now_ms();
             let mut updated = order.clone();
@@ -182,9 +201,16 @@ impl EventProcessor {
                 plugin_version: self.plugin.version.clone(),
                 at_ms: now,
             };
-            match self.store.record_event(&updated, order.version, &entry).await? {
+            match self
+                .store
+                .record_event(&updated, order.version, &entry)
+                .await?
+            {
                 Applied::Yes => {
-                    self.metrics.events_processed.with_label_values(&[entry.outcome.as_str()]).inc();
+                    self.metrics
+                        .events_processed
+                        .with_label_values(&[entry.outcome.as_str()])
+                        .inc();
                     tracing::info!(
                         outcome = entry.outcome.as_str(),
                         from = %entry.from,
@@ -197,7 +223,10 @@ impl EventProcessor {
                     return Ok(Handled::Recorded(entry.outcome));
                 }
                 Applied::VersionConflict => {
-                    tracing::info!(expected = order.version, "order changed under us; deciding again");
+                    tracing::info!(
+                        expected = order.version,
+                        "order changed under us; deciding again"
+                    );
                 }
             }
         }
@@ -216,15 +245,34 @@ impl EventProcessor {
         let attempts = self.config.plugin_attempts.max(1);
         let mut last_failure = String::new();
         for attempt in 1..=attempts {
-            match plugin.decide(order, &message.event, self.plugin_host.clone()).await {
+            match plugin
+                .decide(order, &message.event, self.plugin_host.clone())
+                .await
+            {
                 Ok(invocation) => {
-                    self.metrics.plugin_invocations.with_label_values(&[labels[0], labels[1], "ok"]).inc();
-                    self.metrics.plugin_duration.with_label_values(&labels).observe(invocation.duration.as_secs_f64());
-                    self.metrics.plugin_fuel.with_label_values(&labels).observe(invocation.fuel_used as f64);
+                    self.metrics
+                        .plugin_invocations
+                        .with_label_values(&[labels[0], labels[1], "ok"])
+                        .inc();
+                    self.metrics
+                        .plugin_duration
+                        .with_label_values(&labels)
+                        .observe(invocation.duration.as_secs_f64());
+                    self.metrics
+                        .plugin_fuel
+                        .with_label_values(&labels)
+                        .observe(invocation.fuel_used as f64);
                     return Ok(match invocation.decision {
-                        Decision::Transition { to, reason, attributes } => {
-                            Verdict { outcome: Outcome::Transitioned, to, reason, attributes }
-                        }
+                        Decision::Transition {
+                            to,
+                            reason,
+                            attributes,
+                        } => Verdict {
+                            outcome: Outcome::Transitioned,
+                            to,
+                            reason,
+                            attributes,
+                        },
                         Decision::NoChange { reason } => Verdict {
                             outcome: Outcome::Unchanged,
                             to: order.status.clone(),
@@ -241,10 +289,16 @@ impl EventProcessor {
                 }
                 Err(failure) => {
                     if let Some(detail) = failure.backend_unavailable {
-                        self.metrics.plugin_invocations.with_label_values(&[labels[0], labels[1], "backend_unavailable"]).inc();
+                        self.metrics
+                            .plugin_invocations
+                            .with_label_values(&[labels[0], labels[1], "backend_unavailable"])
+                            .inc();
                         return Err(BackendError::unavailable(detail.0, detail.1));
                     }
-                    self.metrics.plugin_invocations.with_label_values(&[labels[0], labels[1], "failed"]).inc();
+                    self.metrics
+                        .plugin_invocations
+                        .with_label_values(&[labels[0], labels[1], "failed"])
+                        .inc();
                     tracing::warn!(attempt, attempts, reason = %failure.reason, "plugin failed");
                     last_failure = failure.reason;
                 }
@@ -280,7 +334,8 @@ impl EventProcessor {
             payload: String::from_utf8_lossy(payload).into_owned(),
             at_ms: now_ms(),
         };
-        let bytes = serde_json::to_vec(&letter).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&letter).map_err(|e| BackendError::Invalid(e.to_string()))?;
         self.events.publish_dead_letter(order_id, &bytes).await?;
         self.metrics.dead_letters.with_label_values(&[cause]).inc();
         tracing::warn!(reason, cause, "sent message to the dead-letter topic");
@@ -298,7 +353,10 @@ impl EventProcessor {
     ) -> Result<Handled, Interrupted> {
         let mut failures = 0;
         loop {
-            match self.dead_letter(order_id, reason, cause, payload, origin).await {
+            match self
+                .dead_letter(order_id, reason, cause, payload, origin)
+                .await
+            {
                 Ok(()) => return Ok(Handled::DeadLettered(reason.to_owned())),
                 Err(error) => {
                     self.metrics.backend_error(&error);

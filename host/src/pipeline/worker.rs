@@ -101,11 +101,15 @@ async fn process_partition(
             offset: message.offset(),
         };
         processor.metrics.worker_in_flight.inc();
-        let result = processor.handle(message.payload().unwrap_or_default(), &origin, &shutdown).await;
+        let result = processor
+            .handle(message.payload().unwrap_or_default(), &origin, &shutdown)
+            .await;
         processor.metrics.worker_in_flight.dec();
         match result {
             Ok(_) => {
-                if let Err(error) = consumer.store_offset(&origin.topic, origin.partition, origin.offset) {
+                if let Err(error) =
+                    consumer.store_offset(&origin.topic, origin.partition, origin.offset)
+                {
                     // The partition was revoked meanwhile; its new owner will see the event
                     // again and recognise it as recorded.
                     tracing::debug!(%error, partition = origin.partition, "could not store offset");

@@ -68,7 +68,10 @@ fn check_len(what: &str, text: &str, max: usize) -> Result<(), HostError> {
 impl HostContext {
     fn answer<T>(&mut self, result: Result<T, BackendError>) -> Result<T, HostError> {
         result.map_err(|err| match err {
-            BackendError::Unavailable { backend, ref detail } => {
+            BackendError::Unavailable {
+                backend,
+                ref detail,
+            } => {
                 self.unavailable.get_or_insert((backend, detail.clone()));
                 HostError::Unavailable(err.to_string())
             }
@@ -84,7 +87,10 @@ impl store::Host for HostContext {
         self.charge("store.get")?;
         check_len("table", &table, MAX_TABLE_BYTES)?;
         check_len("key", &key, MAX_KEY_BYTES)?;
-        { let result = self.store.get(&self.plugin, &table, &key).await; self.answer(result) }
+        {
+            let result = self.store.get(&self.plugin, &table, &key).await;
+            self.answer(result)
+        }
     }
 
     async fn put(&mut self, table: String, key: String, value: String) -> Result<(), HostError> {
@@ -92,14 +98,20 @@ impl store::Host for HostContext {
         check_len("table", &table, MAX_TABLE_BYTES)?;
         check_len("key", &key, MAX_KEY_BYTES)?;
         check_len("value", &value, MAX_VALUE_BYTES)?;
-        { let result = self.store.put(&self.plugin, &table, &key, &value).await; self.answer(result) }
+        {
+            let result = self.store.put(&self.plugin, &table, &key, &value).await;
+            self.answer(result)
+        }
     }
 
     async fn delete(&mut self, table: String, key: String) -> Result<(), HostError> {
         self.charge("store.delete")?;
         check_len("table", &table, MAX_TABLE_BYTES)?;
         check_len("key", &key, MAX_KEY_BYTES)?;
-        { let result = self.store.delete(&self.plugin, &table, &key).await; self.answer(result) }
+        {
+            let result = self.store.delete(&self.plugin, &table, &key).await;
+            self.answer(result)
+        }
     }
 }
 
@@ -107,7 +119,10 @@ impl cache::Host for HostContext {
     async fn get(&mut self, key: String) -> Result<Option<String>, HostError> {
         self.charge("cache.get")?;
         check_len("key", &key, MAX_KEY_BYTES)?;
-        { let result = self.cache.get(&self.plugin, &key).await; self.answer(result) }
+        {
+            let result = self.cache.get(&self.plugin, &key).await;
+            self.answer(result)
+        }
     }
 
     async fn set(
@@ -122,19 +137,31 @@ impl cache::Host for HostContext {
         if ttl_seconds == Some(0) {
             return Err(HostError::Invalid("ttl-seconds must be positive".into()));
         }
-        { let result = self.cache.set(&self.plugin, &key, &value, ttl_seconds).await; self.answer(result) }
+        {
+            let result = self
+                .cache
+                .set(&self.plugin, &key, &value, ttl_seconds)
+                .await;
+            self.answer(result)
+        }
     }
 
     async fn incr(&mut self, key: String, delta: i64) -> Result<i64, HostError> {
         self.charge("cache.incr")?;
         check_len("key", &key, MAX_KEY_BYTES)?;
-        { let result = self.cache.incr(&self.plugin, &key, delta).await; self.answer(result) }
+        {
+            let result = self.cache.incr(&self.plugin, &key, delta).await;
+            self.answer(result)
+        }
     }
 
     async fn delete(&mut self, key: String) -> Result<(), HostError> {
         self.charge("cache.delete")?;
         check_len("key", &key, MAX_KEY_BYTES)?;
-        { let result = self.cache.delete(&self.plugin, &key).await; self.answer(result) }
+        {
+            let result = self.cache.delete(&self.plugin, &key).await;
+            self.answer(result)
+        }
     }
 }
 
@@ -152,10 +179,18 @@ impl log::Host for HostContext {
         let plugin = self.plugin.as_str();
         let order_id = self.order_id.map(|id| id.to_string()).unwrap_or_default();
         match level {
-            log::Level::Debug => tracing::debug!(target: "orderpipe::plugin_log", plugin, order_id, "{message}"),
-            log::Level::Info => tracing::info!(target: "orderpipe::plugin_log", plugin, order_id, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "orderpipe::plugin_log", plugin, order_id, "{message}"),
-            log::Level::Error => tracing::error!(target: "orderpipe::plugin_log", plugin, order_id, "{message}"),
+            log::Level::Debug => {
+                tracing::debug!(target: "orderpipe::plugin_log", plugin, order_id, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "orderpipe::plugin_log", plugin, order_id, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "orderpipe::plugin_log", plugin, order_id, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "orderpipe::plugin_log", plugin, order_id, "{message}")
+            }
         }
     }
 }

@@ -15,7 +15,9 @@ mod host_functions;
 mod runtime;
 mod state_machine;
 
-pub use runtime::{Invocation, LoadedPlugin, PluginFailure, PluginHost, PluginLimits, PluginRuntime};
+pub use runtime::{
+    Invocation, LoadedPlugin, PluginFailure, PluginHost, PluginLimits, PluginRuntime,
+};
 pub use state_machine::StateMachine;
 
 #[cfg(test)]

@@ -47,7 +47,12 @@ pub struct PluginLimits {
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        Self { fuel: 50_000_000, memory_mib: 64, timeout_ms: 2_000, host_calls: 100 }
+        Self {
+            fuel: 50_000_000,
+            memory_mib: 64,
+            timeout_ms: 2_000,
+            host_calls: 100,
+        }
     }
 }
 
@@ -69,7 +74,10 @@ pub struct PluginFailure {
 
 impl PluginFailure {
     fn new(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into(), backend_unavailable: None }
+        Self {
+            reason: reason.into(),
+            backend_unavailable: None,
+        }
     }
 }
 
@@ -93,7 +101,10 @@ impl PluginHost {
     /// Host functions backed by process memory: for tests and for trying a plugin out.
     pub fn in_memory() -> Self {
         let data = Arc::new(MemoryPluginData::new());
-        Self { store: data.clone(), cache: data }
+        Self {
+            store: data.clone(),
+            cache: data,
+        }
     }
 }
 
@@ -124,13 +135,18 @@ impl PluginRuntime {
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:?}"))?;
 
         let mut linker = Linker::<InstanceState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         OrderPlugin::add_to_linker::<_, wasmtime::component::HasSelf<HostContext>>(
             &mut linker,
             |state: &mut InstanceState| &mut state.host,
         )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        Ok(Self { engine, linker: Arc::new(linker), limits })
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+        })
     }
 
     pub fn limits(&self) -> &PluginLimits {
@@ -160,8 +176,9 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("the component does not fit the orderpipe world: {e}"))?;
-        let pre = OrderPluginPre::new(instance_pre)
-            .map_err(|e| anyhow::anyhow!("the component does not export the orderpipe world: {e}"))?;
+        let pre = OrderPluginPre::new(instance_pre).map_err(|e| {
+            anyhow::anyhow!("the component does not export the orderpipe world: {e}")
+        })?;
 
         let mut plugin = LoadedPlugin {
             name: String::new(),
@@ -194,8 +211,13 @@ impl PluginRuntime {
 fn check_identifier(what: &str, value: &str) -> anyhow::Result<()> {
     let ok = !value.is_empty()
         && value.len() <= 64
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
-    anyhow::ensure!(ok, "plugin {what} {value:?} must be 1 to 64 letters, digits, '.', '_', '-' or '+'");
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
+    anyhow::ensure!(
+        ok,
+        "plugin {what} {value:?} must be 1 to 64 letters, digits, '.', '_', '-' or '+'"
+    );
     Ok(())
 }
 
@@ -229,7 +251,10 @@ struct InstanceState {
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -267,7 +292,9 @@ impl LoadedPlugin {
     async fn describe(&self) -> Result<wit::PluginInfo, PluginFailure> {
         let host = PluginHost::in_memory();
         let (result, _) = self
-            .invoke(host, None, |plugin, store| Box::pin(async move { plugin.call_describe(store).await }))
+            .invoke(host, None, |plugin, store| {
+                Box::pin(async move { plugin.call_describe(store).await })
+            })
             .await;
         result
     }
@@ -341,7 +368,10 @@ impl LoadedPlugin {
                 call_quota: self.limits.host_calls,
                 unavailable: None,
             },
-            limiter: MemoryLimiter { max_bytes: self.limits.memory_bytes(), exceeded: None },
+            limiter: MemoryLimiter {
+                max_bytes: self.limits.memory_bytes(),
+                exceeded: None,
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -350,7 +380,12 @@ impl LoadedPlugin {
             .set_fuel(self.limits.fuel)
             .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)))
         {
-            return (Err(PluginFailure::new(format!("host could not set the CPU budget: {e}"))), usage);
+            return (
+                Err(PluginFailure::new(format!(
+                    "host could not set the CPU budget: {e}"
+                ))),
+                usage,
+            );
         }
 
         let deadline = Duration::from_millis(self.limits.timeout_ms);
@@ -360,7 +395,10 @@ impl LoadedPlugin {
         })
         .await;
 
-        usage.fuel_used = self.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        usage.fuel_used = self
+            .limits
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or(0));
         usage.host_calls = store.data().host.calls_made;
         if let Some((backend, detail)) = store.data().host.unavailable.clone() {
             let failure = PluginFailure {
@@ -390,12 +428,15 @@ impl LoadedPlugin {
             format!(
                 "the plugin exceeded its memory limit of {} MiB (asked for {} MiB)",
                 self.limits.memory_mib,
-                desired / (1024 * 1024)
+                desired.div_ceil(1024 * 1024)
             )
         } else {
             match error.downcast_ref::<Trap>() {
                 Some(Trap::OutOfFuel) => {
-                    format!("the plugin exceeded its CPU budget of {} fuel", self.limits.fuel)
+                    format!(
+                        "the plugin exceeded its CPU budget of {} fuel",
+                        self.limits.fuel
+                    )
                 }
                 Some(trap) => format!("the plugin trapped: {trap}"),
                 None => format!("the plugin failed: {error}"),
@@ -431,7 +472,10 @@ fn clamp(text: &str, max: usize) -> String {
 
 fn to_wit_attributes(map: &Map<String, Value>) -> Vec<wit::Attribute> {
     map.iter()
-        .map(|(key, value)| wit::Attribute { key: key.clone(), value: value.to_string() })
+        .map(|(key, value)| wit::Attribute {
+            key: key.clone(),
+            value: value.to_string(),
+        })
         .collect()
 }
 
@@ -445,7 +489,11 @@ fn to_wit_order(order: &Order) -> wit::Order {
             .request
             .items
             .iter()
-            .map(|item| wit::LineItem { sku: item.sku.clone(), qty: item.qty, unit_price: item.unit_price })
+            .map(|item| wit::LineItem {
+                sku: item.sku.clone(),
+                qty: item.qty,
+                unit_price: item.unit_price,
+            })
             .collect(),
         currency: order.request.currency.clone(),
         attributes: to_wit_attributes(&order.attributes),
@@ -454,7 +502,11 @@ fn to_wit_order(order: &Order) -> wit::Order {
 }
 
 fn to_wit_event(event: &Event) -> wit::Event {
-    let data = if event.data.is_null() { "{}".to_owned() } else { event.data.to_string() };
+    let data = if event.data.is_null() {
+        "{}".to_owned()
+    } else {
+        event.data.to_string()
+    };
     wit::Event {
         id: event.id.to_string(),
         kind: event.kind.clone(),
@@ -482,9 +534,17 @@ fn from_wit_decision(decision: wit::Decision) -> Result<Decision, PluginFailure>
                 })?;
                 attributes.insert(attribute.key, value);
             }
-            Decision::Transition { to: t.to, reason: clamp(&t.reason, MAX_REASON_BYTES), attributes }
+            Decision::Transition {
+                to: t.to,
+                reason: clamp(&t.reason, MAX_REASON_BYTES),
+                attributes,
+            }
         }
-        wit::Decision::NoChange(reason) => Decision::NoChange { reason: clamp(&reason, MAX_REASON_BYTES) },
-        wit::Decision::Reject(reason) => Decision::Reject { reason: clamp(&reason, MAX_REASON_BYTES) },
+        wit::Decision::NoChange(reason) => Decision::NoChange {
+            reason: clamp(&reason, MAX_REASON_BYTES),
+        },
+        wit::Decision::Reject(reason) => Decision::Reject {
+            reason: clamp(&reason, MAX_REASON_BYTES),
+        },
     })
 }

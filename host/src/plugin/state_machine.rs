@@ -31,7 +31,10 @@ impl StateMachine {
             return Err("the state machine declares no states".into());
         }
         if states.len() > MAX_STATES {
-            return Err(format!("the state machine declares {} states (at most {MAX_STATES})", states.len()));
+            return Err(format!(
+                "the state machine declares {} states (at most {MAX_STATES})",
+                states.len()
+            ));
         }
         if edges.len() > MAX_TRANSITIONS {
             return Err(format!(
@@ -43,7 +46,9 @@ impl StateMachine {
         for state in states {
             let well_formed = !state.is_empty()
                 && state.len() <= MAX_STATE_NAME_BYTES
-                && state.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                && state
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if !well_formed {
                 return Err(format!(
                     "state {state:?} is not a name of 1 to {MAX_STATE_NAME_BYTES} letters, digits, '_' or '-'"
@@ -54,19 +59,29 @@ impl StateMachine {
             }
         }
         if initial != INITIAL_STATUS {
-            return Err(format!("the initial state is {initial:?}; order pipelines start at {INITIAL_STATUS:?}"));
+            return Err(format!(
+                "the initial state is {initial:?}; order pipelines start at {INITIAL_STATUS:?}"
+            ));
         }
         if !declared.contains(&initial) {
-            return Err(format!("the initial state {initial:?} is not among the declared states"));
+            return Err(format!(
+                "the initial state {initial:?} is not among the declared states"
+            ));
         }
         for (from, to) in &edges {
             for end in [from, to] {
                 if !declared.contains(end) {
-                    return Err(format!("transition {from} -> {to} names the undeclared state {end:?}"));
+                    return Err(format!(
+                        "transition {from} -> {to} names the undeclared state {end:?}"
+                    ));
                 }
             }
         }
-        Ok(Self { states: declared, initial, edges: edges.into_iter().collect() })
+        Ok(Self {
+            states: declared,
+            initial,
+            edges: edges.into_iter().collect(),
+        })
     }
 
     pub fn initial(&self) -> &str {
@@ -85,10 +100,14 @@ impl StateMachine {
     /// Why `from -> to` is refused, or `None` when it is allowed.
     pub fn refusal(&self, from: &str, to: &str) -> Option<String> {
         if !self.states.contains(to) {
-            return Some(format!("illegal transition {from} -> {to}: {to:?} is not a state of the plugin's state machine"));
+            return Some(format!(
+                "illegal transition {from} -> {to}: {to:?} is not a state of the plugin's state machine"
+            ));
         }
         if !self.allows(from, to) {
-            return Some(format!("illegal transition {from} -> {to}: not an allowed transition of the plugin's state machine"));
+            return Some(format!(
+                "illegal transition {from} -> {to}: not an allowed transition of the plugin's state machine"
+            ));
         }
         None
     }
@@ -108,17 +127,35 @@ mod tests {
 
     #[test]
     fn accepts_a_valid_machine_and_checks_edges() {
-        let sm = StateMachine::new(s(&["created", "paid"]), "created".into(), vec![e("created", "paid")]).unwrap();
+        let sm = StateMachine::new(
+            s(&["created", "paid"]),
+            "created".into(),
+            vec![e("created", "paid")],
+        )
+        .unwrap();
         assert!(sm.allows("created", "paid"));
         assert!(!sm.allows("paid", "created"));
         assert!(sm.refusal("created", "paid").is_none());
-        assert!(sm.refusal("paid", "created").unwrap().contains("not an allowed transition"));
-        assert!(sm.refusal("created", "shipped").unwrap().contains("not a state"));
+        assert!(
+            sm.refusal("paid", "created")
+                .unwrap()
+                .contains("not an allowed transition")
+        );
+        assert!(
+            sm.refusal("created", "shipped")
+                .unwrap()
+                .contains("not a state")
+        );
     }
 
     #[test]
     fn rejects_edges_to_undeclared_states() {
-        let err = StateMachine::new(s(&["created"]), "created".into(), vec![e("created", "gone")]).unwrap_err();
+        let err = StateMachine::new(
+            s(&["created"]),
+            "created".into(),
+            vec![e("created", "gone")],
+        )
+        .unwrap_err();
         assert!(err.contains("undeclared state \"gone\""), "{err}");
     }
 

@@ -14,7 +14,11 @@ fn plugin_path(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"));
     let path = dir.join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `cargo xtask plugins` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask plugins` first",
+        path.display()
+    );
     path
 }
 
@@ -24,13 +28,21 @@ async fn load(name: &str) -> LoadedPlugin {
 
 async fn load_with(name: &str, limits: PluginLimits) -> LoadedPlugin {
     let runtime = PluginRuntime::new(limits).expect("engine");
-    runtime.load(&plugin_path(name)).await.expect("plugin loads")
+    runtime
+        .load(&plugin_path(name))
+        .await
+        .expect("plugin loads")
 }
 
 fn order(status: &str, items: Vec<LineItem>) -> Order {
     let mut order = Order::new(
         Uuid::new_v4(),
-        OrderRequest { customer: Some("ada".into()), items, currency: Some("EUR".into()), ..Default::default() },
+        OrderRequest {
+            customer: Some("ada".into()),
+            items,
+            currency: Some("EUR".into()),
+            ..Default::default()
+        },
         0,
     );
     order.status = status.into();
@@ -38,11 +50,21 @@ fn order(status: &str, items: Vec<LineItem>) -> Order {
 }
 
 fn event(order: &Order, kind: &str, data: serde_json::Value) -> Event {
-    Event { id: Uuid::new_v4(), order_id: order.id, kind: kind.into(), data, at_ms: 1 }
+    Event {
+        id: Uuid::new_v4(),
+        order_id: order.id,
+        kind: kind.into(),
+        data,
+        at_ms: 1,
+    }
 }
 
 fn item(qty: i64, unit_price: f64) -> LineItem {
-    LineItem { sku: "SKU-1".into(), qty, unit_price }
+    LineItem {
+        sku: "SKU-1".into(),
+        qty,
+        unit_price,
+    }
 }
 
 #[tokio::test]
@@ -59,7 +81,11 @@ async fn order_plugin_prices_an_order_and_counts_host_calls() {
     let plugin = load("order").await;
     let order = order("created", vec![item(2, 5.25), item(1, 2.0)]);
     let invocation = plugin
-        .decide(&order, &event(&order, "created", json!({})), PluginHost::in_memory())
+        .decide(
+            &order,
+            &event(&order, "created", json!({})),
+            PluginHost::in_memory(),
+        )
         .await
         .expect("decides");
     match invocation.decision {
@@ -70,12 +96,20 @@ async fn order_plugin_prices_an_order_and_counts_host_calls() {
         other => panic!("unexpected decision {other:?}"),
     }
     assert!(invocation.fuel_used > 0);
-    assert!(invocation.host_calls >= 1, "the plugin records the customer's order through the store");
+    assert!(
+        invocation.host_calls >= 1,
+        "the plugin records the customer's order through the store"
+    );
 }
 
 #[tokio::test]
 async fn failures_name_their_cause_and_the_next_call_works() {
-    let limits = PluginLimits { fuel: 100_000_000, memory_mib: 16, timeout_ms: 5_000, host_calls: 50 };
+    let limits = PluginLimits {
+        fuel: 100_000_000,
+        memory_mib: 16,
+        timeout_ms: 5_000,
+        host_calls: 50,
+    };
     let plugin = load_with("hostile", limits).await;
     let order = order("processed", vec![]);
     let cases = [
@@ -87,21 +121,41 @@ async fn failures_name_their_cause_and_the_next_call_works() {
     ];
     for (kind, expected) in cases {
         let failure = plugin
-            .decide(&order, &event(&order, kind, json!({})), PluginHost::in_memory())
+            .decide(
+                &order,
+                &event(&order, kind, json!({})),
+                PluginHost::in_memory(),
+            )
             .await
             .expect_err(kind);
-        assert!(failure.reason.contains(expected), "{kind}: {}", failure.reason);
+        assert!(
+            failure.reason.contains(expected),
+            "{kind}: {}",
+            failure.reason
+        );
         assert!(failure.backend_unavailable.is_none());
     }
     let trap = plugin
-        .decide(&order, &event(&order, "trap", json!({})), PluginHost::in_memory())
+        .decide(
+            &order,
+            &event(&order, "trap", json!({})),
+            PluginHost::in_memory(),
+        )
         .await
         .expect_err("trap");
-    assert!(trap.reason.contains("hostile plugin trapped on purpose"), "stderr is kept: {}", trap.reason);
+    assert!(
+        trap.reason.contains("hostile plugin trapped on purpose"),
+        "stderr is kept: {}",
+        trap.reason
+    );
 
     let fresh = self::order("created", vec![]);
     let ok = plugin
-        .decide(&fresh, &event(&fresh, "created", json!({})), PluginHost::in_memory())
+        .decide(
+            &fresh,
+            &event(&fresh, "created", json!({})),
+            PluginHost::in_memory(),
+        )
         .await
         .expect("a fresh instance after failures");
     assert!(matches!(ok.decision, Decision::Transition { ref to, .. } if to == "processed"));
@@ -113,7 +167,11 @@ async fn a_plugin_cannot_reach_files_environment_or_network() {
     let order = order("processed", vec![]);
     for kind in ["read_file", "read_env", "open_socket"] {
         let invocation = plugin
-            .decide(&order, &event(&order, kind, json!({"port": 19042})), PluginHost::in_memory())
+            .decide(
+                &order,
+                &event(&order, kind, json!({"port": 19042})),
+                PluginHost::in_memory(),
+            )
             .await
             .expect(kind);
         match invocation.decision {
@@ -128,11 +186,18 @@ async fn a_plugin_cannot_reach_files_environment_or_network() {
 
 #[tokio::test]
 async fn host_calls_beyond_the_quota_are_refused() {
-    let limits = PluginLimits { host_calls: 10, ..PluginLimits::default() };
+    let limits = PluginLimits {
+        host_calls: 10,
+        ..PluginLimits::default()
+    };
     let plugin = load_with("hostile", limits).await;
     let order = order("processed", vec![]);
     let invocation = plugin
-        .decide(&order, &event(&order, "host_call_flood", json!({})), PluginHost::in_memory())
+        .decide(
+            &order,
+            &event(&order, "host_call_flood", json!({})),
+            PluginHost::in_memory(),
+        )
         .await
         .expect("decides");
     assert_eq!(invocation.host_calls, 10);
@@ -146,5 +211,8 @@ async fn host_calls_beyond_the_quota_are_refused() {
 async fn bytes_that_are_not_a_component_are_refused() {
     let runtime = PluginRuntime::new(PluginLimits::default()).unwrap();
     let error = runtime.load_bytes(b"\0asm not really").await.unwrap_err();
-    assert!(format!("{error:#}").contains("not a valid WebAssembly component"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("not a valid WebAssembly component"),
+        "{error:#}"
+    );
 }

@@ -38,44 +38,97 @@ impl Scenario {
         ]);
         match self {
             Scenario::Empty => None,
-            Scenario::Invalid(0) => Some(json!({"customer": format!("c{n}"), "items": [{"sku": "A", "qty": 0, "unit_price": 1.0}]})),
-            Scenario::Invalid(1) => Some(json!({"customer": format!("c{n}"), "items": [{"sku": "A", "qty": 1, "unit_price": -3.0}]})),
-            Scenario::Invalid(_) => Some(json!({"customer": format!("c{n}"), "items": items, "currency": "XYZ"})),
-            _ => Some(json!({"customer": format!("c{n}"), "items": items, "currency": "EUR", "attributes": {"n": n}})),
+            Scenario::Invalid(0) => Some(
+                json!({"customer": format!("c{n}"), "items": [{"sku": "A", "qty": 0, "unit_price": 1.0}]}),
+            ),
+            Scenario::Invalid(1) => Some(
+                json!({"customer": format!("c{n}"), "items": [{"sku": "A", "qty": 1, "unit_price": -3.0}]}),
+            ),
+            Scenario::Invalid(_) => {
+                Some(json!({"customer": format!("c{n}"), "items": items, "currency": "XYZ"}))
+            }
+            _ => Some(
+                json!({"customer": format!("c{n}"), "items": items, "currency": "EUR", "attributes": {"n": n}}),
+            ),
         }
     }
 
     /// The events to post after creation.
     fn events(self, order_id: Uuid) -> Vec<(&'static str, Value)> {
-        let pay = |amount: f64, tag: &str| ("payment_received", json!({"amount": amount, "payment_id": format!("{tag}-{order_id}")}));
+        let pay = |amount: f64, tag: &str| {
+            (
+                "payment_received",
+                json!({"amount": amount, "payment_id": format!("{tag}-{order_id}")}),
+            )
+        };
         match self {
             Scenario::Empty | Scenario::Invalid(_) => vec![],
             Scenario::PayShip => vec![pay(TOTAL, "pay"), ("shipped", json!({}))],
-            Scenario::UnderpayPayCancel => vec![pay(10.0, "under"), pay(TOTAL, "pay"), ("cancel_requested", json!({}))],
+            Scenario::UnderpayPayCancel => vec![
+                pay(10.0, "under"),
+                pay(TOTAL, "pay"),
+                ("cancel_requested", json!({})),
+            ],
             Scenario::CancelEarly => vec![("cancel_requested", json!({}))],
-            Scenario::ShipThenCancel => vec![pay(TOTAL, "pay"), ("shipped", json!({})), ("cancel_requested", json!({}))],
+            Scenario::ShipThenCancel => vec![
+                pay(TOTAL, "pay"),
+                ("shipped", json!({})),
+                ("cancel_requested", json!({})),
+            ],
         }
     }
 
     fn expected(self) -> (&'static str, Vec<Step>) {
         let created_ok = ("created", "transitioned", "created", "awaiting_payment");
-        let paid = ("payment_received", "transitioned", "awaiting_payment", "paid");
+        let paid = (
+            "payment_received",
+            "transitioned",
+            "awaiting_payment",
+            "paid",
+        );
         match self {
-            Scenario::Empty => ("processed", vec![("created", "transitioned", "created", "processed")]),
-            Scenario::Invalid(_) => ("rejected", vec![("created", "transitioned", "created", "rejected")]),
-            Scenario::PayShip => ("shipped", vec![created_ok, paid, ("shipped", "transitioned", "paid", "shipped")]),
+            Scenario::Empty => (
+                "processed",
+                vec![("created", "transitioned", "created", "processed")],
+            ),
+            Scenario::Invalid(_) => (
+                "rejected",
+                vec![("created", "transitioned", "created", "rejected")],
+            ),
+            Scenario::PayShip => (
+                "shipped",
+                vec![
+                    created_ok,
+                    paid,
+                    ("shipped", "transitioned", "paid", "shipped"),
+                ],
+            ),
             Scenario::UnderpayPayCancel => (
                 "cancelled",
                 vec![
                     created_ok,
-                    ("payment_received", "rejected", "awaiting_payment", "awaiting_payment"),
+                    (
+                        "payment_received",
+                        "rejected",
+                        "awaiting_payment",
+                        "awaiting_payment",
+                    ),
                     paid,
                     ("cancel_requested", "transitioned", "paid", "cancelled"),
                 ],
             ),
-            Scenario::CancelEarly => {
-                ("cancelled", vec![created_ok, ("cancel_requested", "transitioned", "awaiting_payment", "cancelled")])
-            }
+            Scenario::CancelEarly => (
+                "cancelled",
+                vec![
+                    created_ok,
+                    (
+                        "cancel_requested",
+                        "transitioned",
+                        "awaiting_payment",
+                        "cancelled",
+                    ),
+                ],
+            ),
             Scenario::ShipThenCancel => (
                 "shipped",
                 vec![
@@ -127,14 +180,19 @@ async fn two_hundred_concurrent_orders_reach_their_expected_status_exactly_once(
         .buffer_unordered(32)
         .collect()
         .await;
-    println!("posted 200 orders and their events in {:?}", started.elapsed());
+    println!(
+        "posted 200 orders and their events in {:?}",
+        started.elapsed()
+    );
 
     let mut lost = 0;
     let mut duplicated = 0;
     let mut mismatched = Vec::new();
     for (order_id, scenario) in &placed {
         let (final_status, steps) = scenario.expected();
-        let view = host.wait_for_version(*order_id, steps.len() as u64, Duration::from_secs(120)).await;
+        let view = host
+            .wait_for_version(*order_id, steps.len() as u64, Duration::from_secs(120))
+            .await;
         let history = host.history(*order_id).await;
         if history.len() < steps.len() {
             lost += 1;
@@ -144,7 +202,12 @@ async fn two_hundred_concurrent_orders_reach_their_expected_status_exactly_once(
             .iter()
             .map(|h| {
                 let field = |k: &str| h[k].as_str().unwrap_or_default().to_owned();
-                (field("event_type"), field("outcome"), field("from"), field("to"))
+                (
+                    field("event_type"),
+                    field("outcome"),
+                    field("from"),
+                    field("to"),
+                )
             })
             .collect();
         let wanted: Vec<(String, String, String, String)> = steps
@@ -156,21 +219,43 @@ async fn two_hundred_concurrent_orders_reach_their_expected_status_exactly_once(
             continue;
         }
         let seqs: Vec<u64> = history.iter().map(|h| h["seq"].as_u64().unwrap()).collect();
-        assert_eq!(seqs, (1..=steps.len() as u64).collect::<Vec<_>>(), "{order_id}");
-        let event_ids: HashSet<&str> = history.iter().map(|h| h["event_id"].as_str().unwrap()).collect();
-        assert_eq!(event_ids.len(), history.len(), "{order_id}: an event recorded twice");
+        assert_eq!(
+            seqs,
+            (1..=steps.len() as u64).collect::<Vec<_>>(),
+            "{order_id}"
+        );
+        let event_ids: HashSet<&str> = history
+            .iter()
+            .map(|h| h["event_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            event_ids.len(),
+            history.len(),
+            "{order_id}: an event recorded twice"
+        );
         for entry in &history {
             assert_eq!(entry["plugin"], "order");
             assert_eq!(entry["plugin_version"], "0.1.0");
-            assert!(entry["at"].as_str().is_some_and(|at| at.ends_with('Z')), "{entry}");
+            assert!(
+                entry["at"].as_str().is_some_and(|at| at.ends_with('Z')),
+                "{entry}"
+            );
         }
         if matches!(scenario, Scenario::UnderpayPayCancel) {
-            assert!(history[1]["reason"].as_str().unwrap().contains("less than"), "{}", history[1]);
+            assert!(
+                history[1]["reason"].as_str().unwrap().contains("less than"),
+                "{}",
+                history[1]
+            );
         }
 
         assert_eq!(view["status"], final_status, "{order_id} through GET");
         assert_eq!(view["version"], steps.len() as u64);
-        assert_eq!(backends.cassandra_status(*order_id).await.as_deref(), Some(final_status), "{order_id} in Cassandra");
+        assert_eq!(
+            backends.cassandra_status(*order_id).await.as_deref(),
+            Some(final_status),
+            "{order_id} in Cassandra"
+        );
         assert_eq!(
             backends.redis_status(*order_id).await,
             Some((final_status.to_string(), steps.len() as u64)),
@@ -180,8 +265,15 @@ async fn two_hundred_concurrent_orders_reach_their_expected_status_exactly_once(
             assert_eq!(view["attributes"]["total"], json!(TOTAL), "{view}");
         }
     }
-    println!("200 orders: lost {lost}, duplicated transitions {duplicated}, mismatched {}", mismatched.len());
-    assert!(mismatched.is_empty(), "unexpected histories:\n{}", mismatched.join("\n"));
+    println!(
+        "200 orders: lost {lost}, duplicated transitions {duplicated}, mismatched {}",
+        mismatched.len()
+    );
+    assert!(
+        mismatched.is_empty(),
+        "unexpected histories:\n{}",
+        mismatched.join("\n")
+    );
     assert_eq!(lost, 0);
     assert_eq!(duplicated, 0);
     assert_eq!(host.metric("orderpipe_orders_accepted_total").await, 200.0);

@@ -43,6 +43,7 @@ pub fn config(plugin: &str) -> Config {
     config.http.addr = "127.0.0.1:0".parse().expect("socket address");
     config.plugins.dir = plugins_dir();
     config.plugins.order = plugin.into();
+    config.log.filter = "warn,orderpipe=warn".into();
     config.worker.initial_backoff_ms = 50;
     config.worker.max_backoff_ms = 1_000;
     config
@@ -65,11 +66,21 @@ impl TestHost {
         orderpipe::telemetry::init_logging(&config.log);
         let host = {
             let _guard = START_LOCK.lock().await;
-            Host::start(config.clone()).await.expect("host starts against the local servers (cargo xtask servers up)")
+            Host::start(config.clone())
+                .await
+                .expect("host starts against the local servers (cargo xtask servers up)")
         };
         let base = format!("http://{}", host.addr());
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("client");
-        TestHost { host: Some(host), config, base, http }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .expect("client");
+        TestHost {
+            host: Some(host),
+            config,
+            base,
+            http,
+        }
     }
 
     pub async fn stop(&mut self) {
@@ -86,7 +97,11 @@ impl TestHost {
     }
 
     /// POSTs an order (raw body) and returns the status and JSON answer.
-    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.url(path))
@@ -104,14 +119,22 @@ impl TestHost {
         let (status, answer) = self.post_raw("/api/orders", body).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
         assert_eq!(answer["message"], "Order created successfully");
-        answer["order_id"].as_str().and_then(|id| id.parse().ok()).expect("order id")
+        answer["order_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("order id")
     }
 
     pub async fn post_event(&self, order_id: Uuid, kind: &str, data: Value) -> Uuid {
         let body = serde_json::json!({ "type": kind, "data": data }).to_string();
-        let (status, answer) = self.post_raw(&format!("/api/orders/{order_id}/events"), body).await;
+        let (status, answer) = self
+            .post_raw(&format!("/api/orders/{order_id}/events"), body)
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-        answer["event_id"].as_str().and_then(|id| id.parse().ok()).expect("event id")
+        answer["event_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("event id")
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -140,16 +163,30 @@ impl TestHost {
             if view["version"].as_u64() >= Some(version) {
                 return view;
             }
-            assert!(Instant::now() < deadline, "order {order_id} stuck at {view} (waiting for version {version})");
+            assert!(
+                Instant::now() < deadline,
+                "order {order_id} stuck at {view} (waiting for version {version})"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// The value of one metric sample in `/metrics` (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
         text.lines()
-            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .find_map(|line| {
+                line.strip_prefix(sample)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
             .unwrap_or(0.0)
     }
 }
@@ -181,13 +218,20 @@ impl Backends {
             .get_multiplexed_async_connection()
             .await
             .expect("redis");
-        Backends { cassandra, redis, key_prefix: config.redis.key_prefix.clone() }
+        Backends {
+            cassandra,
+            redis,
+            key_prefix: config.redis.key_prefix.clone(),
+        }
     }
 
     /// The original service's query: `SELECT status FROM order_status WHERE order_id = ?`.
     pub async fn cassandra_status(&self, order_id: Uuid) -> Option<String> {
         self.cassandra
-            .query_unpaged(format!("SELECT status FROM {KEYSPACE}.order_status WHERE order_id = ?"), (order_id,))
+            .query_unpaged(
+                format!("SELECT status FROM {KEYSPACE}.order_status WHERE order_id = ?"),
+                (order_id,),
+            )
             .await
             .expect("query")
             .into_rows_result()
@@ -206,7 +250,10 @@ impl Backends {
             .await
             .expect("redis HGET");
         let view: Value = serde_json::from_str(&view?).ok()?;
-        Some((view["status"].as_str()?.to_owned(), view["version"].as_u64()?))
+        Some((
+            view["status"].as_str()?.to_owned(),
+            view["version"].as_u64()?,
+        ))
     }
 
     pub async fn plugin_row(&self, plugin: &str, table: &str, key: &str) -> Option<String> {

@@ -1,0 +1,125 @@
+//! Apache Cassandra 5 as a plain JVM process with a minimal `cassandra.yaml`.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+pub const PORT: u16 = 19042;
+const STORAGE_PORT: u16 = 17000;
+const JMX_PORT: u16 = 17199;
+const VERSION: &str = "5.0.8";
+
+pub fn install() -> anyhow::Result<()> {
+    libs().map(|_| ())
+}
+
+fn libs() -> anyhow::Result<std::path::PathBuf> {
+    super::maven::jars(
+        "cassandra",
+        VERSION,
+        &[("org.apache.cassandra", "cassandra-all", VERSION)],
+    )
+}
+
+/// Java 17 module flags from upstream's `conf/jvm17-server.options`.
+const EXPORTS: &[&str] = &[
+    "java.base/jdk.internal.misc",
+    "java.base/jdk.internal.ref",
+    "java.base/sun.nio.ch",
+    "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+    "java.rmi/sun.rmi.registry",
+    "java.rmi/sun.rmi.server",
+    "java.sql/java.sql",
+];
+const OPENS: &[&str] = &[
+    "java.base/java.lang.module",
+    "java.base/jdk.internal.loader",
+    "java.base/jdk.internal.ref",
+    "java.base/jdk.internal.reflect",
+    "java.base/jdk.internal.math",
+    "java.base/jdk.internal.module",
+    "java.base/jdk.internal.util.jar",
+    "java.base/sun.nio.ch",
+    "java.base/java.io",
+    "java.base/java.nio",
+    "java.base/java.util.concurrent",
+    "java.base/java.util.concurrent.atomic",
+    "java.base/java.util",
+    "java.base/java.lang",
+    "java.base/java.math",
+    "java.base/java.lang.reflect",
+    "java.base/java.net",
+    "jdk.management/com.sun.management.internal",
+];
+
+pub fn command(dir: &Path) -> anyhow::Result<Command> {
+    let data = dir.join("data");
+    for sub in ["data", "commitlog", "saved_caches", "hints", "cdc_raw"] {
+        fs::create_dir_all(data.join(sub))?;
+    }
+    let yaml = dir.join("cassandra.yaml");
+    fs::write(
+        &yaml,
+        format!(
+            "cluster_name: orderpipe-dev
+num_tokens: 16
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+data_file_directories:
+  - {data}/data
+commitlog_directory: {data}/commitlog
+saved_caches_directory: {data}/saved_caches
+hints_directory: {data}/hints
+cdc_raw_directory: {data}/cdc_raw
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: \"127.0.0.1:{STORAGE_PORT}\"
+listen_address: 127.0.0.1
+rpc_address: 127.0.0.1
+storage_port: {STORAGE_PORT}
+native_transport_port: {PORT}
+endpoint_snitch: SimpleSnitch
+start_native_transport: true
+",
+            data = data.display()
+        ),
+    )?;
+    let logback = dir.join("logback.xml");
+    fs::write(
+        &logback,
+        r#"<configuration>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%d %-5level [%thread] %logger{20} - %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDOUT"/></root>
+</configuration>
+"#,
+    )?;
+    let mut command = Command::new("java");
+    command.args([
+        "-Xms1g",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
+        &format!("-Dcassandra.config=file://{}", yaml.display()),
+        "-Dcassandra-foreground=yes",
+        &format!("-Dlogback.configurationFile={}", logback.display()),
+        &format!("-Dcassandra.jmx.local.port={JMX_PORT}"),
+        &format!("-Dcassandra.storagedir={}", data.display()),
+        "-Djdk.attach.allowAttachSelf=true",
+        "-Dio.netty.tryReflectionSetAccessible=true",
+    ]);
+    for module in EXPORTS {
+        command.arg(format!("--add-exports={module}=ALL-UNNAMED"));
+    }
+    for module in OPENS {
+        command.arg(format!("--add-opens={module}=ALL-UNNAMED"));
+    }
+    command.args([
+        "-cp",
+        &format!("{}/*", libs()?.display()),
+        "org.apache.cassandra.service.CassandraDaemon",
+    ]);
+    Ok(command)
+}

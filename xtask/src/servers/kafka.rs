@@ -1,0 +1,98 @@
+//! Apache Kafka 4 in KRaft mode: one node that is both broker and controller.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::process;
+
+pub const PORT: u16 = 19092;
+const CONTROLLER_PORT: u16 = 19093;
+const VERSION: &str = "4.1.1";
+const HEAP: &str = "-Xmx512m";
+
+fn libs() -> anyhow::Result<PathBuf> {
+    super::maven::jars(
+        "kafka",
+        VERSION,
+        &[
+            ("org.apache.kafka", "kafka_2.13", VERSION),
+            ("org.apache.kafka", "kafka-tools", VERSION),
+            ("org.slf4j", "slf4j-reload4j", "1.7.36"),
+        ],
+    )
+}
+
+pub fn install() -> anyhow::Result<()> {
+    libs().map(|_| ())
+}
+
+fn classpath() -> anyhow::Result<String> {
+    Ok(format!("{}/*", libs()?.display()))
+}
+
+/// Writes `server.properties`, formats the log directory once, and returns the command.
+pub fn command(dir: &Path) -> anyhow::Result<Command> {
+    let data = dir.join("data");
+    let properties = dir.join("server.properties");
+    fs::write(
+        &properties,
+        format!(
+            "process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{CONTROLLER_PORT}
+listeners=PLAINTEXT://127.0.0.1:{PORT},CONTROLLER://127.0.0.1:{CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:{PORT}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={data}
+num.partitions=6
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=24
+",
+            data = data.display()
+        ),
+    )?;
+    fs::write(
+        dir.join("log4j.properties"),
+        "log4j.rootLogger=WARN, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\nlog4j.appender.stdout.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n",
+    )?;
+    let classpath = classpath()?;
+    if !data.join("meta.properties").exists() {
+        let cluster_id = process::output(Command::new("java").args([
+            "-cp",
+            &classpath,
+            "kafka.tools.StorageTool",
+            "random-uuid",
+        ]))?;
+        process::output(Command::new("java").args([
+            "-cp",
+            &classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id.trim(),
+            "-c",
+            &properties.to_string_lossy(),
+        ]))?;
+    }
+    let mut command = Command::new("java");
+    command.args([
+        HEAP,
+        "-XX:+UseG1GC",
+        &format!(
+            "-Dlog4j.configuration=file:{}",
+            dir.join("log4j.properties").display()
+        ),
+        "-cp",
+        &classpath,
+        "kafka.Kafka",
+        &properties.to_string_lossy(),
+    ]);
+    Ok(command)
+}
