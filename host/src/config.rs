@@ -93,6 +93,12 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// How long a POST waits for Kafka's acknowledgement before answering 503.
     pub produce_timeout_ms: u64,
+    /// Static group membership (`group.instance.id`): give each worker a stable, unique id
+    /// (e.g. its pod name) so a restarted worker gets its partitions back at once instead
+    /// of waiting for the session timeout. Unset: dynamic membership.
+    pub instance_id: Option<String>,
+    /// How long the group waits for a silent worker before moving its partitions.
+    pub session_timeout_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -104,7 +110,9 @@ impl Default for KafkaConfig {
             group_id: "orderpipe".into(),
             partitions: 6,
             replication_factor: 1,
-            produce_timeout_ms: 5_000,
+            produce_timeout_ms: 4_000,
+            instance_id: None,
+            session_timeout_ms: 6_000,
         }
     }
 }
@@ -118,6 +126,7 @@ pub struct CassandraConfig {
     pub replication_factor: u32,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Per-request timeout; keeps an API answer bounded while Cassandra is down.
     pub request_timeout_ms: u64,
 }
 
@@ -129,7 +138,7 @@ impl Default for CassandraConfig {
             replication_factor: 1,
             username: None,
             password: None,
-            request_timeout_ms: 5_000,
+            request_timeout_ms: 2_000,
         }
     }
 }
@@ -151,7 +160,7 @@ impl Default for RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
             ttl_seconds: 24 * 3600,
             key_prefix: "orderpipe".into(),
-            timeout_ms: 2_000,
+            timeout_ms: 1_000,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::backend::cassandra::CassandraStore;
 use crate::backend::kafka::{self, KafkaEventLog};
 use crate::backend::redis::RedisCache;
 use crate::config::Config;
+use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
 use crate::plugin::{PluginHost, PluginRuntime};
@@ -48,7 +49,11 @@ impl Host {
         );
 
         let shutdown = CancellationToken::new();
-        let worker = if config.mode.runs_worker() {
+        let worker_health = config
+            .mode
+            .runs_worker()
+            .then(|| Arc::new(WorkerHealth::new()));
+        let worker = if let Some(health) = &worker_health {
             let runtime = PluginRuntime::new(config.plugins.limits.clone())?;
             let path = config
                 .plugins
@@ -73,6 +78,7 @@ impl Host {
                 },
                 metrics: metrics.clone(),
                 config: config.worker.clone(),
+                health: health.clone(),
             });
             let consumer = kafka::consumer(&config.kafka)?;
             Some(tokio::spawn(worker::run(
@@ -91,6 +97,7 @@ impl Host {
             events,
             metrics,
             serve_orders: config.mode.runs_api(),
+            worker_health,
         };
         let app = api::router(state, config.http.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(config.http.addr)

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub cache_writes_skipped: IntCounter,
     pub worker_retries: IntCounter,
     pub worker_in_flight: IntGauge,
+    pub worker_paused: IntGauge,
 }
 
 impl Metrics {
@@ -140,6 +141,11 @@ impl Metrics {
                 "Events being processed right now",
             )
             .expect("valid metric"),
+            worker_paused: IntGauge::new(
+                "worker_paused",
+                "1 while the worker has paused consumption because a backend is down",
+            )
+            .expect("valid metric"),
             registry,
         };
         for collector in [
@@ -157,6 +163,7 @@ impl Metrics {
             Box::new(metrics.cache_writes_skipped.clone()),
             Box::new(metrics.worker_retries.clone()),
             Box::new(metrics.worker_in_flight.clone()),
+            Box::new(metrics.worker_paused.clone()),
         ] {
             metrics
                 .registry

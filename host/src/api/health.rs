@@ -52,6 +52,17 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             }
         }
     }
+    if let Some(health) = &state.worker_health {
+        match health.paused_because() {
+            None => {
+                checks.insert("worker".into(), json!("ok"));
+            }
+            Some(reason) => {
+                checks.insert("worker".into(), json!(format!("paused: {reason}")));
+                down.push("worker".into());
+            }
+        }
+    }
     if down.is_empty() {
         (
             StatusCode::OK,

@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 
 use crate::backend::{EventLog, OrderStore, StatusCache};
+use crate::pipeline::health::WorkerHealth;
 use crate::telemetry::Metrics;
 
 /// What every handler can reach.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether the order routes are served (false in worker-only mode).
     pub serve_orders: bool,
+    /// The worker's outage state, when this process runs a worker.
+    pub worker_health: Option<Arc<WorkerHealth>>,
 }
 
 /// The whole HTTP app.

@@ -58,7 +58,7 @@ impl KafkaEventLog {
         let record = FutureRecord::to(topic).key(key).payload(payload);
         let delivery = self.producer.send(record, Timeout::After(self.timeout));
         // message.timeout.ms bounds delivery; this outer bound also covers a full queue.
-        match tokio::time::timeout(self.timeout + Duration::from_secs(1), delivery).await {
+        match tokio::time::timeout(self.timeout + Duration::from_millis(500), delivery).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((error, _message))) => Err(unavailable(error)),
             Err(_) => Err(unavailable(format!(
@@ -138,7 +138,11 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
 /// the worker only after an event is fully handled, and committed from there.
 pub fn consumer(config: &KafkaConfig) -> anyhow::Result<Arc<StreamConsumer>> {
     use rdkafka::consumer::Consumer;
-    let consumer: StreamConsumer = ClientConfig::new()
+    let mut client_config = ClientConfig::new();
+    if let Some(instance_id) = &config.instance_id {
+        client_config.set("group.instance.id", instance_id);
+    }
+    let consumer: StreamConsumer = client_config
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "true")
@@ -146,7 +150,7 @@ pub fn consumer(config: &KafkaConfig) -> anyhow::Result<Arc<StreamConsumer>> {
         .set("enable.auto.offset.store", "false")
         // A new group starts at the beginning: orders produced before any worker ran are processed.
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", "1000")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .create()?;

@@ -49,10 +49,10 @@ impl RedisCache {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1);
-        let connection = client
-            .get_connection_manager_with_config(manager_config)
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
+        // Lazy: the host starts (and serves from Cassandra) even while Redis is down; the
+        // manager connects on first use and reconnects by itself after an outage.
+        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(|e| anyhow::anyhow!("configuring Redis: {e}"))?;
         Ok(Self {
             connection,
             prefix: config.key_prefix.clone(),

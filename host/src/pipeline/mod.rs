@@ -1,11 +1,13 @@
 //! The processing half: messages on the event log become recorded events.
 //!
 //! - [`message`]: what travels on the event log.
+//! - [`health`]: whether the worker is paused by a backend outage.
 //! - [`processor`]: one event, start to finish: load the order, ask the plugin, record the
 //!   outcome conditionally on the order's version, refresh the projections.
 //! - [`worker`]: the consumer loop: one task per partition, offsets stored only after an
 //!   event is fully handled, graceful drain on shutdown.
 
+pub mod health;
 pub mod message;
 pub mod processor;
 pub mod worker;

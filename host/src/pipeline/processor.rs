@@ -21,6 +21,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::health::WorkerHealth;
 use super::message::{DeadLetter, EventMessage};
 use crate::backend::{Applied, BackendError, EventLog, OrderStore, StatusCache};
 use crate::config::WorkerConfig;
@@ -63,6 +64,7 @@ pub struct EventProcessor {
     pub plugin_host: PluginHost,
     pub metrics: Arc<Metrics>,
     pub config: WorkerConfig,
+    pub health: Arc<WorkerHealth>,
 }
 
 /// What step 4 produced.
@@ -100,10 +102,13 @@ impl EventProcessor {
         );
         async {
             let mut failures = 0u32;
-            loop {
+            let result = loop {
                 match self.process(&message, payload, origin).await {
-                    Ok(handled) => return Ok(handled),
+                    Ok(handled) => break Ok(handled),
                     Err(error) => {
+                        if failures == 0 {
+                            self.health.outage_began(&error.to_string());
+                        }
                         self.metrics.backend_error(&error);
                         self.metrics.worker_retries.inc();
                         let delay = self.backoff(failures);
@@ -111,11 +116,18 @@ impl EventProcessor {
                         tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "backend error, will retry");
                         tokio::select! {
                             _ = tokio::time::sleep(delay) => {}
-                            _ = shutdown.cancelled() => return Err(Interrupted),
+                            _ = shutdown.cancelled() => break Err(Interrupted),
                         }
                     }
                 }
+            };
+            if failures > 0 {
+                self.health.outage_ended();
+                if result.is_ok() {
+                    tracing::info!(retries = failures, "backend is back; event processed");
+                }
             }
+            result
         }
         .instrument(span)
         .await

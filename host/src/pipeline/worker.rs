@@ -19,6 +19,10 @@ use super::processor::{EventProcessor, MessageOrigin};
 /// How long a graceful shutdown waits for in-flight events before giving up on them (they
 /// are then redelivered to another worker, which is safe).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the loop re-checks whether to pause or resume while no message arrives.
+const PAUSE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a persisting consumer error is logged.
+const CONSUMER_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Consumes until `shutdown` fires, then finishes in-flight events, commits and leaves.
 pub async fn run(
@@ -29,17 +33,28 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
     let mut tasks = JoinSet::new();
+    let mut last_error_logged: Option<std::time::Instant> = None;
+    let mut paused = false;
     tracing::info!("worker started");
     loop {
+        paused = update_pause(&consumer, &processor, paused);
         let received = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(PAUSE_CHECK_INTERVAL) => continue,
             received = consumer.recv() => received,
         };
         let message = match received {
             Ok(message) => message.detach(),
             Err(error) => {
-                tracing::warn!(%error, "consumer error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // librdkafka reconnects by itself; say so once in a while, not on every poll.
+                if last_error_logged.is_none_or(|at| at.elapsed() >= CONSUMER_ERROR_LOG_INTERVAL) {
+                    tracing::warn!(%error, "consumer error; librdkafka keeps reconnecting");
+                    last_error_logged = Some(std::time::Instant::now());
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.cancelled() => break,
+                }
                 continue;
             }
         };
@@ -83,6 +98,35 @@ pub async fn run(
     consumer.unsubscribe();
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Pauses every assigned partition while an event waits on a backend (so the worker stops
+/// fetching instead of piling messages up), and resumes once nothing waits any more.
+fn update_pause(consumer: &StreamConsumer, processor: &EventProcessor, paused: bool) -> bool {
+    let reason = processor.health.paused_because();
+    match (&reason, paused) {
+        (Some(reason), false) => {
+            if let Ok(assignment) = consumer.assignment()
+                && let Err(error) = consumer.pause(&assignment)
+            {
+                tracing::warn!(%error, "could not pause consumption");
+            }
+            processor.metrics.worker_paused.set(1);
+            tracing::warn!(%reason, "backend outage: consumption paused until it is back");
+            true
+        }
+        (None, true) => {
+            if let Ok(assignment) = consumer.assignment()
+                && let Err(error) = consumer.resume(&assignment)
+            {
+                tracing::warn!(%error, "could not resume consumption");
+            }
+            processor.metrics.worker_paused.set(0);
+            tracing::info!("backends are back: consumption resumed");
+            false
+        }
+        _ => paused,
+    }
 }
 
 async fn process_partition(

@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod modes;
 mod redelivery;
 mod sandbox;
 mod workflow;
