@@ -11,7 +11,7 @@ fn with_server_env(command: &mut Command, plugins_dir: &std::path::Path) {
     command.env("ORDERPIPE_PLUGINS__DIR", plugins_dir);
 }
 
-/// Servers up, plugins built, formatting checked, then every test (plugins' native unit
+/// Servers up, plugins built, formatting and lints checked, then every test (plugins' native unit
 /// tests and the whole workspace against the real servers).
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     servers::up(&[
@@ -32,6 +32,24 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
             .current_dir(root.join("plugins"))
             .args(["fmt", "--all", "--check"]),
     )?;
+    crate::step("cargo clippy -D warnings");
+    process::run(Command::new(env!("CARGO")).current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    process::run(Command::new(env!("CARGO")).current_dir(&root).args([
+        "clippy",
+        "--manifest-path",
+        "plugins/Cargo.toml",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     crate::step("plugin unit tests (native)");
     process::run(Command::new(env!("CARGO")).current_dir(&root).args([
         "test",
