@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::backend::cassandra::CassandraStore;
-use crate::backend::kafka::{self, KafkaEventLog};
+use crate::backend::kafka::{self, KafkaEventLog, KafkaEventStream};
 use crate::backend::redis::RedisCache;
 use crate::config::Config;
 use crate::pipeline::health::WorkerHealth;
@@ -80,9 +80,9 @@ impl Host {
                 config: config.worker.clone(),
                 health: health.clone(),
             });
-            let consumer = kafka::consumer(&config.kafka)?;
+            let stream = Arc::new(KafkaEventStream::subscribe(&config.kafka)?);
             Some(tokio::spawn(worker::run(
-                consumer,
+                stream,
                 processor,
                 config.worker.partition_queue,
                 shutdown.clone(),

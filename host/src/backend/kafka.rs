@@ -2,20 +2,20 @@
 //! order id so one order's events stay in order on one partition); the worker consumes with
 //! a consumer group. Topics are created at start-up when missing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use uuid::Uuid;
 
-use super::{BackendError, BackendResult, EventLog};
+use super::{BackendError, BackendResult, Delivery, EventLog, EventStream};
 use crate::config::KafkaConfig;
 
 const BACKEND: &str = "kafka";
@@ -134,10 +134,59 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A consumer in the configured group, subscribed to the event topic. Offsets are stored by
-/// the worker only after an event is fully handled, and committed from there.
-pub fn consumer(config: &KafkaConfig) -> anyhow::Result<Arc<StreamConsumer>> {
-    use rdkafka::consumer::Consumer;
+/// A consumer in the configured group, subscribed to the event topic. Offsets are stored
+/// only when the worker marks an event done, and committed from there.
+pub struct KafkaEventStream {
+    consumer: StreamConsumer,
+}
+
+impl KafkaEventStream {
+    pub fn subscribe(config: &KafkaConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            consumer: consumer(config)?,
+        })
+    }
+}
+
+#[async_trait]
+impl EventStream for KafkaEventStream {
+    async fn next(&self) -> BackendResult<Delivery> {
+        let message = self.consumer.recv().await.map_err(unavailable)?;
+        Ok(Delivery {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            payload: message.payload().unwrap_or_default().to_vec(),
+        })
+    }
+
+    fn mark_done(&self, delivery: &Delivery) -> BackendResult<()> {
+        // librdkafka stores offset + 1: the next message to read.
+        self.consumer
+            .store_offset(&delivery.topic, delivery.partition, delivery.offset)
+            .map_err(unavailable)
+    }
+
+    fn pause(&self) -> BackendResult<()> {
+        let assignment = self.consumer.assignment().map_err(unavailable)?;
+        self.consumer.pause(&assignment).map_err(unavailable)
+    }
+
+    fn resume(&self) -> BackendResult<()> {
+        let assignment = self.consumer.assignment().map_err(unavailable)?;
+        self.consumer.resume(&assignment).map_err(unavailable)
+    }
+
+    async fn close(&self) {
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // "Nothing to commit" is reported as an error too; harmless.
+            tracing::debug!(%error, "final offset commit");
+        }
+        self.consumer.unsubscribe();
+    }
+}
+
+fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
     let mut client_config = ClientConfig::new();
     if let Some(instance_id) = &config.instance_id {
         client_config.set("group.instance.id", instance_id);
@@ -155,5 +204,5 @@ pub fn consumer(config: &KafkaConfig) -> anyhow::Result<Arc<StreamConsumer>> {
         .set("partition.assignment.strategy", "cooperative-sticky")
         .create()?;
     consumer.subscribe(&[&config.topic])?;
-    Ok(Arc::new(consumer))
+    Ok(consumer)
 }

@@ -62,6 +62,31 @@ pub trait EventLog: Send + Sync {
     async fn ping(&self) -> BackendResult<()>;
 }
 
+/// One message delivered from the event log to a worker.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+/// The consuming side of the event log: a member of a consumer group. Messages of one
+/// partition arrive in order; a message marked done is not delivered to the group again
+/// once the mark is committed.
+#[async_trait]
+pub trait EventStream: Send + Sync {
+    /// The next message. An error is a log outage; the caller backs off and asks again.
+    async fn next(&self) -> BackendResult<Delivery>;
+    /// Records that `delivery` is fully handled (committed in the background and on close).
+    fn mark_done(&self, delivery: &Delivery) -> BackendResult<()>;
+    /// Stops fetching from every assigned partition (membership is kept).
+    fn pause(&self) -> BackendResult<()>;
+    fn resume(&self) -> BackendResult<()>;
+    /// Commits what was marked done and leaves the group.
+    async fn close(&self);
+}
+
 /// The result of trying to record an event against an expected order version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {

@@ -1,68 +1,68 @@
 //! The consumer loop. One task per partition processes that partition's events in order
-//! (so each order's events stay in order) while partitions proceed concurrently. An
-//! offset is stored only after its event is fully handled, and committed from there:
-//! at-least-once, with redeliveries made harmless by the processor.
+//! (so each order's events stay in order) while partitions proceed concurrently. A message
+//! is marked done only after its event is fully handled: at-least-once, with redeliveries
+//! made harmless by the processor. While a backend is down the loop pauses the stream.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::OwnedMessage;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::processor::{EventProcessor, MessageOrigin};
+use crate::backend::{Delivery, EventStream};
 
 /// How long a graceful shutdown waits for in-flight events before giving up on them (they
 /// are then redelivered to another worker, which is safe).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the loop re-checks whether to pause or resume while no message arrives.
 const PAUSE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
-/// How often a persisting consumer error is logged.
-const CONSUMER_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How long to wait after an event-log error before asking again.
+const STREAM_ERROR_BACKOFF: Duration = Duration::from_millis(500);
+/// How often a persisting event-log error is logged.
+const STREAM_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Consumes until `shutdown` fires, then finishes in-flight events, commits and leaves.
 pub async fn run(
-    consumer: Arc<StreamConsumer>,
+    stream: Arc<dyn EventStream>,
     processor: Arc<EventProcessor>,
     queue_per_partition: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
+    let mut partitions: HashMap<(String, i32), mpsc::Sender<Delivery>> = HashMap::new();
     let mut tasks = JoinSet::new();
-    let mut last_error_logged: Option<std::time::Instant> = None;
+    let mut last_error_logged: Option<Instant> = None;
     let mut paused = false;
     tracing::info!("worker started");
     loop {
-        paused = update_pause(&consumer, &processor, paused);
+        paused = update_pause(stream.as_ref(), &processor, paused);
         let received = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(PAUSE_CHECK_INTERVAL) => continue,
-            received = consumer.recv() => received,
+            received = stream.next() => received,
         };
-        let message = match received {
-            Ok(message) => message.detach(),
+        let delivery = match received {
+            Ok(delivery) => delivery,
             Err(error) => {
-                // librdkafka reconnects by itself; say so once in a while, not on every poll.
-                if last_error_logged.is_none_or(|at| at.elapsed() >= CONSUMER_ERROR_LOG_INTERVAL) {
-                    tracing::warn!(%error, "consumer error; librdkafka keeps reconnecting");
-                    last_error_logged = Some(std::time::Instant::now());
+                // The event log reconnects by itself; say so once in a while, not on every poll.
+                if last_error_logged.is_none_or(|at| at.elapsed() >= STREAM_ERROR_LOG_INTERVAL) {
+                    tracing::warn!(%error, "event log error; retrying");
+                    last_error_logged = Some(Instant::now());
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(STREAM_ERROR_BACKOFF) => {}
                     _ = shutdown.cancelled() => break,
                 }
                 continue;
             }
         };
-        let key = (message.topic().to_owned(), message.partition());
+        let key = (delivery.topic.clone(), delivery.partition);
         let sender = partitions.entry(key.clone()).or_insert_with(|| {
             let (sender, receiver) = mpsc::channel(queue_per_partition.max(1));
             tasks.spawn(process_partition(
-                consumer.clone(),
+                stream.clone(),
                 processor.clone(),
                 receiver,
                 shutdown.clone(),
@@ -71,7 +71,7 @@ pub async fn run(
             sender
         });
         tokio::select! {
-            sent = sender.send(message) => {
+            sent = sender.send(delivery) => {
                 if sent.is_err() {
                     // The task stopped (shutdown); the message is redelivered later.
                     partitions.remove(&key);
@@ -91,24 +91,18 @@ pub async fn run(
         tracing::warn!("in-flight events did not finish in time; they will be redelivered");
         tasks.abort_all();
     }
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        // Nothing stored since the last commit is also reported as an error; harmless.
-        tracing::debug!(%error, "final offset commit");
-    }
-    consumer.unsubscribe();
+    stream.close().await;
     tracing::info!("worker stopped");
     Ok(())
 }
 
-/// Pauses every assigned partition while an event waits on a backend (so the worker stops
-/// fetching instead of piling messages up), and resumes once nothing waits any more.
-fn update_pause(consumer: &StreamConsumer, processor: &EventProcessor, paused: bool) -> bool {
+/// Pauses the stream while an event waits on a backend (so the worker stops fetching
+/// instead of piling messages up), and resumes once nothing waits any more.
+fn update_pause(stream: &dyn EventStream, processor: &EventProcessor, paused: bool) -> bool {
     let reason = processor.health.paused_because();
     match (&reason, paused) {
         (Some(reason), false) => {
-            if let Ok(assignment) = consumer.assignment()
-                && let Err(error) = consumer.pause(&assignment)
-            {
+            if let Err(error) = stream.pause() {
                 tracing::warn!(%error, "could not pause consumption");
             }
             processor.metrics.worker_paused.set(1);
@@ -116,9 +110,7 @@ fn update_pause(consumer: &StreamConsumer, processor: &EventProcessor, paused: b
             true
         }
         (None, true) => {
-            if let Ok(assignment) = consumer.assignment()
-                && let Err(error) = consumer.resume(&assignment)
-            {
+            if let Err(error) = stream.resume() {
                 tracing::warn!(%error, "could not resume consumption");
             }
             processor.metrics.worker_paused.set(0);
@@ -130,33 +122,31 @@ fn update_pause(consumer: &StreamConsumer, processor: &EventProcessor, paused: b
 }
 
 async fn process_partition(
-    consumer: Arc<StreamConsumer>,
+    stream: Arc<dyn EventStream>,
     processor: Arc<EventProcessor>,
-    mut messages: mpsc::Receiver<OwnedMessage>,
+    mut deliveries: mpsc::Receiver<Delivery>,
     shutdown: CancellationToken,
 ) {
-    while let Some(message) = messages.recv().await {
+    while let Some(delivery) = deliveries.recv().await {
         if shutdown.is_cancelled() {
             break;
         }
         let origin = MessageOrigin {
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
+            topic: delivery.topic.clone(),
+            partition: delivery.partition,
+            offset: delivery.offset,
         };
         processor.metrics.worker_in_flight.inc();
         let result = processor
-            .handle(message.payload().unwrap_or_default(), &origin, &shutdown)
+            .handle(&delivery.payload, &origin, &shutdown)
             .await;
         processor.metrics.worker_in_flight.dec();
         match result {
             Ok(_) => {
-                if let Err(error) =
-                    consumer.store_offset(&origin.topic, origin.partition, origin.offset)
-                {
+                if let Err(error) = stream.mark_done(&delivery) {
                     // The partition was revoked meanwhile; its new owner will see the event
                     // again and recognise it as recorded.
-                    tracing::debug!(%error, partition = origin.partition, "could not store offset");
+                    tracing::debug!(%error, partition = origin.partition, "could not mark done");
                 }
             }
             Err(_interrupted) => break,
