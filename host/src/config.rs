@@ -43,7 +43,16 @@ pub struct Config {
     pub redis: RedisConfig,
     pub plugins: PluginsConfig,
     pub worker: WorkerConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
+}
+
+/// The admin API (`/api/plugins`): served only when a token is configured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminConfig {
+    /// Bearer token required on every admin request (`ORDERPIPE_ADMIN__TOKEN`).
+    pub token: Option<String>,
 }
 
 impl Default for Config {
@@ -56,6 +65,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             plugins: PluginsConfig::default(),
             worker: WorkerConfig::default(),
+            admin: AdminConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -170,9 +180,16 @@ impl Default for RedisConfig {
 pub struct PluginsConfig {
     /// Directory holding `<name>.wasm` components.
     pub dir: PathBuf,
-    /// The plugin (file stem in `dir`) that decides order events.
+    /// The plugin that decides order events. Its active version comes from the registry;
+    /// when the registry has none, `dir/<order>.wasm` is uploaded and activated.
     pub order: String,
     pub limits: PluginLimits,
+    /// The largest component the registry accepts, in bytes.
+    pub max_component_bytes: usize,
+    /// How often a host checks the registry for a newly activated version.
+    pub watch_interval_ms: u64,
+    /// Separates plugin registries that share a keyspace (e.g. staging and production).
+    pub registry_scope: String,
 }
 
 impl Default for PluginsConfig {
@@ -181,6 +198,9 @@ impl Default for PluginsConfig {
             dir: PathBuf::from("plugins/dist"),
             order: "order".into(),
             limits: PluginLimits::default(),
+            max_component_bytes: 32 * 1024 * 1024,
+            watch_interval_ms: 500,
+            registry_scope: "default".into(),
         }
     }
 }
@@ -253,6 +273,9 @@ impl Config {
             copy.cassandra.password = Some("***".into());
         }
         copy.redis.url = redact_url_password(&copy.redis.url);
+        if copy.admin.token.is_some() {
+            copy.admin.token = Some("***".into());
+        }
         serde_json::to_value(copy).unwrap_or_default()
     }
 }

@@ -3,20 +3,22 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api::{self, Admin, AppState};
 use crate::backend::cassandra::CassandraStore;
+use crate::backend::cassandra_registry::CassandraRegistry;
 use crate::backend::kafka::{self, KafkaEventLog, KafkaEventStream};
 use crate::backend::redis::RedisCache;
 use crate::config::Config;
 use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
-use crate::plugin::{PluginHost, PluginRuntime};
+use crate::plugin::{PluginDeployer, PluginHost, PluginRuntime};
 use crate::telemetry::Metrics;
 
 /// A running host: the API on [`Host::addr`] and, depending on the mode, the worker.
@@ -49,29 +51,43 @@ impl Host {
         );
 
         let shutdown = CancellationToken::new();
+        let registry = Arc::new(
+            CassandraRegistry::new(
+                store.session(),
+                &config.cassandra.keyspace,
+                &config.plugins.registry_scope,
+            )
+            .await?,
+        );
+        let runtime = PluginRuntime::new(config.plugins.limits.clone())?;
+        tracing::info!(limits = ?runtime.limits(), "plugin runtime ready");
+        let deployer = Arc::new(PluginDeployer::new(
+            runtime,
+            registry,
+            config.plugins.max_component_bytes,
+        ));
+
         let worker_health = config
             .mode
             .runs_worker()
             .then(|| Arc::new(WorkerHealth::new()));
         let worker = if let Some(health) = &worker_health {
-            let runtime = PluginRuntime::new(config.plugins.limits.clone())?;
-            let path = config
-                .plugins
-                .dir
-                .join(format!("{}.wasm", config.plugins.order));
-            let plugin = runtime.load(&path).await?;
-            tracing::info!(
-                plugin = %plugin.name,
-                version = %plugin.version,
-                path = %path.display(),
-                limits = ?runtime.limits(),
-                "order plugin loaded"
-            );
+            let plugin = deployer
+                .bootstrap(&config.plugins.order, &config.plugins.dir)
+                .await?;
+            let current = plugin.current();
+            tracing::info!(plugin = %current.name, version = %current.version, "order plugin loaded");
+            tokio::spawn(deployer.clone().watch(
+                config.plugins.order.clone(),
+                plugin.clone(),
+                Duration::from_millis(config.plugins.watch_interval_ms.max(50)),
+                shutdown.clone(),
+            ));
             let processor = Arc::new(EventProcessor {
                 store: store.clone(),
                 cache: cache.clone(),
                 events: events.clone(),
-                plugin: Arc::new(plugin),
+                plugin,
                 plugin_host: PluginHost {
                     store: store.clone(),
                     cache: cache.clone(),
@@ -91,6 +107,10 @@ impl Host {
             None
         };
 
+        let admin = config.admin.token.clone().map(|token| Admin {
+            token,
+            deployer: deployer.clone(),
+        });
         let state = AppState {
             store,
             cache,
@@ -98,6 +118,7 @@ impl Host {
             metrics,
             serve_orders: config.mode.runs_api(),
             worker_health,
+            admin,
         };
         let app = api::router(state, config.http.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(config.http.addr)

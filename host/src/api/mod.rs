@@ -3,6 +3,7 @@
 //! [`router`] builds the whole app from an [`AppState`]: handlers only talk to the backend
 //! traits, so the app can be tested with `oneshot` or served on a real port.
 
+mod admin;
 mod error;
 mod health;
 mod orders;
@@ -14,8 +15,9 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
+pub use admin::Admin;
 pub use error::ApiError;
 
 use crate::backend::{EventLog, OrderStore, StatusCache};
@@ -33,6 +35,8 @@ pub struct AppState {
     pub serve_orders: bool,
     /// The worker's outage state, when this process runs a worker.
     pub worker_health: Option<Arc<WorkerHealth>>,
+    /// The admin API, when an admin token is configured.
+    pub admin: Option<Admin>,
 }
 
 /// The whole HTTP app.
@@ -47,6 +51,22 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             .route("/api/orders/{order_id}", get(orders::get_order))
             .route("/api/orders/{order_id}/events", post(orders::post_event))
             .route("/api/orders/{order_id}/history", get(orders::get_history));
+    }
+    if let Some(admin) = &state.admin {
+        let max_component = admin.deployer.max_component_bytes();
+        let admin_routes = Router::new()
+            .route("/api/plugins", get(admin::list_plugins))
+            .route("/api/plugins/{name}", get(admin::get_plugin))
+            .route(
+                "/api/plugins/{name}/versions",
+                post(admin::upload_version).layer(DefaultBodyLimit::max(max_component)),
+            )
+            .route("/api/plugins/{name}/active", put(admin::activate))
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                admin::require_token,
+            ));
+        app = app.merge(admin_routes);
     }
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -5,6 +5,7 @@
 //! version, which also adds the event id to `recorded_events`, so no event applies twice.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "003_plugin_data",
         include_str!("../../../schema/003_plugin_data.cql"),
     ),
+    (
+        "005_plugin_registry",
+        include_str!("../../../schema/005_plugin_registry.cql"),
+    ),
 ];
 
 fn unavailable(err: impl std::fmt::Display) -> BackendError {
@@ -46,7 +51,7 @@ fn unavailable(err: impl std::fmt::Display) -> BackendError {
 
 /// A connected Cassandra session with every statement prepared.
 pub struct CassandraStore {
-    session: Session,
+    session: Arc<Session>,
     statements: Statements,
 }
 
@@ -92,9 +97,14 @@ impl CassandraStore {
         migrate(&session, &config.keyspace, config.replication_factor).await?;
         let statements = Statements::prepare(&session, &config.keyspace).await?;
         Ok(Self {
-            session,
+            session: Arc::new(session),
             statements,
         })
+    }
+
+    /// The connected session, for other roles kept in the same keyspace (the registry).
+    pub fn session(&self) -> Arc<Session> {
+        self.session.clone()
     }
 }
 

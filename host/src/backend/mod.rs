@@ -6,9 +6,11 @@
 //! configuration. Implementations must be safe to call concurrently.
 
 pub mod cassandra;
+pub mod cassandra_registry;
 pub mod kafka;
 pub mod memory;
 pub mod redis;
+pub mod registry;
 
 use async_trait::async_trait;
 use uuid::Uuid;

@@ -26,7 +26,7 @@ use super::message::{DeadLetter, EventMessage};
 use crate::backend::{Applied, BackendError, EventLog, OrderStore, StatusCache};
 use crate::config::WorkerConfig;
 use crate::order::{CREATED_EVENT, Decision, HistoryEntry, Order, Outcome, now_ms};
-use crate::plugin::{LoadedPlugin, PluginHost};
+use crate::plugin::{ActivePlugin, LoadedPlugin, PluginHost};
 use crate::telemetry::Metrics;
 
 /// How often an event is decided again after losing a version race before we back off.
@@ -60,7 +60,8 @@ pub struct EventProcessor {
     pub store: Arc<dyn OrderStore>,
     pub cache: Arc<dyn StatusCache>,
     pub events: Arc<dyn EventLog>,
-    pub plugin: Arc<LoadedPlugin>,
+    /// The plugin version deciding events now; swapped atomically between events.
+    pub plugin: Arc<ActivePlugin>,
     pub plugin_host: PluginHost,
     pub metrics: Arc<Metrics>,
     pub config: WorkerConfig,
@@ -183,7 +184,10 @@ impl EventProcessor {
                 return Ok(Handled::AlreadyRecorded);
             }
 
-            let verdict = self.decide(&order, message).await?;
+            // One version decides this event and is named in its history entry, even if a
+            // new version is activated meanwhile.
+            let plugin = self.plugin.current();
+            let verdict = self.decide(&plugin, &order, message).await?;
             if verdict.outcome == Outcome::Failed {
                 // Sent before recording, so a crash in between re-sends rather than loses it.
                 self.dead_letter(
@@ -209,8 +213,8 @@ impl EventProcessor {
                 from: order.status.clone(),
                 to: verdict.to,
                 reason: verdict.reason,
-                plugin: self.plugin.name.clone(),
-                plugin_version: self.plugin.version.clone(),
+                plugin: plugin.name.clone(),
+                plugin_version: plugin.version.clone(),
                 at_ms: now,
             };
             match self
@@ -251,8 +255,12 @@ impl EventProcessor {
     /// Asks the plugin, up to `plugin_attempts` times. A plugin failure after the last
     /// attempt becomes a `failed` verdict; a backend outage seen by a host call becomes an
     /// error so the whole event is retried later.
-    async fn decide(&self, order: &Order, message: &EventMessage) -> Result<Verdict, BackendError> {
-        let plugin = &self.plugin;
+    async fn decide(
+        &self,
+        plugin: &LoadedPlugin,
+        order: &Order,
+        message: &EventMessage,
+    ) -> Result<Verdict, BackendError> {
         let labels = [plugin.name.as_str(), plugin.version.as_str()];
         let attempts = self.config.plugin_attempts.max(1);
         let mut last_failure = String::new();

@@ -11,10 +11,12 @@
 //! `wasmtime` types stay inside this module: callers speak [`crate::order`] types.
 
 mod bindings;
+mod deployment;
 mod host_functions;
 mod runtime;
 mod state_machine;
 
+pub use deployment::{ActivePlugin, DeployError, PluginDeployer, Uploaded, sha256_hex};
 pub use runtime::{
     Invocation, LoadedPlugin, PluginFailure, PluginHost, PluginLimits, PluginRuntime,
 };

@@ -43,6 +43,9 @@ pub fn config(plugin: &str) -> Config {
     config.http.addr = "127.0.0.1:0".parse().expect("socket address");
     config.plugins.dir = plugins_dir();
     config.plugins.order = plugin.into();
+    // Each test host gets its own plugin registry, so a test activating a version never
+    // changes what another test runs.
+    config.plugins.registry_scope = format!("test-{suffix}");
     config.log.filter = "warn,orderpipe=warn".into();
     config.worker.initial_backoff_ms = 50;
     config.worker.max_backoff_ms = 1_000;

@@ -1,0 +1,174 @@
+//! The admin API: upload, list and activate plugin versions. Every route requires
+//! `Authorization: Bearer <admin.token>`; without a configured token the routes do not exist.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::plugin::{DeployError, PluginDeployer};
+
+/// What the admin routes need besides the common state.
+#[derive(Clone)]
+pub struct Admin {
+    pub token: String,
+    pub deployer: Arc<PluginDeployer>,
+}
+
+impl From<DeployError> for ApiError {
+    fn from(error: DeployError) -> Self {
+        match error {
+            DeployError::Invalid(reason) => {
+                ApiError::Unprocessable(format!("invalid plugin component: {reason}"))
+            }
+            DeployError::NotFound(reason) => ApiError::NotFound(reason),
+            DeployError::Conflict(reason) => ApiError::Conflict(reason),
+            DeployError::Backend(error) => error.into(),
+        }
+    }
+}
+
+fn admin(state: &AppState) -> Result<&Admin, ApiError> {
+    state
+        .admin
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("the admin API is not enabled".into()))
+}
+
+/// Compares in constant time, so the token cannot be guessed byte by byte from timings.
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Refuses requests without the admin bearer token.
+pub(super) async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let admin = admin(&state)?;
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match given {
+        Some(token) if same_token(token.as_bytes(), admin.token.as_bytes()) => {
+            Ok(next.run(request).await)
+        }
+        Some(_) => Err(ApiError::Unauthorized("the admin token is wrong".into())),
+        None => Err(ApiError::Unauthorized(
+            "the admin API needs `Authorization: Bearer <token>`".into(),
+        )),
+    }
+}
+
+pub(super) async fn upload_version(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let admin = admin(&state)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/wasm" {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "upload the component with `Content-Type: application/wasm` (got {content_type:?})"
+        )));
+    }
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "the component is over the limit of {} bytes",
+                admin.deployer.max_component_bytes()
+            ))
+        } else {
+            ApiError::BadRequest(format!("could not read the component: {rejection}"))
+        }
+    })?;
+    let uploaded = admin.deployer.upload(&name, &bytes).await?;
+    let status = if uploaded.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({
+            "name": uploaded.version.name,
+            "version": uploaded.version.version,
+            "sha256": uploaded.version.sha256,
+        })),
+    ))
+}
+
+pub(super) async fn list_plugins(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let admin = admin(&state)?;
+    let mut plugins = Vec::new();
+    for (name, active) in admin.deployer.registry().plugins().await? {
+        plugins.push(json!({
+            "name": name,
+            "active": active.map(|a| a.version),
+        }));
+    }
+    Ok(Json(
+        json!({ "plugins": plugins, "limits": admin.deployer.runtime().limits() }),
+    ))
+}
+
+pub(super) async fn get_plugin(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = admin(&state)?;
+    let registry = admin.deployer.registry();
+    let versions = registry.versions(&name).await?;
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!("plugin {name} has no versions")));
+    }
+    let active = registry.active(&name).await?;
+    Ok(Json(json!({
+        "name": name,
+        "active": active,
+        "versions": versions,
+        "limits": admin.deployer.runtime().limits(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Activation {
+    version: String,
+}
+
+pub(super) async fn activate(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = admin(&state)?;
+    let bytes = body.map_err(|rejection| {
+        ApiError::BadRequest(format!("could not read the body: {rejection}"))
+    })?;
+    let activation: Activation = super::orders::parse_json(&bytes)?;
+    let active = admin.deployer.activate(&name, &activation.version).await?;
+    Ok(Json(
+        json!({ "name": active.name, "active": active.version, "sha256": active.sha256 }),
+    ))
+}

@@ -1,0 +1,247 @@
+//! The plugin registry in Cassandra (`plugin_versions`, `plugin_active`), in the same
+//! keyspace and session as the order store. Versions are written with `IF NOT EXISTS`, so
+//! an upload can never replace the bytes of a version some host may be running.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlTimestamp, CqlValue, Row};
+
+use super::registry::{ActiveVersion, PluginRegistry, PluginVersion, Stored};
+use super::{BackendError, BackendResult};
+
+const BACKEND: &str = "cassandra";
+
+fn unavailable(err: impl std::fmt::Display) -> BackendError {
+    BackendError::unavailable(BACKEND, err)
+}
+
+pub struct CassandraRegistry {
+    session: Arc<Session>,
+    scope: String,
+    insert_version: PreparedStatement,
+    versions: PreparedStatement,
+    component: PreparedStatement,
+    all_versions: PreparedStatement,
+    all_active: PreparedStatement,
+    active: PreparedStatement,
+    set_active: PreparedStatement,
+}
+
+impl CassandraRegistry {
+    /// Prepares the registry's statements on a session whose keyspace has the schema applied
+    /// (see [`super::cassandra::CassandraStore::connect`]).
+    pub async fn new(session: Arc<Session>, keyspace: &str, scope: &str) -> anyhow::Result<Self> {
+        let ks = keyspace;
+        let prepare = |cql: String| {
+            let session = session.clone();
+            async move {
+                session
+                    .prepare(cql.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("preparing `{cql}`: {e}"))
+            }
+        };
+        Ok(Self {
+            insert_version: prepare(format!(
+                "INSERT INTO {ks}.plugin_versions (scope, name, version, sha256, size, component, uploaded_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+            ))
+            .await?,
+            versions: prepare(format!(
+                "SELECT name, version, sha256, size, uploaded_at FROM {ks}.plugin_versions WHERE scope = ? AND name = ?"
+            ))
+            .await?,
+            component: prepare(format!(
+                "SELECT component FROM {ks}.plugin_versions WHERE scope = ? AND name = ? AND version = ?"
+            ))
+            .await?,
+            all_versions: prepare(format!("SELECT DISTINCT scope, name FROM {ks}.plugin_versions")).await?,
+            all_active: prepare(format!(
+                "SELECT scope, name, version, sha256, activated_at FROM {ks}.plugin_active"
+            ))
+            .await?,
+            active: prepare(format!(
+                "SELECT name, version, sha256, activated_at FROM {ks}.plugin_active WHERE scope = ? AND name = ?"
+            ))
+            .await?,
+            set_active: prepare(format!(
+                "INSERT INTO {ks}.plugin_active (scope, name, version, sha256, activated_at) VALUES (?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            session,
+            scope: scope.to_owned(),
+        })
+    }
+}
+
+type VersionRow = (
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<CqlTimestamp>,
+);
+type ActiveRow = (String, Option<String>, Option<String>, Option<CqlTimestamp>);
+
+fn active_from(row: ActiveRow) -> Option<ActiveVersion> {
+    let (name, version, sha256, at) = row;
+    Some(ActiveVersion {
+        name,
+        version: version?,
+        sha256: sha256.unwrap_or_default(),
+        activated_at_ms: at.map(|t| t.0).unwrap_or(0),
+    })
+}
+
+#[async_trait]
+impl PluginRegistry for CassandraRegistry {
+    async fn store_version(
+        &self,
+        version: &PluginVersion,
+        component: &[u8],
+    ) -> BackendResult<Stored> {
+        let result = self
+            .session
+            .execute_unpaged(
+                &self.insert_version,
+                (
+                    &self.scope,
+                    &version.name,
+                    &version.version,
+                    &version.sha256,
+                    version.size as i64,
+                    component,
+                    CqlTimestamp(version.uploaded_at_ms),
+                ),
+            )
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let row: Row = rows.first_row().map_err(unavailable)?;
+        if let Some(Some(CqlValue::Boolean(true))) = row.columns.first() {
+            return Ok(Stored::Created);
+        }
+        // Not applied: the existing row comes back; compare its sha256.
+        let existing = rows
+            .column_specs()
+            .iter()
+            .position(|spec| spec.name() == "sha256")
+            .and_then(|i| row.columns.get(i).cloned().flatten());
+        match existing {
+            Some(CqlValue::Text(sha)) if sha == version.sha256 => Ok(Stored::AlreadyPresent),
+            Some(CqlValue::Text(sha)) => Ok(Stored::Conflict(sha)),
+            _ => Ok(Stored::Conflict("unknown".into())),
+        }
+    }
+
+    async fn versions(&self, name: &str) -> BackendResult<Vec<PluginVersion>> {
+        let result = self
+            .session
+            .execute_unpaged(&self.versions, (&self.scope, name))
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let mut versions = Vec::new();
+        for row in rows.rows::<VersionRow>().map_err(unavailable)? {
+            let (name, version, sha256, size, at) = row.map_err(unavailable)?;
+            versions.push(PluginVersion {
+                name,
+                version,
+                sha256: sha256.unwrap_or_default(),
+                size: size.unwrap_or(0).max(0) as u64,
+                uploaded_at_ms: at.map(|t| t.0).unwrap_or(0),
+            });
+        }
+        versions.sort_by_key(|v| v.uploaded_at_ms);
+        Ok(versions)
+    }
+
+    async fn component(&self, name: &str, version: &str) -> BackendResult<Option<Vec<u8>>> {
+        let result = self
+            .session
+            .execute_unpaged(&self.component, (&self.scope, name, version))
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        Ok(rows
+            .maybe_first_row::<(Option<Vec<u8>>,)>()
+            .map_err(unavailable)?
+            .and_then(|(bytes,)| bytes))
+    }
+
+    async fn plugins(&self) -> BackendResult<Vec<(String, Option<ActiveVersion>)>> {
+        // The registry tables are small; scanning them and keeping this scope is fine.
+        let names = self
+            .session
+            .execute_unpaged(&self.all_versions, ())
+            .await
+            .map_err(unavailable)?;
+        let mut plugins: BTreeMap<String, Option<ActiveVersion>> = BTreeMap::new();
+        let rows = names.into_rows_result().map_err(unavailable)?;
+        for row in rows.rows::<(String, String)>().map_err(unavailable)? {
+            let (scope, name) = row.map_err(unavailable)?;
+            if scope == self.scope {
+                plugins.insert(name, None);
+            }
+        }
+        let active = self
+            .session
+            .execute_unpaged(&self.all_active, ())
+            .await
+            .map_err(unavailable)?;
+        let rows = active.into_rows_result().map_err(unavailable)?;
+        for row in rows
+            .rows::<(
+                String,
+                String,
+                Option<String>,
+                Option<String>,
+                Option<CqlTimestamp>,
+            )>()
+            .map_err(unavailable)?
+        {
+            let (scope, name, version, sha256, at) = row.map_err(unavailable)?;
+            if scope != self.scope {
+                continue;
+            }
+            if let Some(active) = active_from((name, version, sha256, at)) {
+                plugins.insert(active.name.clone(), Some(active));
+            }
+        }
+        Ok(plugins.into_iter().collect())
+    }
+
+    async fn active(&self, name: &str) -> BackendResult<Option<ActiveVersion>> {
+        let result = self
+            .session
+            .execute_unpaged(&self.active, (&self.scope, name))
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        Ok(rows
+            .maybe_first_row::<ActiveRow>()
+            .map_err(unavailable)?
+            .and_then(active_from))
+    }
+
+    async fn set_active(&self, active: &ActiveVersion) -> BackendResult<()> {
+        self.session
+            .execute_unpaged(
+                &self.set_active,
+                (
+                    &self.scope,
+                    &active.name,
+                    &active.version,
+                    &active.sha256,
+                    CqlTimestamp(active.activated_at_ms),
+                ),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
