@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use orderpipe::plugin::types as wit;
+pub use self::orderpipe::plugin::types as wit;
