@@ -81,6 +81,7 @@ impl Host {
                 config.plugins.order.clone(),
                 plugin.clone(),
                 Duration::from_millis(config.plugins.watch_interval_ms.max(50)),
+                metrics.clone(),
                 shutdown.clone(),
             ));
             let processor = Arc::new(EventProcessor {

@@ -41,6 +41,7 @@ pub struct Metrics {
     pub worker_retries: IntCounter,
     pub worker_in_flight: IntGauge,
     pub worker_paused: IntGauge,
+    pub plugin_active: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -146,6 +147,14 @@ impl Metrics {
                 "1 while the worker has paused consumption because a backend is down",
             )
             .expect("valid metric"),
+            plugin_active: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "plugin_active",
+                    "1 for the plugin version this host runs now, 0 for versions it ran before",
+                ),
+                &["plugin", "version"],
+            )
+            .expect("valid metric"),
             registry,
         };
         for collector in [
@@ -164,6 +173,7 @@ impl Metrics {
             Box::new(metrics.worker_retries.clone()),
             Box::new(metrics.worker_in_flight.clone()),
             Box::new(metrics.worker_paused.clone()),
+            Box::new(metrics.plugin_active.clone()),
         ] {
             metrics
                 .registry

@@ -19,6 +19,7 @@ use super::runtime::{LoadedPlugin, PluginRuntime};
 use crate::backend::BackendError;
 use crate::backend::registry::{ActiveVersion, PluginRegistry, PluginVersion, Stored};
 use crate::order::now_ms;
+use crate::telemetry::Metrics;
 
 /// The version of one plugin that decides events now.
 pub struct ActivePlugin {
@@ -243,8 +244,13 @@ impl PluginDeployer {
         name: String,
         slot: Arc<ActivePlugin>,
         interval: Duration,
+        metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) {
+        metrics
+            .plugin_active
+            .with_label_values(&[&name, &slot.current().version])
+            .set(1);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -270,7 +276,16 @@ impl PluginDeployer {
                         to = %plugin.version,
                         "switched plugin version"
                     );
+                    let version = plugin.version.clone();
                     slot.switch_to(plugin);
+                    metrics
+                        .plugin_active
+                        .with_label_values(&[&name, &current.version])
+                        .set(0);
+                    metrics
+                        .plugin_active
+                        .with_label_values(&[&name, &version])
+                        .set(1);
                 }
                 Err(error) => {
                     tracing::error!(%error, plugin = %name, version = %active.version, "cannot switch to the active version")

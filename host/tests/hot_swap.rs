@@ -1,0 +1,324 @@
+//! Hot-swapping the order plugin on two running host processes through the admin API, and
+//! rolling it back, under a steady stream of orders: both switch within 2 s, nothing is
+//! lost or failed, and the history shows which version decided each order. Invalid uploads
+//! are refused and change nothing.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::process::HostProcess;
+use support::{TestHost, config};
+use uuid::Uuid;
+
+const TOKEN: &str = "test-admin-token";
+/// How soon every host must run a newly activated version.
+const SWITCH_WITHIN: Duration = Duration::from_secs(2);
+
+fn component(name: &str) -> Vec<u8> {
+    let path = support::plugins_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask plugins`)", path.display()))
+}
+
+async fn metrics(http: &reqwest::Client, host: &HostProcess) -> String {
+    http.get(host.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Waits until the host reports `version` as its active order plugin; returns how long it took.
+async fn wait_for_version(
+    http: &reqwest::Client,
+    host: &HostProcess,
+    version: &str,
+    since: Instant,
+) -> Duration {
+    let sample = format!("orderpipe_plugin_active{{plugin=\"order\",version=\"{version}\"}} 1");
+    let deadline = since + Duration::from_secs(10);
+    loop {
+        if metrics(http, host).await.contains(&sample) {
+            return since.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never switched to {version}",
+            host.base
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
+    let mut config = config("order");
+    config.admin.token = Some(TOKEN.into());
+    config.plugins.watch_interval_ms = 200;
+    let a = HostProcess::start(&config, "swap-a").await;
+    let b = HostProcess::start(&config, "swap-b").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // A steady stream of orders, alternating between the two hosts.
+    let placed: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stream = {
+        let (placed, stop, http) = (placed.clone(), stop.clone(), http.clone());
+        let bases = [a.base.clone(), b.base.clone()];
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.is_cancelled() {
+                let response = http
+                    .post(format!("{}/api/orders", bases[n % 2]))
+                    .send()
+                    .await
+                    .expect("POST");
+                assert_eq!(response.status(), StatusCode::CREATED);
+                let answer: Value = response.json().await.unwrap();
+                placed
+                    .lock()
+                    .unwrap()
+                    .push(answer["order_id"].as_str().unwrap().parse().unwrap());
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Upload v2 through host A, activate it through host B.
+    let upload = http
+        .post(a.url("/api/plugins/order/versions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(component("order-v2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let uploaded: Value = upload.json().await.unwrap();
+    assert_eq!(uploaded["version"], "0.2.0");
+    assert_eq!(uploaded["sha256"].as_str().unwrap().len(), 64);
+
+    let activated_at = Instant::now();
+    let activate = http
+        .put(b.url("/api/plugins/order/active"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"version": "0.2.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        activate.status(),
+        StatusCode::OK,
+        "{}",
+        activate.text().await.unwrap()
+    );
+    let (to_v2_a, to_v2_b) = tokio::join!(
+        wait_for_version(&http, &a, "0.2.0", activated_at),
+        wait_for_version(&http, &b, "0.2.0", activated_at)
+    );
+    println!("switch to 0.2.0: host a {to_v2_a:?}, host b {to_v2_b:?}");
+    assert!(
+        to_v2_a <= SWITCH_WITHIN && to_v2_b <= SWITCH_WITHIN,
+        "a {to_v2_a:?}, b {to_v2_b:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Roll back: activate the earlier version again.
+    let rolled_back_at = Instant::now();
+    let rollback = http
+        .put(a.url("/api/plugins/order/active"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"version": "0.1.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rollback.status(), StatusCode::OK);
+    let (back_a, back_b) = tokio::join!(
+        wait_for_version(&http, &a, "0.1.0", rolled_back_at),
+        wait_for_version(&http, &b, "0.1.0", rolled_back_at)
+    );
+    println!("rollback to 0.1.0: host a {back_a:?}, host b {back_b:?}");
+    assert!(
+        back_a <= SWITCH_WITHIN && back_b <= SWITCH_WITHIN,
+        "a {back_a:?}, b {back_b:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    stream.await.expect("the order stream never got a non-201");
+
+    // Every order is processed exactly once; versions go v1 → v2 → v1 in processing order.
+    let checker = TestHost {
+        host: None,
+        config: config.clone(),
+        base: a.base.clone(),
+        http: http.clone(),
+    };
+    let placed = placed.lock().unwrap().clone();
+    let mut decided: BTreeMap<(String, u64), String> = BTreeMap::new();
+    for (n, order_id) in placed.iter().enumerate() {
+        let view = checker
+            .wait_for_version(*order_id, 1, Duration::from_secs(60))
+            .await;
+        assert_eq!(view["status"], "processed", "{order_id}");
+        let history = checker.history(*order_id).await;
+        assert_eq!(history.len(), 1, "{order_id}: {history:?}");
+        let entry = &history[0];
+        assert_eq!(entry["outcome"], "transitioned");
+        let version = entry["plugin_version"].as_str().unwrap().to_owned();
+        let reason = entry["reason"].as_str().unwrap();
+        assert_eq!(version == "0.2.0", reason.starts_with("v2: "), "{entry}");
+        decided.insert(
+            (entry["at"].as_str().unwrap().to_owned(), n as u64),
+            version,
+        );
+    }
+    let mut runs: Vec<String> = Vec::new();
+    for version in decided.values() {
+        if runs.last() != Some(version) {
+            runs.push(version.clone());
+        }
+    }
+    let v2_count = decided.values().filter(|v| *v == "0.2.0").count();
+    println!(
+        "{} orders: runs of versions {runs:?}, {v2_count} decided by 0.2.0",
+        placed.len()
+    );
+    assert_eq!(
+        runs,
+        ["0.1.0", "0.2.0", "0.1.0"],
+        "versions in processing order"
+    );
+
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_uploads_are_refused_and_change_nothing() {
+    let mut config = config("order");
+    config.admin.token = Some(TOKEN.into());
+    config.plugins.max_component_bytes = 1024 * 1024;
+    let host = TestHost::start(config).await;
+    let before = host
+        .http
+        .get(host.url("/api/plugins/order"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before.status(), StatusCode::OK);
+    let before: Value = before.json().await.unwrap();
+    assert_eq!(before["active"]["version"], "0.1.0");
+    assert!(before["limits"]["fuel"].as_u64().is_some(), "{before}");
+
+    let upload = |body: Vec<u8>, token: Option<&str>, content_type: &str| {
+        let mut request = host
+            .http
+            .post(host.url("/api/plugins/order/versions"))
+            .header("content-type", content_type.to_owned())
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, &str, StatusCode, &str)> = vec![
+        (
+            "no token",
+            component("order-v2"),
+            None,
+            "application/wasm",
+            StatusCode::UNAUTHORIZED,
+            "Bearer",
+        ),
+        (
+            "wrong token",
+            component("order-v2"),
+            Some("nope"),
+            "application/wasm",
+            StatusCode::UNAUTHORIZED,
+            "wrong",
+        ),
+        (
+            "not wasm at all",
+            b"hello".to_vec(),
+            Some(TOKEN),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not a valid WebAssembly component",
+        ),
+        (
+            "an empty component (wrong world)",
+            vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00],
+            Some(TOKEN),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "orderpipe world",
+        ),
+        (
+            "another plugin's component",
+            component("hostile"),
+            Some(TOKEN),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "says it is plugin \"hostile\"",
+        ),
+        (
+            "over the size limit",
+            vec![0u8; 2 * 1024 * 1024],
+            Some(TOKEN),
+            "application/wasm",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "over the limit",
+        ),
+        (
+            "wrong content type",
+            component("order-v2"),
+            Some(TOKEN),
+            "application/json",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/wasm",
+        ),
+    ];
+    for (what, body, token, content_type, status, needle) in cases {
+        let response = upload(body, token, content_type).await.unwrap();
+        assert_eq!(response.status(), status, "{what}");
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(needle), "{what}: {answer}");
+    }
+    // Activating a version that was never uploaded is refused too.
+    let response = host
+        .http
+        .put(host.url("/api/plugins/order/active"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"version": "9.9.9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    let after: Value = host
+        .http
+        .get(host.url("/api/plugins/order"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after, before, "a refused upload changed the registry");
+}

@@ -1,0 +1,152 @@
+//! Hosts as real `orderpipe serve` processes, configured through `ORDERPIPE_*` variables, for
+//! tests where a host must be a process of its own (two hosts, SIGKILL).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orderpipe::config::{Config, Mode};
+
+/// A free loopback port (bound, then released for the host to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The environment that makes `orderpipe serve` use `config`.
+pub fn environment(config: &Config) -> Vec<(String, String)> {
+    let mode = match config.mode {
+        Mode::All => "all",
+        Mode::Api => "api",
+        Mode::Worker => "worker",
+    };
+    let mut env = vec![
+        ("ORDERPIPE_MODE", mode.to_owned()),
+        ("ORDERPIPE_HTTP__ADDR", config.http.addr.to_string()),
+        ("ORDERPIPE_KAFKA__BROKERS", config.kafka.brokers.clone()),
+        ("ORDERPIPE_KAFKA__TOPIC", config.kafka.topic.clone()),
+        (
+            "ORDERPIPE_KAFKA__DEAD_LETTER_TOPIC",
+            config.kafka.dead_letter_topic.clone(),
+        ),
+        ("ORDERPIPE_KAFKA__GROUP_ID", config.kafka.group_id.clone()),
+        ("ORDERPIPE_CASSANDRA__NODES", config.cassandra.nodes.clone()),
+        (
+            "ORDERPIPE_CASSANDRA__KEYSPACE",
+            config.cassandra.keyspace.clone(),
+        ),
+        ("ORDERPIPE_REDIS__URL", config.redis.url.clone()),
+        (
+            "ORDERPIPE_REDIS__KEY_PREFIX",
+            config.redis.key_prefix.clone(),
+        ),
+        (
+            "ORDERPIPE_PLUGINS__DIR",
+            config.plugins.dir.display().to_string(),
+        ),
+        ("ORDERPIPE_PLUGINS__ORDER", config.plugins.order.clone()),
+        (
+            "ORDERPIPE_PLUGINS__REGISTRY_SCOPE",
+            config.plugins.registry_scope.clone(),
+        ),
+        (
+            "ORDERPIPE_PLUGINS__MAX_COMPONENT_BYTES",
+            config.plugins.max_component_bytes.to_string(),
+        ),
+        (
+            "ORDERPIPE_PLUGINS__WATCH_INTERVAL_MS",
+            config.plugins.watch_interval_ms.to_string(),
+        ),
+        ("ORDERPIPE_LOG__FILTER", "info".to_owned()),
+    ];
+    if let Some(token) = &config.admin.token {
+        env.push(("ORDERPIPE_ADMIN__TOKEN", token.clone()));
+    }
+    if let Some(instance) = &config.kafka.instance_id {
+        env.push(("ORDERPIPE_KAFKA__INSTANCE_ID", instance.clone()));
+    }
+    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// A running `orderpipe serve` process; killed when dropped.
+pub struct HostProcess {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl HostProcess {
+    /// Starts the process with a fresh port and waits (bounded) until `/healthz` answers.
+    pub async fn start(config: &Config, name: &str) -> HostProcess {
+        let mut config = config.clone();
+        config.http.addr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        let log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("host-logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let log = log_dir.join(format!("{name}-{}.log", config.kafka.group_id));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_orderpipe"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(environment(&config))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("orderpipe starts");
+        let process = HostProcess {
+            child,
+            base: format!("http://{}", config.http.addr),
+            log,
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if http
+                .get(format!("{}/healthz", process.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return process;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "host {name} did not start; see {}",
+                process.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGTERM and wait (bounded) for a graceful exit.
+    pub async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
