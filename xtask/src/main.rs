@@ -1,39 +1,51 @@
-//! `cargo xtask`: the developer's one entry point.
+//! `cargo xtask`: the developer's one entry point (std and anyhow only, so it builds in seconds).
 //!
-//! - `servers up|down|status|kill|env [--only kafka,cassandra,redis]`: real Kafka (KRaft),
-//!   Cassandra 5 and Redis on loopback, installed and started without Docker.
+//! - `servers up|down [--only kafka,cassandra,redis]`: real Kafka (KRaft), Cassandra 5 and
+//!   Redis on loopback (ports 19092, 19042, 16379), installed and started without Docker;
+//!   idempotent, shared by every clone through `$ORDERPIPE_SERVERS_DIR`
+//!   (default `~/.local/state/orderpipe/servers`).
+//! - `servers status`, `servers kill <name>` (SIGKILL, for fault tests), `servers env` (the
+//!   `ORDERPIPE_*` variables that reach them; `eval "$(cargo xtask servers env)"`).
 //! - `plugins`: build the plugin workspace to wasm32-wasip2 into `plugins/dist/`.
-//! - `test [cargo test args]`: servers up, plugins, format check, every test. CI runs this.
-//! - `run`: servers up, plugins, then `orderpipe serve` on port 5000.
+//! - `test [cargo test args]`: servers up, plugins, fmt and clippy, every test. CI runs this.
+//! - `run [serve args]`: servers up, plugins, then `orderpipe serve` on port 5000.
+//!
+//! This file only dispatches; `servers/` owns the servers, `plugins` the plugin build, `tasks`
+//! the composite tasks and `process` the process plumbing they share.
 
 mod plugins;
 mod process;
 mod servers;
 mod tasks;
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use anyhow::{Context, bail};
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    step_clock();
+    if let Err(error) = dispatch() {
+        // The cause chain on one line, without the backtrace RUST_BACKTRACE would add.
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, rest) = args
-        .split_first()
-        .map(|(c, r)| (c.as_str(), r))
-        .unwrap_or(("help", &[]));
+    let (command, rest) = match args.split_first() {
+        Some((command, rest)) => (command.as_str(), rest),
+        None => ("help", &[][..]),
+    };
     match command {
         "servers" => servers::command(rest),
         "plugins" => plugins::build().map(|_| ()),
         "test" => tasks::test(rest),
         "run" => tasks::run(rest),
         "help" | "--help" | "-h" => {
-            println!(
-                "{}",
-                include_str!("main.rs")
-                    .lines()
-                    .take_while(|l| l.starts_with("//!"))
-                    .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            print_help();
             Ok(())
         }
         other => bail!("unknown command {other:?}; try `cargo xtask help`"),
@@ -41,18 +53,31 @@ fn main() -> anyhow::Result<()> {
     .with_context(|| format!("cargo xtask {}", args.join(" ")))
 }
 
-/// The repository root (the parent of this crate's folder).
-pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the repo")
-        .to_path_buf()
+/// Prints this file's module documentation.
+fn print_help() {
+    let help: Vec<&str> = include_str!("main.rs")
+        .lines()
+        .take_while(|line| line.starts_with("//!"))
+        .map(|line| line.trim_start_matches("//!").trim_start_matches(' '))
+        .collect();
+    println!("{}", help.join("\n"));
 }
 
-/// Prints a step header with the time since the xtask started.
+/// The repository root: the parent of this crate's folder.
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+fn step_clock() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// Prints a step header with the seconds since this xtask started: `==> [  1.2s] servers up`.
 pub fn step(message: &str) {
-    use std::sync::OnceLock;
-    static START: OnceLock<std::time::Instant> = OnceLock::new();
-    let start = START.get_or_init(std::time::Instant::now);
-    println!("==> [{:>5.1}s] {message}", start.elapsed().as_secs_f64());
+    println!(
+        "==> [{:>5.1}s] {message}",
+        step_clock().elapsed().as_secs_f64()
+    );
 }

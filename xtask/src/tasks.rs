@@ -1,39 +1,40 @@
-//! The composite tasks: `test` (what CI runs) and `run` (the main job).
+//! The composite tasks a developer and CI run: `test` (exactly what CI runs, via `.ci/run`) and
+//! `run` (the main job: the whole pipeline on port 5000). Each is a sequence of steps that
+//! stops at the first failure; the steps themselves live in `servers` and `plugins`.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::{plugins, process, servers};
 
-fn with_server_env(command: &mut Command, plugins_dir: &std::path::Path) {
+fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    command.current_dir(root);
+    command
+}
+
+/// The environment of `cargo xtask servers env`, plus the absolute plugin folder.
+fn with_server_env(command: &mut Command, plugins_dir: &Path) {
     for (key, value) in servers::ENV {
         command.env(key, value);
     }
     command.env("ORDERPIPE_PLUGINS__DIR", plugins_dir);
 }
 
-/// Servers up, plugins built, formatting and lints checked, then every test (plugins' native unit
-/// tests and the whole workspace against the real servers).
+/// Servers up, plugins built, formatting and lints checked, the plugins' native unit tests, then
+/// every workspace test against the real servers with `cargo_args` passed through. cargo test's
+/// output streams through unmodified and is the last thing printed: CI reads its closing lines.
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
-    servers::up(&[
-        servers::Server::Kafka,
-        servers::Server::Cassandra,
-        servers::Server::Redis,
-    ])?;
+    servers::up(&servers::ALL)?;
     let dist = plugins::build()?;
     let root = crate::repo_root();
-    crate::step("cargo fmt --check");
-    process::run(
-        Command::new(env!("CARGO"))
-            .current_dir(&root)
-            .args(["fmt", "--all", "--check"]),
-    )?;
-    process::run(
-        Command::new(env!("CARGO"))
-            .current_dir(root.join("plugins"))
-            .args(["fmt", "--all", "--check"]),
-    )?;
-    crate::step("cargo clippy -D warnings");
-    process::run(Command::new(env!("CARGO")).current_dir(&root).args([
+
+    crate::step("cargo fmt --check (workspace and plugins)");
+    process::run(cargo(&root).args(["fmt", "--all", "--check"]))?;
+    process::run(cargo(&root.join("plugins")).args(["fmt", "--all", "--check"]))?;
+
+    crate::step("cargo clippy -D warnings (workspace and plugins)");
+    process::run(cargo(&root).args([
         "clippy",
         "--workspace",
         "--all-targets",
@@ -41,7 +42,7 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    process::run(Command::new(env!("CARGO")).current_dir(&root).args([
+    process::run(cargo(&root).args([
         "clippy",
         "--manifest-path",
         "plugins/Cargo.toml",
@@ -50,38 +51,58 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    crate::step("plugin unit tests (native)");
-    process::run(Command::new(env!("CARGO")).current_dir(&root).args([
-        "test",
-        "--manifest-path",
-        "plugins/Cargo.toml",
-    ]))?;
-    crate::step("workspace tests against the real servers");
-    let mut command = Command::new(env!("CARGO"));
-    command
-        .current_dir(&root)
-        .args(["test", "--workspace"])
-        .args(cargo_args);
+
+    crate::step("cargo test --manifest-path plugins/Cargo.toml (native unit tests)");
+    process::run(cargo(&root).args(["test", "--manifest-path", "plugins/Cargo.toml"]))?;
+
+    // `-p <crate>` narrows the run; cargo rejects it beside `--workspace`.
+    let (cargo_flags, _) = cargo_args.split_at(
+        cargo_args
+            .iter()
+            .position(|a| a == "--")
+            .unwrap_or(cargo_args.len()),
+    );
+    let narrowed = cargo_flags
+        .iter()
+        .any(|a| a.starts_with("-p") || a == "--package" || a.starts_with("--package="));
+    let mut command = cargo(&root);
+    command.arg("test");
+    if !narrowed {
+        command.arg("--workspace");
+    }
+    command.args(cargo_args);
     with_server_env(&mut command, &dist);
-    process::run(&mut command)?;
-    crate::step("all tests passed");
+    let shown: Vec<_> = command
+        .get_args()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    crate::step(&format!(
+        "cargo {} (against the real servers)",
+        shown.join(" ")
+    ));
+    let status = command
+        .status()
+        .map_err(|e| anyhow::anyhow!("starting cargo test: {e}"))?;
+    if !status.success() {
+        // cargo has said what failed; exit with its code and print nothing after it.
+        std::process::exit(status.code().unwrap_or(1));
+    }
     Ok(())
 }
 
-/// Servers up, plugins built, then the host in the foreground on port 5000.
+/// Servers up, plugins built, then the host in the foreground on port 5000 (`host_args` are
+/// passed to `orderpipe serve`). Exits with the host's exit code.
 pub fn run(host_args: &[String]) -> anyhow::Result<()> {
-    servers::up(&[
-        servers::Server::Kafka,
-        servers::Server::Cassandra,
-        servers::Server::Redis,
-    ])?;
+    servers::up(&servers::ALL)?;
     let dist = plugins::build()?;
-    crate::step("orderpipe serve on http://127.0.0.1:5000 (Ctrl-C stops it)");
-    let mut command = Command::new(env!("CARGO"));
+    crate::step("cargo run -p orderpipe -- serve: http://127.0.0.1:5000 (Ctrl-C stops it)");
+    let mut command = cargo(&crate::repo_root());
     command
-        .current_dir(crate::repo_root())
-        .args(["run", "--quiet", "--package", "orderpipe", "--", "serve"])
+        .args(["run", "--package", "orderpipe", "--", "serve"])
         .args(host_args);
     with_server_env(&mut command, &dist);
-    process::run(&mut command)
+    let status = command
+        .status()
+        .map_err(|e| anyhow::anyhow!("starting cargo run: {e}"))?;
+    std::process::exit(status.code().unwrap_or(1));
 }

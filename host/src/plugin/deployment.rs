@@ -80,6 +80,8 @@ pub struct PluginDeployer {
     max_component_bytes: usize,
     /// Compiled versions by sha256.
     compiled: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Stored versions that failed to compile here (not retried in the background).
+    failed: Mutex<std::collections::HashSet<String>>,
 }
 
 impl PluginDeployer {
@@ -93,6 +95,7 @@ impl PluginDeployer {
             registry,
             max_component_bytes,
             compiled: Mutex::new(HashMap::new()),
+            failed: Mutex::new(Default::default()),
         }
     }
 
@@ -237,6 +240,37 @@ impl PluginDeployer {
         self.compile(&bytes).await
     }
 
+    /// Compiles one stored version of `name` that this host has not compiled yet.
+    async fn precompile_one(&self, name: &str) {
+        let Ok(versions) = self.registry.versions(name).await else {
+            return;
+        };
+        let missing = {
+            let compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+            let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            versions
+                .into_iter()
+                .find(|v| !compiled.contains_key(&v.sha256) && !failed.contains(&v.sha256))
+        };
+        let Some(version) = missing else { return };
+        let Ok(Some(bytes)) = self.registry.component(name, &version.version).await else {
+            return;
+        };
+        match self.compile(&bytes).await {
+            Ok(_) => {
+                tracing::info!(plugin = name, version = %version.version, "precompiled uploaded version")
+            }
+            Err(error) => {
+                tracing::warn!(%error, plugin = name, version = %version.version, "stored version does not compile here");
+                // Remember the failure so it is not retried on every tick.
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(version.sha256);
+            }
+        }
+    }
+
     /// Polls the registry every `interval` and switches `slot` to the active version of
     /// `name` whenever it changes (compiled first, then swapped).
     pub async fn watch(
@@ -266,6 +300,9 @@ impl PluginDeployer {
             };
             let current = slot.current();
             if current.version == active.version && current.name == active.name {
+                // Nothing to switch: use the quiet moment to compile uploaded versions, so
+                // a later activation switches without waiting for a compiler.
+                self.precompile_one(&name).await;
                 continue;
             }
             match self.load_active(&active).await {

@@ -1,8 +1,12 @@
-//! Apache Cassandra 5 as a plain JVM process with a minimal `cassandra.yaml`.
+//! Apache Cassandra 5.0 as a plain JVM process on 127.0.0.1:19042 (storage 17000, JMX 17199):
+//! owns the jars it needs, a minimal `cassandra.yaml`, a WARN-level `logback.xml` and the JVM
+//! flags Java 17 requires; `super` owns starting and stopping.
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+
+use crate::process;
 
 pub const PORT: u16 = 19042;
 const STORAGE_PORT: u16 = 17000;
@@ -10,6 +14,10 @@ const JMX_PORT: u16 = 17199;
 const VERSION: &str = "5.0.8";
 
 pub fn install() -> anyhow::Result<()> {
+    process::require(
+        "java",
+        "install a Java 17 runtime (e.g. openjdk-17-jre-headless)",
+    )?;
     libs().map(|_| ())
 }
 
@@ -54,7 +62,14 @@ const OPENS: &[&str] = &[
 
 pub fn command(dir: &Path) -> anyhow::Result<Command> {
     let data = dir.join("data");
-    for sub in ["data", "commitlog", "saved_caches", "hints", "cdc_raw"] {
+    for sub in [
+        "data",
+        "commitlog",
+        "saved_caches",
+        "hints",
+        "cdc_raw",
+        "triggers",
+    ] {
         fs::create_dir_all(data.join(sub))?;
     }
     let yaml = dir.join("cassandra.yaml");
@@ -107,6 +122,12 @@ start_native_transport: true
         &format!("-Dlogback.configurationFile={}", logback.display()),
         &format!("-Dcassandra.jmx.local.port={JMX_PORT}"),
         &format!("-Dcassandra.storagedir={}", data.display()),
+        &format!(
+            "-Dcassandra.triggers_dir={}",
+            data.join("triggers").display()
+        ),
+        // A JVM that ran out of memory may corrupt data if it carries on: exit instead.
+        "-XX:+ExitOnOutOfMemoryError",
         "-Djdk.attach.allowAttachSelf=true",
         "-Dio.netty.tryReflectionSetAccessible=true",
     ]);

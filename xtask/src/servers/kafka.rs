@@ -1,8 +1,12 @@
-//! Apache Kafka 4 in KRaft mode: one node that is both broker and controller.
+//! Apache Kafka 4.1 in KRaft mode as a plain JVM process: one node that is both broker and
+//! controller, on 127.0.0.1:19092 (controller 19093). Owns the jars it needs, its
+//! `server.properties` and the one-time storage format; `super` owns starting and stopping.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use anyhow::Context;
 
 use crate::process;
 
@@ -24,6 +28,10 @@ fn libs() -> anyhow::Result<PathBuf> {
 }
 
 pub fn install() -> anyhow::Result<()> {
+    process::require(
+        "java",
+        "install a Java 17 runtime (e.g. openjdk-17-jre-headless)",
+    )?;
     libs().map(|_| ())
 }
 
@@ -31,7 +39,8 @@ fn classpath() -> anyhow::Result<String> {
     Ok(format!("{}/*", libs()?.display()))
 }
 
-/// Writes `server.properties`, formats the log directory once, and returns the command.
+/// Writes `server.properties` and `log4j.properties`, formats the log directory once (skipped
+/// when it already holds `meta.properties`), and returns the command that runs the broker.
 pub fn command(dir: &Path) -> anyhow::Result<Command> {
     let data = dir.join("data");
     let properties = dir.join("server.properties");
@@ -64,22 +73,29 @@ log.retention.hours=24
     )?;
     let classpath = classpath()?;
     if !data.join("meta.properties").exists() {
-        let cluster_id = process::output(Command::new("java").args([
+        let printed = process::output(Command::new("java").args([
             "-cp",
             &classpath,
             "kafka.tools.StorageTool",
             "random-uuid",
         ]))?;
+        let cluster_id = printed
+            .lines()
+            .map(str::trim)
+            .rfind(|line| !line.is_empty())
+            .context("StorageTool random-uuid printed no cluster id")?;
+        // No `--standalone`: it refuses to run when `controller.quorum.voters` is set.
         process::output(Command::new("java").args([
             "-cp",
             &classpath,
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            cluster_id.trim(),
+            cluster_id,
             "-c",
             &properties.to_string_lossy(),
-        ]))?;
+        ]))
+        .context("formatting Kafka's log directory")?;
     }
     let mut command = Command::new("java");
     command.args([

@@ -1,9 +1,13 @@
 //! Fetches a set of Maven artifacts and their dependencies into a folder of jars, once per
-//! version: a tiny pom and `mvn dependency:copy-dependencies`.
+//! version: a tiny pom and `mvn dependency:copy-dependencies`. It owns the jar cache
+//! (`~/.cache/orderpipe/jars/<name>-<version>/libs`, complete once `.complete` exists) and
+//! never touches a server's state.
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
+
+use anyhow::Context;
 
 use crate::process;
 
@@ -13,15 +17,26 @@ pub fn jars(
     version: &str,
     artifacts: &[(&str, &str, &str)],
 ) -> anyhow::Result<PathBuf> {
-    let root = super::home()
-        .join(".cache/orderpipe/jars")
-        .join(format!("{name}-{version}"));
+    let cache = super::home()?.join(".cache/orderpipe/jars");
+    let root = cache.join(format!("{name}-{version}"));
     let libs = root.join("libs");
     let complete = root.join(".complete");
     if complete.exists() {
         return Ok(libs);
     }
+    // One fetch at a time, across threads and xtasks: Maven 3.8's local repository is not
+    // safe for concurrent writers, and Kafka and Cassandra share many dependencies.
+    let _lock = process::lock(&cache.join(".lock"), "another jar fetch")?;
+    if complete.exists() {
+        return Ok(libs);
+    }
+    process::require(
+        "mvn",
+        "install Maven 3 (e.g. `apt-get install -y maven`) to fetch the server jars",
+    )?;
     fs::create_dir_all(&root)?;
+    // A half-finished earlier fetch may have left a partial folder.
+    let _ = fs::remove_dir_all(&libs);
     let dependencies: String = artifacts
         .iter()
         .map(|(group, artifact, version)| {
@@ -47,12 +62,22 @@ pub fn jars(
     crate::step(&format!(
         "fetching {name} {version} jars from Maven Central"
     ));
-    process::run(Command::new("mvn").current_dir(&root).args([
+    let started = std::time::Instant::now();
+    // Quiet unless it fails: then its whole output is in the error.
+    process::output(Command::new("mvn").current_dir(&root).args([
         "-q",
         "-B",
+        "-Dstyle.color=never",
         "dependency:copy-dependencies",
         "-DoutputDirectory=libs",
-    ]))?;
+    ]))
+    .with_context(|| format!("fetching {name} {version} with Maven"))?;
+    let count = fs::read_dir(&libs)?.count();
+    println!(
+        "    {name:<10} {count} jars in {} ({:.1} s)",
+        libs.display(),
+        started.elapsed().as_secs_f64()
+    );
     fs::write(complete, "")?;
     Ok(libs)
 }

@@ -1,4 +1,6 @@
-//! Redis from Debian's `redis-server`, without persistence (a cache).
+//! Redis from Debian's `redis-server` on 127.0.0.1:16379, without persistence (it is only a
+//! cache): owns installing the package when it is missing and the server's command line;
+//! `super` owns starting and stopping.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,12 +14,32 @@ pub fn install() -> anyhow::Result<()> {
         return Ok(());
     }
     crate::step("installing redis-server from Debian");
-    process::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    process::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "redis-server", "redis-tools"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    process::require(
+        "apt-get",
+        "install Redis 7 yourself so that `redis-server` is on the PATH",
+    )?;
+    process::run(apt_get().args(["update", "-qq"]))?;
+    process::run(apt_get().args(["install", "-y", "-qq", "redis-server", "redis-tools"]))
+}
+
+/// Non-interactive `apt-get`, through `sudo` unless we are root already.
+fn apt_get() -> Command {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    });
+    if root || !process::on_path("sudo") {
+        let mut command = Command::new("apt-get");
+        command.env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    } else {
+        let mut command = Command::new("sudo");
+        command.args(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+        command
+    }
 }
 
 pub fn command(dir: &Path) -> anyhow::Result<Command> {
