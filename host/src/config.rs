@@ -33,10 +33,79 @@ impl Mode {
     }
 }
 
+/// Where the event log lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventLogKind {
+    /// In-process and durable under `backends.data_dir`; one process per data directory.
+    Embedded,
+    Kafka,
+}
+
+/// Where orders, their history and plugin rows live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStoreKind {
+    /// An embedded database (redb) under `backends.data_dir`.
+    Embedded,
+    Cassandra,
+}
+
+/// Where the status cache and plugin cache keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusCacheKind {
+    /// In process memory, bounded.
+    Embedded,
+    Redis,
+}
+
+/// Which implementation serves each backend role. Embedded is the default: a newcomer needs
+/// nothing installed; production points each role at its server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackendsConfig {
+    pub event_log: EventLogKind,
+    pub order_store: OrderStoreKind,
+    pub status_cache: StatusCacheKind,
+    /// Where the embedded event log and store keep their files.
+    pub data_dir: PathBuf,
+    /// Partitions of the embedded event log (fixed once the log exists).
+    pub partitions: u32,
+    /// Order views the embedded cache holds at most.
+    pub cache_capacity: u64,
+}
+
+impl Default for BackendsConfig {
+    fn default() -> Self {
+        Self {
+            event_log: EventLogKind::Embedded,
+            order_store: OrderStoreKind::Embedded,
+            status_cache: StatusCacheKind::Embedded,
+            data_dir: PathBuf::from("data"),
+            partitions: 6,
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+impl BackendsConfig {
+    /// Kafka, Cassandra and Redis for every role.
+    pub fn servers() -> Self {
+        Self {
+            event_log: EventLogKind::Kafka,
+            order_store: OrderStoreKind::Cassandra,
+            status_cache: StatusCacheKind::Redis,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub mode: Mode,
+    pub backends: BackendsConfig,
     pub http: HttpConfig,
     pub kafka: KafkaConfig,
     pub cassandra: CassandraConfig,
@@ -59,6 +128,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             mode: Mode::All,
+            backends: BackendsConfig::default(),
             http: HttpConfig::default(),
             kafka: KafkaConfig::default(),
             cassandra: CassandraConfig::default(),
@@ -120,7 +190,7 @@ impl Default for KafkaConfig {
             group_id: "orderpipe".into(),
             partitions: 6,
             replication_factor: 1,
-            produce_timeout_ms: 4_000,
+            produce_timeout_ms: 3_000,
             instance_id: None,
             session_timeout_ms: 6_000,
         }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod order;
 pub mod pipeline;

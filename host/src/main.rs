@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use orderpipe::cli::PluginCommand;
 use orderpipe::config::{Config, Mode};
 use orderpipe::server::Host;
 
@@ -30,19 +31,28 @@ enum Command {
     },
     /// Print the effective configuration (secrets redacted).
     Config,
+    /// Author plugins: create a project, build its component, test it against fixtures.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;
-    orderpipe::telemetry::init_logging(&config.log);
     match cli.command {
+        // No log subscriber: the plugin commands print for people, and `plugin test` shows a
+        // plugin's log lines among the host calls it made.
+        Command::Plugin { command } => orderpipe::cli::run(command, &config.plugins.limits).await,
         Command::Config => {
+            orderpipe::telemetry::init_logging(&config.log);
             println!("{}", serde_json::to_string_pretty(&config.redacted())?);
             Ok(())
         }
         Command::Serve { mode } => {
+            orderpipe::telemetry::init_logging(&config.log);
             if let Some(mode) = mode {
                 config.mode = mode;
             }

@@ -10,10 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Admin, AppState};
-use crate::backend::cassandra::CassandraStore;
-use crate::backend::cassandra_registry::CassandraRegistry;
-use crate::backend::kafka::{self, KafkaEventLog, KafkaEventStream};
-use crate::backend::redis::RedisCache;
+use crate::backend::wiring::Backends;
 use crate::config::Config;
 use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::processor::EventProcessor;
@@ -37,33 +34,13 @@ impl Host {
         tracing::info!(config = %config.redacted(), "starting orderpipe");
         let metrics = Arc::new(Metrics::new());
 
-        kafka::ensure_topics(&config.kafka)
-            .await
-            .context("preparing Kafka topics")?;
-        let events = Arc::new(KafkaEventLog::new(&config.kafka)?);
-        let store = Arc::new(CassandraStore::connect(&config.cassandra).await?);
-        let cache = Arc::new(RedisCache::connect(&config.redis).await?);
-        tracing::info!(
-            event_log = "kafka",
-            order_store = "cassandra",
-            status_cache = "redis",
-            "backends connected"
-        );
-
+        let backends = Backends::connect(&config).await?;
         let shutdown = CancellationToken::new();
-        let registry = Arc::new(
-            CassandraRegistry::new(
-                store.session(),
-                &config.cassandra.keyspace,
-                &config.plugins.registry_scope,
-            )
-            .await?,
-        );
         let runtime = PluginRuntime::new(config.plugins.limits.clone())?;
         tracing::info!(limits = ?runtime.limits(), "plugin runtime ready");
         let deployer = Arc::new(PluginDeployer::new(
             runtime,
-            registry,
+            backends.registry.clone(),
             config.plugins.max_component_bytes,
         ));
 
@@ -85,19 +62,19 @@ impl Host {
                 shutdown.clone(),
             ));
             let processor = Arc::new(EventProcessor {
-                store: store.clone(),
-                cache: cache.clone(),
-                events: events.clone(),
+                store: backends.store.clone(),
+                cache: backends.cache.clone(),
+                events: backends.events.clone(),
                 plugin,
                 plugin_host: PluginHost {
-                    store: store.clone(),
-                    cache: cache.clone(),
+                    store: backends.plugin_store.clone(),
+                    cache: backends.plugin_cache.clone(),
                 },
                 metrics: metrics.clone(),
                 config: config.worker.clone(),
                 health: health.clone(),
             });
-            let stream = Arc::new(KafkaEventStream::subscribe(&config.kafka)?);
+            let stream = backends.subscribe()?;
             Some(tokio::spawn(worker::run(
                 stream,
                 processor,
@@ -113,9 +90,9 @@ impl Host {
             deployer: deployer.clone(),
         });
         let state = AppState {
-            store,
-            cache,
-            events,
+            store: backends.store.clone(),
+            cache: backends.cache.clone(),
+            events: backends.events.clone(),
             metrics,
             serve_orders: config.mode.runs_api(),
             worker_health,

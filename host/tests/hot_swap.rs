@@ -225,6 +225,16 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
     b.stop().await;
 }
 
+/// (what, body, token, content type, expected status, expected error text)
+type UploadCase = (
+    &'static str,
+    Vec<u8>,
+    Option<&'static str>,
+    &'static str,
+    StatusCode,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_uploads_are_refused_and_change_nothing() {
     let mut config = config("order");
@@ -254,7 +264,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         }
         request.send()
     };
-    let cases: Vec<(&str, Vec<u8>, Option<&str>, &str, StatusCode, &str)> = vec![
+    let cases: Vec<UploadCase> = vec![
         (
             "no token",
             component("order_v2"),

@@ -19,7 +19,9 @@ use scylla::value::{CqlTimestamp, CqlValue, Row};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{Applied, BackendError, BackendResult, OrderStore, PluginStore, StoredOrder};
+use super::{
+    Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
+};
 use crate::config::CassandraConfig;
 use crate::order::{HistoryEntry, Order, OrderRequest, Outcome};
 
@@ -38,6 +40,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "003_plugin_data",
         include_str!("../../../schema/003_plugin_data.cql"),
+    ),
+    (
+        "004_idempotency_keys",
+        include_str!("../../../schema/004_idempotency_keys.cql"),
     ),
     (
         "005_plugin_registry",
@@ -62,6 +68,7 @@ struct Statements {
     insert_history: PreparedStatement,
     history: PreparedStatement,
     project_status: PreparedStatement,
+    claim_idempotency_key: PreparedStatement,
     ping: PreparedStatement,
     plugin_get: PreparedStatement,
     plugin_put: PreparedStatement,
@@ -215,6 +222,11 @@ impl Statements {
             project_status: p(format!(
                 "UPDATE {ks}.order_status USING TIMESTAMP ? SET status = ?, version = ?, updated_at = ? \
                  WHERE order_id = ?"
+            ))
+            .await?,
+            claim_idempotency_key: p(format!(
+                "INSERT INTO {ks}.idempotency_keys (key, order_id, request_hash, created_at) \
+                 VALUES (?, ?, ?, ?) IF NOT EXISTS"
             ))
             .await?,
             ping: p("SELECT release_version FROM system.local".to_owned()).await?,
@@ -435,6 +447,58 @@ impl OrderStore for CassandraStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        order_id: Uuid,
+        request_hash: &str,
+    ) -> BackendResult<IdempotencyClaim> {
+        let result = self
+            .session
+            .execute_unpaged(
+                &self.statements.claim_idempotency_key,
+                (
+                    key,
+                    order_id,
+                    request_hash,
+                    CqlTimestamp(crate::order::now_ms()),
+                ),
+            )
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let specs = rows.column_specs();
+        let (applied, existing_id, existing_hash) = (
+            specs.get_by_name("[applied]").map(|(i, _)| i),
+            specs.get_by_name("order_id").map(|(i, _)| i),
+            specs.get_by_name("request_hash").map(|(i, _)| i),
+        );
+        let row: Row = rows.first_row().map_err(unavailable)?;
+        let column = |index: Option<usize>| index.and_then(|i| row.columns.get(i)).cloned();
+        match column(applied) {
+            Some(Some(CqlValue::Boolean(true))) => return Ok(IdempotencyClaim::Claimed),
+            Some(Some(CqlValue::Boolean(false))) => {}
+            other => {
+                return Err(unavailable(format!(
+                    "unexpected answer to an idempotency key claim: {other:?}"
+                )));
+            }
+        }
+        // Not applied: a conditional insert answers with the row that was there.
+        match (column(existing_id), column(existing_hash)) {
+            (Some(Some(CqlValue::Uuid(order_id))), Some(hash)) => Ok(IdempotencyClaim::Existing {
+                order_id,
+                request_hash: match hash {
+                    Some(CqlValue::Text(hash) | CqlValue::Ascii(hash)) => hash,
+                    _ => String::new(),
+                },
+            }),
+            other => Err(BackendError::Invalid(format!(
+                "idempotency key {key:?} is reserved without an order: {other:?}"
+            ))),
+        }
     }
 
     async fn ping(&self) -> BackendResult<()> {

@@ -202,6 +202,7 @@ fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", "1000")
         .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("reconnect.backoff.max.ms", "1000")
         .create()?;
     consumer.subscribe(&[&config.topic])?;
     Ok(consumer)

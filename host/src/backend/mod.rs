@@ -7,10 +7,12 @@
 
 pub mod cassandra;
 pub mod cassandra_registry;
+pub mod embedded;
 pub mod kafka;
 pub mod memory;
 pub mod redis;
 pub mod registry;
+pub mod wiring;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -117,7 +119,36 @@ pub trait OrderStore: Send + Sync {
     async fn history(&self, id: Uuid) -> BackendResult<Vec<HistoryEntry>>;
     /// Writes the original service's `order_status` row (a projection of the order).
     async fn project_status(&self, order: &Order) -> BackendResult<()>;
+    /// Reserves a client's `Idempotency-Key` for `order_id` unless the key is already
+    /// reserved, atomically (concurrent claims of one key: exactly one gets `Claimed`).
+    /// A reservation lasts 24 hours. An outage is an error: no key, no order.
+    ///
+    /// Every store used by the API must implement this; the default refuses every key (the
+    /// API then answers 500 to a request with an `Idempotency-Key`, never creating an order).
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        order_id: Uuid,
+        request_hash: &str,
+    ) -> BackendResult<IdempotencyClaim> {
+        let _ = (key, order_id, request_hash);
+        Err(BackendError::Invalid(
+            "this order store does not support Idempotency-Key".into(),
+        ))
+    }
     async fn ping(&self) -> BackendResult<()>;
+}
+
+/// The result of [`OrderStore::claim_idempotency_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// This call reserved the key for the order id it passed.
+    Claimed,
+    /// The key was reserved earlier, for this order and a request with this hash.
+    Existing {
+        order_id: Uuid,
+        request_hash: String,
+    },
 }
 
 /// An order together with the events already recorded for it.

@@ -19,8 +19,10 @@ use crate::backend::{Delivery, EventStream};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the loop re-checks whether to pause or resume while no message arrives.
 const PAUSE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
-/// How long to wait after an event-log error before asking again.
-const STREAM_ERROR_BACKOFF: Duration = Duration::from_millis(500);
+/// How long to wait after an event-log error before asking again. Short: librdkafka reports
+/// every failed reconnect as an error, and a long pause per error would drain that backlog
+/// slowly after the log is back (the next call blocks until there is news anyway).
+const STREAM_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How often a persisting event-log error is logged.
 const STREAM_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 

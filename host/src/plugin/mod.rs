@@ -17,8 +17,9 @@ mod runtime;
 mod state_machine;
 
 pub use deployment::{ActivePlugin, DeployError, PluginDeployer, Uploaded, sha256_hex};
+pub use host_functions::HostCall;
 pub use runtime::{
-    Invocation, LoadedPlugin, PluginFailure, PluginHost, PluginLimits, PluginRuntime,
+    Invocation, LoadedPlugin, PluginFailure, PluginHost, PluginLimits, PluginRuntime, Trace,
 };
 pub use state_machine::StateMachine;
 

@@ -13,7 +13,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{OrderPlugin, OrderPluginPre, wit};
-use super::host_functions::HostContext;
+use super::host_functions::{HostCall, HostContext};
 use super::state_machine::StateMachine;
 use crate::backend::memory::MemoryPluginData;
 use crate::backend::{PluginCache, PluginStore};
@@ -88,6 +88,40 @@ pub struct Invocation {
     pub fuel_used: u64,
     pub host_calls: u32,
     pub duration: Duration,
+    /// The host calls it made, in order, logging included; bounded, so a plugin that made
+    /// very many calls has only its first few dozen here.
+    pub host_call_log: Vec<HostCall>,
+}
+
+/// Everything one decision attempt did, whether or not the plugin decided: the decision or
+/// the failure, what it cost and the host calls it made. [`LoadedPlugin::decide`] keeps only
+/// the decision's side; `orderpipe plugin test` shows all of it.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The decision (already checked against the state machine), or why there is none.
+    pub outcome: Result<Decision, PluginFailure>,
+    pub fuel_used: u64,
+    /// Store and cache calls (the ones the quota counts).
+    pub host_calls: u32,
+    pub duration: Duration,
+    /// The host calls made, in order, logging included; the first few dozen only.
+    pub host_call_log: Vec<HostCall>,
+    /// Host calls made after `host_call_log` was full.
+    pub host_calls_not_logged: u32,
+}
+
+impl Trace {
+    /// The decision and its cost, or the failure.
+    pub fn into_invocation(self) -> Result<Invocation, PluginFailure> {
+        let decision = self.outcome?;
+        Ok(Invocation {
+            decision,
+            fuel_used: self.fuel_used,
+            host_calls: self.host_calls,
+            duration: self.duration,
+            host_call_log: self.host_call_log,
+        })
+    }
 }
 
 /// The plugin's view of the world: its own rows and its own cache keys.
@@ -307,6 +341,14 @@ impl LoadedPlugin {
         event: &Event,
         host: PluginHost,
     ) -> Result<Invocation, PluginFailure> {
+        self.decide_traced(order, event, host)
+            .await
+            .into_invocation()
+    }
+
+    /// [`LoadedPlugin::decide`], also reporting what a failed attempt cost and which host
+    /// calls it made.
+    pub async fn decide_traced(&self, order: &Order, event: &Event, host: PluginHost) -> Trace {
         let started = Instant::now();
         let wit_order = to_wit_order(order);
         let wit_event = to_wit_event(event);
@@ -315,18 +357,22 @@ impl LoadedPlugin {
                 Box::pin(async move { plugin.call_decide(store, &wit_order, &wit_event).await })
             })
             .await;
-        let decision = from_wit_decision(result?)?;
-        if let Decision::Transition { to, .. } = &decision
-            && let Some(refusal) = self.state_machine.refusal(&order.status, to)
-        {
-            return Err(PluginFailure::new(refusal));
-        }
-        Ok(Invocation {
-            decision,
+        let outcome = result.and_then(from_wit_decision).and_then(|decision| {
+            if let Decision::Transition { to, .. } = &decision
+                && let Some(refusal) = self.state_machine.refusal(&order.status, to)
+            {
+                return Err(PluginFailure::new(refusal));
+            }
+            Ok(decision)
+        });
+        Trace {
+            outcome,
             fuel_used: usage.fuel_used,
             host_calls: usage.host_calls,
             duration: started.elapsed(),
-        })
+            host_call_log: usage.call_log,
+            host_calls_not_logged: usage.calls_not_logged,
+        }
     }
 
     /// Runs `call` on a fresh instance with fuel, memory, deadline and host-call limits, and
@@ -367,6 +413,8 @@ impl LoadedPlugin {
                 calls_made: 0,
                 call_quota: self.limits.host_calls,
                 unavailable: None,
+                call_log: Vec::new(),
+                calls_not_logged: 0,
             },
             limiter: MemoryLimiter {
                 max_bytes: self.limits.memory_bytes(),
@@ -400,6 +448,8 @@ impl LoadedPlugin {
             .fuel
             .saturating_sub(store.get_fuel().unwrap_or(0));
         usage.host_calls = store.data().host.calls_made;
+        usage.call_log = std::mem::take(&mut store.data_mut().host.call_log);
+        usage.calls_not_logged = store.data().host.calls_not_logged;
         if let Some((backend, detail)) = store.data().host.unavailable.clone() {
             let failure = PluginFailure {
                 reason: format!("a host call found {backend} unavailable: {detail}"),
@@ -453,10 +503,12 @@ impl LoadedPlugin {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Usage {
     fuel_used: u64,
     host_calls: u32,
+    call_log: Vec<HostCall>,
+    calls_not_logged: u32,
 }
 
 fn clamp(text: &str, max: usize) -> String {

@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod idempotency;
 mod modes;
 mod redelivery;
 mod sandbox;

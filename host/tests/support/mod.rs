@@ -34,6 +34,7 @@ pub fn plugins_dir() -> PathBuf {
 pub fn config(plugin: &str) -> Config {
     let suffix = Uuid::new_v4().simple().to_string()[..10].to_owned();
     let mut config = Config::default();
+    config.backends = orderpipe::config::BackendsConfig::servers();
     config.kafka.brokers = env_or("ORDERPIPE_KAFKA__BROKERS", "127.0.0.1:19092");
     config.kafka.topic = format!("orders-test-{suffix}");
     config.kafka.dead_letter_topic = format!("orders-test-{suffix}.dead-letter");

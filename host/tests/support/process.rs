@@ -22,8 +22,25 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
         Mode::Api => "api",
         Mode::Worker => "worker",
     };
+    let backend = |value: &dyn std::fmt::Debug| format!("{value:?}").to_lowercase();
     let mut env = vec![
         ("ORDERPIPE_MODE", mode.to_owned()),
+        (
+            "ORDERPIPE_BACKENDS__EVENT_LOG",
+            backend(&config.backends.event_log),
+        ),
+        (
+            "ORDERPIPE_BACKENDS__ORDER_STORE",
+            backend(&config.backends.order_store),
+        ),
+        (
+            "ORDERPIPE_BACKENDS__STATUS_CACHE",
+            backend(&config.backends.status_cache),
+        ),
+        (
+            "ORDERPIPE_BACKENDS__DATA_DIR",
+            config.backends.data_dir.display().to_string(),
+        ),
         ("ORDERPIPE_HTTP__ADDR", config.http.addr.to_string()),
         ("ORDERPIPE_KAFKA__BROKERS", config.kafka.brokers.clone()),
         ("ORDERPIPE_KAFKA__TOPIC", config.kafka.topic.clone()),

@@ -19,9 +19,9 @@ pub mod created;
 pub mod fulfilment;
 pub mod payment;
 
-use orderpipe_plugin_sdk::{
-    Decision, Event, Order, OrderPlugin, PluginInfo, StateMachine, export_plugin,
-};
+#[cfg(feature = "export")]
+use orderpipe_plugin_sdk::export_plugin;
+use orderpipe_plugin_sdk::{Decision, Event, Order, OrderPlugin, PluginInfo, StateMachine};
 
 pub const NAME: &str = "order";
 pub const VERSION: &str = "0.1.0";
@@ -64,6 +64,7 @@ impl OrderPlugin for OrderWorkflow {
     }
 }
 
+#[cfg(feature = "export")]
 export_plugin!(OrderWorkflow);
 
 #[cfg(test)]

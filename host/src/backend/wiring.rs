@@ -1,0 +1,122 @@
+//! Builds the backend for each role from the configuration. The only place that knows which
+//! implementations exist; everything else receives trait objects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::cassandra::CassandraStore;
+use super::cassandra_registry::CassandraRegistry;
+use super::embedded::{EmbeddedCache, EmbeddedEventLog, EmbeddedStore};
+use super::kafka::{self, KafkaEventLog, KafkaEventStream};
+use super::redis::RedisCache;
+use super::registry::PluginRegistry;
+use super::{EventLog, EventStream, OrderStore, PluginCache, PluginStore, StatusCache};
+use crate::config::{Config, EventLogKind, OrderStoreKind, StatusCacheKind};
+
+/// One implementation per role, as configured.
+pub struct Backends {
+    pub events: Arc<dyn EventLog>,
+    pub store: Arc<dyn OrderStore>,
+    pub plugin_store: Arc<dyn PluginStore>,
+    pub registry: Arc<dyn PluginRegistry>,
+    pub cache: Arc<dyn StatusCache>,
+    pub plugin_cache: Arc<dyn PluginCache>,
+    subscribe: Subscribe,
+}
+
+enum Subscribe {
+    Kafka(crate::config::KafkaConfig),
+    Embedded(EmbeddedEventLog, String),
+}
+
+impl Backends {
+    /// Opens or connects every role (creating topics and applying the schema where needed).
+    pub async fn connect(config: &Config) -> anyhow::Result<Backends> {
+        let choice = &config.backends;
+        if choice.event_log == EventLogKind::Embedded && config.mode != crate::config::Mode::All {
+            anyhow::bail!(
+                "mode {:?} needs a shared event log: the embedded one belongs to a single process \
+                 (set backends.event_log = \"kafka\", or run with mode = \"all\")",
+                config.mode
+            );
+        }
+        let (events, subscribe): (Arc<dyn EventLog>, Subscribe) = match choice.event_log {
+            EventLogKind::Kafka => {
+                kafka::ensure_topics(&config.kafka)
+                    .await
+                    .context("preparing Kafka topics")?;
+                (
+                    Arc::new(KafkaEventLog::new(&config.kafka)?),
+                    Subscribe::Kafka(config.kafka.clone()),
+                )
+            }
+            EventLogKind::Embedded => {
+                let log = EmbeddedEventLog::open(&choice.data_dir, choice.partitions)?;
+                (
+                    Arc::new(log.clone()),
+                    Subscribe::Embedded(log, config.kafka.group_id.clone()),
+                )
+            }
+        };
+        let (store, plugin_store, registry): (
+            Arc<dyn OrderStore>,
+            Arc<dyn PluginStore>,
+            Arc<dyn PluginRegistry>,
+        ) = match choice.order_store {
+            OrderStoreKind::Cassandra => {
+                let store = Arc::new(CassandraStore::connect(&config.cassandra).await?);
+                let registry = CassandraRegistry::new(
+                    store.session(),
+                    &config.cassandra.keyspace,
+                    &config.plugins.registry_scope,
+                )
+                .await?;
+                (store.clone(), store, Arc::new(registry))
+            }
+            OrderStoreKind::Embedded => {
+                let store = Arc::new(EmbeddedStore::open(&choice.data_dir)?);
+                (store.clone(), store.clone(), store)
+            }
+        };
+        let (cache, plugin_cache): (Arc<dyn StatusCache>, Arc<dyn PluginCache>) =
+            match choice.status_cache {
+                StatusCacheKind::Redis => {
+                    let cache = Arc::new(RedisCache::connect(&config.redis).await?);
+                    (cache.clone(), cache)
+                }
+                StatusCacheKind::Embedded => {
+                    let cache = Arc::new(EmbeddedCache::new(
+                        choice.cache_capacity,
+                        Duration::from_secs(config.redis.ttl_seconds.max(1)),
+                    ));
+                    (cache.clone(), cache)
+                }
+            };
+        tracing::info!(
+            event_log = ?choice.event_log,
+            order_store = ?choice.order_store,
+            status_cache = ?choice.status_cache,
+            data_dir = %choice.data_dir.display(),
+            "backends ready"
+        );
+        Ok(Backends {
+            events,
+            store,
+            plugin_store,
+            registry,
+            cache,
+            plugin_cache,
+            subscribe,
+        })
+    }
+
+    /// A consumer-group member of the event log, for the worker.
+    pub fn subscribe(&self) -> anyhow::Result<Arc<dyn EventStream>> {
+        Ok(match &self.subscribe {
+            Subscribe::Kafka(config) => Arc::new(KafkaEventStream::subscribe(config)?),
+            Subscribe::Embedded(log, group) => Arc::new(log.subscribe(group)?),
+        })
+    }
+}

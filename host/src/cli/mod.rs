@@ -1,0 +1,86 @@
+//! The plugin author's commands, `orderpipe plugin new|build|test`: from nothing to a tested
+//! component without a running pipeline.
+//!
+//! - [`plugin_new`]: a ready project from the template in `template/` (its own cargo project,
+//!   depending on the SDK by path, with unit tests and fixtures);
+//! - [`plugin_build`]: `cargo build --release --target wasm32-wasip2`, then the component's
+//!   path, size and sha256;
+//! - [`plugin_test`]: the component in the host's own runtime with in-memory host functions,
+//!   against the fixtures ([`fixtures`] is their format), printing every decision.
+//!
+//! These commands never reach Kafka, Cassandra or Redis. Their output is for people (stdout,
+//! progress on stderr) and their exit status for scripts: non-zero when anything went wrong.
+
+mod fixtures;
+mod plugin_build;
+mod plugin_new;
+mod plugin_test;
+mod project;
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::plugin::PluginLimits;
+
+/// `orderpipe plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a plugin project from the template: <DIR>/<NAME>/ with Cargo.toml, src/lib.rs
+    /// (a working plugin with unit tests), fixtures/orders.json and a README.
+    New {
+        /// The plugin's name: lowercase letters, digits, '_' or '-', starting with a letter.
+        name: String,
+        /// Where to create the project's folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The plugin SDK to depend on (the plugins/sdk folder of an orderpipe checkout);
+        /// default: the one of the checkout this binary was built from.
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build the plugin project's component (cargo build --release --target wasm32-wasip2)
+    /// and print its path, size and sha256.
+    Build {
+        /// The plugin project.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run the component against fixture orders and events in the host's runtime, with
+    /// in-memory host functions; print each decision, its fuel and time, and the host calls
+    /// it made. Exits non-zero when an expectation does not hold.
+    Test {
+        /// The plugin project.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The component to test (default: the one `plugin build` makes for --dir).
+        #[arg(long, value_name = "FILE")]
+        component: Option<PathBuf>,
+        /// A fixture file; repeat for several (default: every fixtures/*.json of --dir).
+        #[arg(long = "fixtures", value_name = "FILE")]
+        fixtures: Vec<PathBuf>,
+    },
+}
+
+/// Runs a `plugin` command. `limits` are the ones the host would apply (from the
+/// configuration), so `plugin test` tests under the same budget.
+pub async fn run(command: PluginCommand, limits: &PluginLimits) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::New { name, dir, sdk } => {
+            plugin_new::run(&name, &dir, sdk.as_deref()).map(drop)
+        }
+        PluginCommand::Build { dir } => plugin_build::run(&dir),
+        PluginCommand::Test {
+            dir,
+            component,
+            fixtures,
+        } => {
+            let options = plugin_test::Options {
+                dir,
+                component,
+                fixtures,
+            };
+            plugin_test::run(&options, limits).await
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The order store role: [`OrderStore`] (orders, the version compare-and-set, history,
+//! idempotency keys), against the embedded store and Cassandra. The fixture also carries the
+//! [`PluginStore`] of the same backend, for `plugin_data`.
+
+use std::sync::Arc;
+
+use orderpipe::backend::cassandra::CassandraStore;
+use orderpipe::backend::embedded::EmbeddedStore;
+use orderpipe::backend::{Applied, IdempotencyClaim, OrderStore, PluginStore};
+use orderpipe::order::{HistoryEntry, LineItem, Order, OrderRequest, Outcome};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{bounded, support};
+
+/// Cassandra connections are made one at a time: the first applies the schema, and
+/// concurrent schema changes are something Cassandra handles badly.
+pub static CONNECT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// One backend's order store and plugin store.
+pub struct Stores {
+    pub orders: Arc<dyn OrderStore>,
+    pub plugins: Arc<dyn PluginStore>,
+    /// Kept for as long as the embedded store uses it.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Stores {
+    pub async fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Arc::new(EmbeddedStore::open(dir.path()).expect("open the embedded store"));
+        Stores {
+            orders: store.clone(),
+            plugins: store,
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn cassandra() -> Self {
+        let config = support::config("order").cassandra;
+        let store = {
+            let _one_at_a_time = CONNECT.lock().await;
+            bounded("connecting to Cassandra", CassandraStore::connect(&config))
+                .await
+                .expect("Cassandra answers (cargo xtask servers up)")
+        };
+        let store = Arc::new(store);
+        Stores {
+            orders: store.clone(),
+            plugins: store,
+            _dir: None,
+        }
+    }
+}
+
+fn new_order() -> Order {
+    let request = OrderRequest {
+        customer: Some("ada".into()),
+        items: vec![
+            LineItem {
+                sku: "A-1".into(),
+                qty: 2,
+                unit_price: 9.99,
+            },
+            LineItem {
+                sku: "B-2".into(),
+                qty: 1,
+                unit_price: 5.0,
+            },
+        ],
+        currency: Some("EUR".into()),
+        attributes: json!({"gift": true, "note": "ring twice"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    Order::new(Uuid::new_v4(), request, 1_700_000_000_000)
+}
+
+/// The order after one more event moved it to `to`, with an attribute a plugin set.
+fn advanced(order: &Order, to: &str) -> Order {
+    let mut next = order.clone();
+    next.version += 1;
+    next.status = to.into();
+    next.updated_at_ms += 1_000;
+    next.attributes
+        .insert(format!("step_{}", next.version), json!(to));
+    next
+}
+
+fn entry_for(before: &Order, after: &Order, outcome: Outcome) -> HistoryEntry {
+    HistoryEntry {
+        seq: after.version,
+        event_id: Uuid::new_v4(),
+        event_type: format!("event_{}", after.version),
+        outcome,
+        from: before.status.clone(),
+        to: after.status.clone(),
+        reason: format!("because {}", after.version),
+        plugin: "order".into(),
+        plugin_version: "0.1.0".into(),
+        at_ms: after.updated_at_ms,
+    }
+}
+
+async fn load(store: &dyn OrderStore, id: Uuid) -> Option<orderpipe::backend::StoredOrder> {
+    bounded("loading an order", store.load_order(id))
+        .await
+        .expect("load")
+}
+
+async fn record(
+    store: &dyn OrderStore,
+    updated: &Order,
+    expected: u64,
+    entry: &HistoryEntry,
+) -> Applied {
+    bounded(
+        "recording an event",
+        store.record_event(updated, expected, entry),
+    )
+    .await
+    .expect("record")
+}
+
+async fn history(store: &dyn OrderStore, id: Uuid) -> Vec<HistoryEntry> {
+    bounded("reading history", store.history(id))
+        .await
+        .expect("history")
+}
+
+conformance!(Stores { embedded, cassandra }:
+    create_order_is_if_not_exists,
+    load_order_returns_what_was_stored,
+    record_event_applies_only_at_the_expected_version,
+    record_event_for_an_unknown_order_conflicts,
+    concurrent_record_events_at_one_version_apply_once,
+    history_is_oldest_first,
+    project_status_and_ping_answer,
+    an_idempotency_key_is_claimed_once,
+);
+
+async fn create_order_is_if_not_exists(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let order = new_order();
+    assert!(
+        bounded("creating", store.create_order(&order))
+            .await
+            .expect("create")
+    );
+    let mut other = order.clone();
+    other.status = "something else".into();
+    other.request.customer = Some("grace".into());
+    assert!(
+        !bounded("creating again", store.create_order(&other))
+            .await
+            .expect("create again"),
+        "a second create replaced the order"
+    );
+    assert_eq!(load(store, order.id).await.expect("stored").order, order);
+}
+
+async fn load_order_returns_what_was_stored(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    assert!(load(store, Uuid::new_v4()).await.is_none(), "unknown order");
+    let order = new_order();
+    bounded("creating", store.create_order(&order))
+        .await
+        .expect("create");
+    let stored = load(store, order.id).await.expect("stored");
+    assert_eq!(stored.order, order);
+    assert!(stored.recorded_events.is_empty());
+}
+
+async fn record_event_applies_only_at_the_expected_version(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let order = new_order();
+    bounded("creating", store.create_order(&order))
+        .await
+        .expect("create");
+
+    let winner = advanced(&order, "awaiting_payment");
+    let winning_entry = entry_for(&order, &winner, Outcome::Transitioned);
+    assert_eq!(
+        record(store, &winner, 0, &winning_entry).await,
+        Applied::Yes
+    );
+
+    // A second event decided on the same (now stale) version loses and changes nothing.
+    let loser = advanced(&order, "rejected");
+    let losing_entry = entry_for(&order, &loser, Outcome::Transitioned);
+    assert_eq!(
+        record(store, &loser, 0, &losing_entry).await,
+        Applied::VersionConflict
+    );
+
+    let stored = load(store, order.id).await.expect("stored");
+    assert_eq!(stored.order, winner);
+    assert_eq!(stored.recorded_events, vec![winning_entry.event_id]);
+    assert_eq!(history(store, order.id).await, vec![winning_entry.clone()]);
+
+    // The next event, at the current version, applies.
+    let next = advanced(&winner, "paid");
+    let next_entry = entry_for(&winner, &next, Outcome::Transitioned);
+    assert_eq!(record(store, &next, 1, &next_entry).await, Applied::Yes);
+    let stored = load(store, order.id).await.expect("stored");
+    assert_eq!(stored.order, next);
+    let mut recorded = stored.recorded_events.clone();
+    recorded.sort();
+    let mut expected = vec![winning_entry.event_id, next_entry.event_id];
+    expected.sort();
+    assert_eq!(recorded, expected);
+}
+
+async fn record_event_for_an_unknown_order_conflicts(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let order = new_order();
+    let updated = advanced(&order, "processed");
+    let entry = entry_for(&order, &updated, Outcome::Transitioned);
+    assert_eq!(
+        record(store, &updated, 0, &entry).await,
+        Applied::VersionConflict
+    );
+    assert!(load(store, order.id).await.is_none(), "an order appeared");
+}
+
+async fn concurrent_record_events_at_one_version_apply_once(stores: &Stores) {
+    let order = new_order();
+    bounded("creating", stores.orders.create_order(&order))
+        .await
+        .expect("create");
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let store = stores.orders.clone();
+        let updated = advanced(&order, &format!("racer_{n}"));
+        let entry = entry_for(&order, &updated, Outcome::Transitioned);
+        tasks.spawn(async move {
+            let applied = store
+                .record_event(&updated, 0, &entry)
+                .await
+                .expect("record");
+            (applied, updated, entry)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(result) = bounded("racing writers", tasks.join_next()).await {
+        let (applied, updated, entry) = result.expect("task");
+        if applied == Applied::Yes {
+            winners.push((updated, entry));
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one racer wins");
+    let (updated, entry) = winners.remove(0);
+    let stored = load(stores.orders.as_ref(), order.id)
+        .await
+        .expect("stored");
+    assert_eq!(stored.order, updated);
+    assert_eq!(stored.recorded_events, vec![entry.event_id]);
+    assert_eq!(history(stores.orders.as_ref(), order.id).await, vec![entry]);
+}
+
+async fn history_is_oldest_first(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let mut order = new_order();
+    bounded("creating", store.create_order(&order))
+        .await
+        .expect("create");
+    assert!(history(store, order.id).await.is_empty());
+    let mut expected = Vec::new();
+    for (to, outcome) in [
+        ("awaiting_payment", Outcome::Transitioned),
+        ("awaiting_payment", Outcome::Rejected),
+        ("awaiting_payment", Outcome::Failed),
+        ("paid", Outcome::Transitioned),
+    ] {
+        let next = advanced(&order, to);
+        let entry = entry_for(&order, &next, outcome);
+        assert_eq!(
+            record(store, &next, order.version, &entry).await,
+            Applied::Yes
+        );
+        expected.push(entry);
+        order = next;
+    }
+    assert_eq!(history(store, order.id).await, expected);
+}
+
+async fn project_status_and_ping_answer(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let order = new_order();
+    let newer = advanced(&order, "processed");
+    for projection in [&newer, &order, &newer] {
+        bounded("projecting", store.project_status(projection))
+            .await
+            .expect("project_status");
+    }
+    bounded("ping", store.ping()).await.expect("ping");
+}
+
+async fn an_idempotency_key_is_claimed_once(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let key = format!("conformance-{}", Uuid::new_v4());
+    let first = Uuid::new_v4();
+    assert_eq!(
+        bounded(
+            "claiming",
+            store.claim_idempotency_key(&key, first, "hash-1")
+        )
+        .await
+        .expect("claim"),
+        IdempotencyClaim::Claimed
+    );
+    assert_eq!(
+        bounded(
+            "claiming again",
+            store.claim_idempotency_key(&key, Uuid::new_v4(), "hash-2")
+        )
+        .await
+        .expect("claim again"),
+        IdempotencyClaim::Existing {
+            order_id: first,
+            request_hash: "hash-1".into()
+        }
+    );
+}

@@ -1,0 +1,165 @@
+//! The plugin registry role: [`PluginRegistry`] (component versions, written once, and the
+//! active version of each plugin), against the embedded store and Cassandra.
+
+use std::sync::Arc;
+
+use orderpipe::backend::cassandra::CassandraStore;
+use orderpipe::backend::cassandra_registry::CassandraRegistry;
+use orderpipe::backend::embedded::EmbeddedStore;
+use orderpipe::backend::registry::{ActiveVersion, PluginRegistry, PluginVersion, Stored};
+use uuid::Uuid;
+
+use crate::order_store::CONNECT;
+use crate::{bounded, support};
+
+/// One backend's registry, with a scope of its own.
+pub struct Registries {
+    pub registry: Arc<dyn PluginRegistry>,
+    /// Kept for as long as the embedded store uses it.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Registries {
+    pub async fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = EmbeddedStore::open(dir.path()).expect("open the embedded store");
+        Registries {
+            registry: Arc::new(store),
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn cassandra() -> Self {
+        let config = support::config("order");
+        let store = {
+            let _one_at_a_time = CONNECT.lock().await;
+            bounded(
+                "connecting to Cassandra",
+                CassandraStore::connect(&config.cassandra),
+            )
+            .await
+            .expect("Cassandra answers (cargo xtask servers up)")
+        };
+        let registry = bounded(
+            "preparing the registry",
+            CassandraRegistry::new(
+                store.session(),
+                &config.cassandra.keyspace,
+                &config.plugins.registry_scope,
+            ),
+        )
+        .await
+        .expect("registry statements");
+        Registries {
+            registry: Arc::new(registry),
+            _dir: None,
+        }
+    }
+}
+
+fn plugin_name() -> String {
+    format!("plugin_{}", Uuid::new_v4().simple())
+}
+
+fn version(name: &str, number: &str, sha256: &str, uploaded_at_ms: i64) -> PluginVersion {
+    PluginVersion {
+        name: name.to_owned(),
+        version: number.to_owned(),
+        sha256: sha256.to_owned(),
+        size: 4,
+        uploaded_at_ms,
+    }
+}
+
+async fn store(registry: &dyn PluginRegistry, version: &PluginVersion, bytes: &[u8]) -> Stored {
+    bounded("storing a version", registry.store_version(version, bytes))
+        .await
+        .expect("store_version")
+}
+
+conformance!(Registries { embedded, cassandra }:
+    a_version_is_stored_once_and_never_replaced,
+    versions_are_listed_oldest_upload_first,
+    the_active_version_is_set_and_listed,
+);
+
+async fn a_version_is_stored_once_and_never_replaced(registries: &Registries) {
+    let registry = registries.registry.as_ref();
+    let name = plugin_name();
+    let original = version(&name, "0.1.0", "sha-a", 1_000);
+    assert_eq!(store(registry, &original, b"\0asm").await, Stored::Created);
+    assert_eq!(
+        store(registry, &original, b"\0asm").await,
+        Stored::AlreadyPresent
+    );
+    let other_bytes = version(&name, "0.1.0", "sha-b", 2_000);
+    assert_eq!(
+        store(registry, &other_bytes, b"evil").await,
+        Stored::Conflict("sha-a".into())
+    );
+    let component = bounded("reading a component", registry.component(&name, "0.1.0"))
+        .await
+        .expect("component");
+    assert_eq!(component.as_deref(), Some(&b"\0asm"[..]));
+    let missing = bounded("reading a component", registry.component(&name, "9.9.9"))
+        .await
+        .expect("component");
+    assert_eq!(missing, None);
+}
+
+async fn versions_are_listed_oldest_upload_first(registries: &Registries) {
+    let registry = registries.registry.as_ref();
+    let (name, other) = (plugin_name(), plugin_name());
+    let newer = version(&name, "0.2.0", "sha-2", 2_000);
+    let older = version(&name, "0.1.0", "sha-1", 1_000);
+    store(registry, &newer, b"two").await;
+    store(registry, &older, b"one").await;
+    store(registry, &version(&other, "0.1.0", "sha-x", 500), b"x").await;
+    let listed = bounded("listing versions", registry.versions(&name))
+        .await
+        .expect("versions");
+    assert_eq!(listed, vec![older, newer]);
+}
+
+async fn the_active_version_is_set_and_listed(registries: &Registries) {
+    let registry = registries.registry.as_ref();
+    let (name, idle) = (plugin_name(), plugin_name());
+    store(registry, &version(&name, "0.1.0", "sha-1", 1_000), b"one").await;
+    store(registry, &version(&idle, "0.1.0", "sha-i", 1_000), b"idle").await;
+    let active = |number: &str, sha256: &str, at: i64| ActiveVersion {
+        name: name.clone(),
+        version: number.to_owned(),
+        sha256: sha256.to_owned(),
+        activated_at_ms: at,
+    };
+    assert_eq!(
+        bounded("reading the active version", registry.active(&name))
+            .await
+            .expect("active"),
+        None
+    );
+    for (number, sha256, at) in [("0.1.0", "sha-1", 3_000), ("0.2.0", "sha-2", 4_000)] {
+        bounded(
+            "activating",
+            registry.set_active(&active(number, sha256, at)),
+        )
+        .await
+        .expect("set_active");
+        assert_eq!(
+            bounded("reading the active version", registry.active(&name))
+                .await
+                .expect("active"),
+            Some(active(number, sha256, at))
+        );
+    }
+    let mut plugins = bounded("listing plugins", registry.plugins())
+        .await
+        .expect("plugins");
+    plugins.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        (name.clone(), Some(active("0.2.0", "sha-2", 4_000))),
+        (idle.clone(), None),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(plugins, expected);
+}
