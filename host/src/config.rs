@@ -90,6 +90,24 @@ impl Default for BackendsConfig {
 }
 
 impl BackendsConfig {
+    /// How health checks and logs name each role's backend.
+    pub fn names(&self) -> [&'static str; 3] {
+        [
+            match self.event_log {
+                EventLogKind::Embedded => "embedded event log",
+                EventLogKind::Kafka => "kafka",
+            },
+            match self.order_store {
+                OrderStoreKind::Embedded => "embedded store",
+                OrderStoreKind::Cassandra => "cassandra",
+            },
+            match self.status_cache {
+                StatusCacheKind::Embedded => "embedded cache",
+                StatusCacheKind::Redis => "redis",
+            },
+        ]
+    }
+
     /// Kafka, Cassandra and Redis for every role.
     pub fn servers() -> Self {
         Self {

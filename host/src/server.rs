@@ -97,6 +97,7 @@ impl Host {
             serve_orders: config.mode.runs_api(),
             worker_health,
             admin,
+            backend_names: config.backends.names(),
         };
         let app = api::router(state, config.http.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(config.http.addr)

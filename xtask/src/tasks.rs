@@ -90,17 +90,33 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Servers up, plugins built, then the host in the foreground on port 5000 (`host_args` are
-/// passed to `orderpipe serve`). Exits with the host's exit code.
-pub fn run(host_args: &[String]) -> anyhow::Result<()> {
-    servers::up(&servers::ALL)?;
+/// The main job: the plugins built, then `orderpipe serve` on port 5000 in the foreground.
+/// By default the host uses its embedded backends (data under `./data`), so nothing else
+/// needs to be installed; `--servers` starts Kafka, Cassandra and Redis and uses them.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let use_servers = args.iter().any(|a| a == "--servers");
+    let host_args: Vec<&String> = args.iter().filter(|a| *a != "--servers").collect();
+    if use_servers {
+        servers::up(&servers::ALL)?;
+    }
     let dist = plugins::build()?;
-    crate::step("cargo run -p orderpipe -- serve: http://127.0.0.1:5000 (Ctrl-C stops it)");
+    let backends = if use_servers {
+        "Kafka, Cassandra, Redis"
+    } else {
+        "embedded backends, data in ./data"
+    };
+    crate::step(&format!(
+        "cargo run -p orderpipe -- serve ({backends}): http://127.0.0.1:5000 (Ctrl-C stops it)"
+    ));
     let mut command = cargo(&crate::repo_root());
     command
         .args(["run", "--package", "orderpipe", "--", "serve"])
         .args(host_args);
-    with_server_env(&mut command, &dist);
+    if use_servers {
+        with_server_env(&mut command, &dist);
+    } else {
+        command.env("ORDERPIPE_PLUGINS__DIR", &dist);
+    }
     let status = command
         .status()
         .map_err(|e| anyhow::anyhow!("starting cargo run: {e}"))?;

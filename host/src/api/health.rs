@@ -34,10 +34,11 @@ async fn check(
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let [log_name, store_name, cache_name] = state.backend_names;
     let (kafka, cassandra, redis) = tokio::join!(
-        check("kafka", state.events.ping()),
-        check("cassandra", state.store.ping()),
-        check("redis", state.cache.ping()),
+        check(log_name, state.events.ping()),
+        check(store_name, state.store.ping()),
+        check(cache_name, state.cache.ping()),
     );
     let mut checks = Map::new();
     let mut down = Vec::new();

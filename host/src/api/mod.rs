@@ -37,6 +37,8 @@ pub struct AppState {
     pub worker_health: Option<Arc<WorkerHealth>>,
     /// The admin API, when an admin token is configured.
     pub admin: Option<Admin>,
+    /// What `/readyz` calls each backend: (event log, order store, status cache).
+    pub backend_names: [&'static str; 3],
 }
 
 /// The whole HTTP app.

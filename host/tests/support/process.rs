@@ -76,6 +76,22 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
             "ORDERPIPE_PLUGINS__WATCH_INTERVAL_MS",
             config.plugins.watch_interval_ms.to_string(),
         ),
+        (
+            "ORDERPIPE_PLUGINS__LIMITS__FUEL",
+            config.plugins.limits.fuel.to_string(),
+        ),
+        (
+            "ORDERPIPE_PLUGINS__LIMITS__MEMORY_MIB",
+            config.plugins.limits.memory_mib.to_string(),
+        ),
+        (
+            "ORDERPIPE_PLUGINS__LIMITS__TIMEOUT_MS",
+            config.plugins.limits.timeout_ms.to_string(),
+        ),
+        (
+            "ORDERPIPE_WORKER__PLUGIN_ATTEMPTS",
+            config.worker.plugin_attempts.to_string(),
+        ),
         ("ORDERPIPE_LOG__FILTER", "info".to_owned()),
     ];
     if let Some(token) = &config.admin.token {
@@ -142,6 +158,12 @@ impl HostProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: the process gets no chance to finish anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM and wait (bounded) for a graceful exit.

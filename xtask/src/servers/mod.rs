@@ -45,6 +45,9 @@ pub const ENV: &[(&str, &str)] = &[
     ("ORDERPIPE_KAFKA__BROKERS", "127.0.0.1:19092"),
     ("ORDERPIPE_CASSANDRA__NODES", "127.0.0.1:19042"),
     ("ORDERPIPE_REDIS__URL", "redis://127.0.0.1:16379"),
+    ("ORDERPIPE_BACKENDS__EVENT_LOG", "kafka"),
+    ("ORDERPIPE_BACKENDS__ORDER_STORE", "cassandra"),
+    ("ORDERPIPE_BACKENDS__STATUS_CACHE", "redis"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
