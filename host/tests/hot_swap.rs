@@ -306,6 +306,14 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
             "says it is plugin \"hostile\"",
         ),
         (
+            "an illegal state machine",
+            component("bad_machine"),
+            Some(TOKEN),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid state machine",
+        ),
+        (
             "over the size limit",
             vec![0u8; 2 * 1024 * 1024],
             Some(TOKEN),
