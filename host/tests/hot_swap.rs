@@ -360,3 +360,52 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         .unwrap();
     assert_eq!(after, before, "a refused upload changed the registry");
 }
+
+/// Runs `orderpipe plugin ...` against `host` and returns its stdout; panics on failure.
+fn orderpipe_plugin(host: &TestHost, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderpipe"))
+        .arg("plugin")
+        .args(args)
+        .args(["--url", &host.base])
+        .env("ORDERPIPE_ADMIN__TOKEN", TOKEN)
+        .output()
+        .expect("orderpipe runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "orderpipe plugin {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_deploys_lists_and_rolls_back() {
+    let mut config = config("order");
+    config.admin.token = Some(TOKEN.into());
+    let host = TestHost::start(config).await;
+    let v2 = support::plugins_dir().join("order_v2.wasm");
+
+    let deployed = orderpipe_plugin(&host, &["deploy", "--component", v2.to_str().unwrap()]);
+    assert!(deployed.contains("uploaded order 0.2.0"), "{deployed}");
+    assert!(deployed.contains("activated order 0.2.0"), "{deployed}");
+
+    let listed = orderpipe_plugin(&host, &["list"]);
+    assert!(listed.contains("order (active 0.2.0)"), "{listed}");
+    assert!(listed.contains("* 0.2.0"), "{listed}");
+    assert!(listed.contains("fuel"), "limits are shown: {listed}");
+
+    let rolled = orderpipe_plugin(&host, &["rollback", "order"]);
+    assert!(rolled.contains("from 0.2.0 to 0.1.0"), "{rolled}");
+    let after: Value = host
+        .http
+        .get(host.url("/api/plugins/order"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["active"]["version"], "0.1.0");
+}

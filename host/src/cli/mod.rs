@@ -8,10 +8,13 @@
 //! - [`plugin_test`]: the component in the host's own runtime with in-memory host functions,
 //!   against the fixtures ([`fixtures`] is their format), printing every decision.
 //!
-//! These commands never reach Kafka, Cassandra or Redis. Their output is for people (stdout,
+//! - [`plugin_admin`]: `deploy`, `list`, `activate`, `rollback` through a host's admin API.
+//!
+//! The authoring commands never reach Kafka, Cassandra or Redis. Their output is for people (stdout,
 //! progress on stderr) and their exit status for scripts: non-zero when anything went wrong.
 
 mod fixtures;
+mod plugin_admin;
 mod plugin_build;
 mod plugin_new;
 mod plugin_test;
@@ -60,6 +63,58 @@ pub enum PluginCommand {
         #[arg(long = "fixtures", value_name = "FILE")]
         fixtures: Vec<PathBuf>,
     },
+    /// Upload the component to a running host's registry and activate it on every host.
+    Deploy {
+        /// The plugin project.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The component to deploy (default: the one `plugin build` makes for --dir).
+        #[arg(long, value_name = "FILE")]
+        component: Option<PathBuf>,
+        /// Upload only; activate later with `plugin activate`.
+        #[arg(long)]
+        no_activate: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List plugins, their versions and which one is active, and the limits.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make a stored version the active one on every host.
+    Activate {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Activate the version uploaded just before the active one.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// Where the admin API is.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// A host's base URL.
+    #[arg(long, env = "ORDERPIPE_URL", default_value = "http://127.0.0.1:5000")]
+    url: String,
+    /// The admin token the hosts were configured with.
+    #[arg(long, env = "ORDERPIPE_ADMIN__TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl AdminArgs {
+    fn target(self) -> plugin_admin::Target {
+        plugin_admin::Target {
+            url: self.url,
+            token: self.token,
+        }
+    }
 }
 
 /// Runs a `plugin` command. `limits` are the ones the host would apply (from the
@@ -81,6 +136,21 @@ pub async fn run(command: PluginCommand, limits: &PluginLimits) -> anyhow::Resul
                 fixtures,
             };
             plugin_test::run(&options, limits).await
+        }
+        PluginCommand::Deploy {
+            dir,
+            component,
+            no_activate,
+            admin,
+        } => plugin_admin::deploy(&admin.target(), &dir, component, !no_activate).await,
+        PluginCommand::List { admin } => plugin_admin::list(&admin.target()).await,
+        PluginCommand::Activate {
+            name,
+            version,
+            admin,
+        } => plugin_admin::activate_version(&admin.target(), &name, &version).await,
+        PluginCommand::Rollback { name, admin } => {
+            plugin_admin::rollback(&admin.target(), &name).await
         }
     }
 }
