@@ -205,10 +205,20 @@ impl PluginDeployer {
             tracing::info!(plugin = name, version = %plugin.version, "running the registry's active version");
             return Ok(Arc::new(ActivePlugin::new(plugin)));
         }
-        let path = dir.join(format!("{name}.wasm"));
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|e| anyhow::anyhow!("reading plugin {}: {e}", path.display()))?;
+        // `<name>.wasm` as `cargo xtask plugins` names it, or `<name>_plugin.wasm` as cargo
+        // builds it in a plugin project (so a project's target folder can serve as the dir).
+        let candidates = [
+            dir.join(format!("{name}.wasm")),
+            dir.join(format!("{}_plugin.wasm", name.replace('-', "_"))),
+        ];
+        let path = candidates.iter().find(|p| p.exists()).unwrap_or(&candidates[0]).clone();
+        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            anyhow::anyhow!(
+                "the registry has no active version of plugin {name:?} and {} cannot be read ({e}); \
+                 build the plugin or point plugins.dir at its component",
+                path.display()
+            )
+        })?;
         let uploaded = self
             .upload(name, &bytes)
             .await
