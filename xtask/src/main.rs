@@ -9,6 +9,10 @@
 //! - `plugins`: build the plugin workspace to wasm32-wasip2 into `plugins/dist/`.
 //! - `test [cargo test args]`: servers up, plugins, fmt and clippy, every test. CI runs this.
 //! - `run [serve args]`: servers up, plugins, then `orderpipe serve` on port 5000.
+//! - `soak [--minutes N] [--rate R]`: servers up, plugins, then a long steady load on one host
+//!   (default 10 minutes at half the measured maximum rate); checks that nothing is lost and
+//!   that memory and descriptors stay flat, and writes the figures into `BENCHMARKS.md`.
+//!   Not in CI.
 //!
 //! This file only dispatches; `servers/` owns the servers, `plugins` the plugin build, `tasks`
 //! the composite tasks and `process` the process plumbing they share.
@@ -44,6 +48,7 @@ fn dispatch() -> anyhow::Result<()> {
         "plugins" => plugins::build().map(|_| ()),
         "test" => tasks::test(rest),
         "run" => tasks::run(rest),
+        "soak" => tasks::soak(rest),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())

@@ -1,5 +1,5 @@
-//! The composite tasks a developer and CI run: `test` (exactly what CI runs, via `.ci/run`) and
-//! `run` (the main job: the whole pipeline on port 5000). Each is a sequence of steps that
+//! The composite tasks a developer and CI run: `test` (exactly what CI runs, via `.ci/run`),
+//! `run` (the main job: the whole pipeline on port 5000) and `soak` (long, not in CI). Each is a sequence of steps that
 //! stops at the first failure; the steps themselves live in `servers` and `plugins`.
 
 use std::path::Path;
@@ -121,4 +121,78 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .status()
         .map_err(|e| anyhow::anyhow!("starting cargo run: {e}"))?;
     std::process::exit(status.code().unwrap_or(1));
+}
+
+/// The soak (issue 9; not in CI): servers up, plugins built, then the ignored test
+/// `host/tests/soak.rs` against the real servers. `--minutes N` (default 10) and `--rate R`
+/// (orders per second; default: half the maximum sustained rate, which the test measures first)
+/// reach it as `ORDERPIPE_SOAK_MINUTES` and `ORDERPIPE_SOAK_RATE`. It prints a line every 10 s
+/// and writes its figures into `BENCHMARKS.md`.
+pub fn soak(args: &[String]) -> anyhow::Result<()> {
+    let mut minutes: Option<String> = None;
+    let mut rate: Option<String> = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let slot = match name {
+            "--minutes" => &mut minutes,
+            "--rate" => &mut rate,
+            other => anyhow::bail!(
+                "unknown argument {other:?}; usage: cargo xtask soak [--minutes N] [--rate R]"
+            ),
+        };
+        let value = match inline {
+            Some(value) => value,
+            None => args
+                .next()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?,
+        };
+        match value.parse::<f64>() {
+            Ok(number) if number > 0.0 && number.is_finite() => *slot = Some(value),
+            _ => anyhow::bail!("{name} needs a positive number, not {value:?}"),
+        }
+    }
+
+    servers::up(&servers::ALL)?;
+    let dist = plugins::build()?;
+    let root = crate::repo_root();
+    let mut command = cargo(&root);
+    command.args([
+        "test",
+        "--package",
+        "orderpipe",
+        "--test",
+        "soak",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ]);
+    with_server_env(&mut command, &dist);
+    command.env_remove("ORDERPIPE_SOAK_MINUTES");
+    command.env_remove("ORDERPIPE_SOAK_RATE");
+    if let Some(minutes) = &minutes {
+        command.env("ORDERPIPE_SOAK_MINUTES", minutes);
+    }
+    if let Some(rate) = &rate {
+        command.env("ORDERPIPE_SOAK_RATE", rate);
+    }
+    crate::step(&format!(
+        "soak: {} min at {} (against the real servers; figures into BENCHMARKS.md)",
+        minutes.as_deref().unwrap_or("10"),
+        rate.as_deref()
+            .map_or("half the measured maximum rate".to_owned(), |r| format!(
+                "{r} orders/s"
+            ))
+    ));
+    let status = command
+        .status()
+        .map_err(|e| anyhow::anyhow!("starting cargo test: {e}"))?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
 }

@@ -211,7 +211,11 @@ impl PluginDeployer {
             dir.join(format!("{name}.wasm")),
             dir.join(format!("{}_plugin.wasm", name.replace('-', "_"))),
         ];
-        let path = candidates.iter().find(|p| p.exists()).unwrap_or(&candidates[0]).clone();
+        let path = candidates
+            .iter()
+            .find(|p| p.exists())
+            .unwrap_or(&candidates[0])
+            .clone();
         let bytes = tokio::fs::read(&path).await.map_err(|e| {
             anyhow::anyhow!(
                 "the registry has no active version of plugin {name:?} and {} cannot be read ({e}); \

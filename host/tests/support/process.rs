@@ -1,7 +1,7 @@
 //! Hosts as real `orderpipe serve` processes, configured through `ORDERPIPE_*` variables, for
 //! tests where a host must be a process of its own (two hosts, SIGKILL).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,26 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
     env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
+/// WARN and ERROR lines of a process log (count and the last few), for failure reports.
+pub fn log_digest(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let notable: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
+        .collect();
+    let mut out = format!(
+        "--- {} ({} lines, {} WARN/ERROR) ---\n",
+        path.display(),
+        text.lines().count(),
+        notable.len()
+    );
+    for line in &notable[notable.len().saturating_sub(12)..] {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// A running `orderpipe serve` process; killed when dropped.
 pub struct HostProcess {
     child: Child,
@@ -158,6 +178,11 @@ impl HostProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The process id (for `/proc/<pid>/…`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: the process gets no chance to finish anything.
