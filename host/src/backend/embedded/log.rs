@@ -32,7 +32,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
-use super::{open_database, storage_error};
+use super::{check_format, open_database, storage_error};
 use crate::backend::{BackendError, BackendResult, Delivery, EventLog, EventStream};
 
 const BACKEND: &str = "embedded event log";
@@ -282,16 +282,7 @@ fn prepare(db: &Database, partitions: u32) -> Result<(Vec<u64>, u64), anyhow::Er
     let next_dead_letter;
     {
         let mut meta = write.open_table(META)?;
-        let format = meta.get("format")?.map(|v| v.value());
-        match format {
-            None => {
-                meta.insert("format", FORMAT_VERSION)?;
-            }
-            Some(FORMAT_VERSION) => {}
-            Some(other) => {
-                anyhow::bail!("it has format {other}; this orderpipe reads {FORMAT_VERSION}")
-            }
-        }
+        check_format(&mut meta, FORMAT_VERSION)?;
         let stored = meta.get("partitions")?.map(|v| v.value());
         match stored {
             None => {

@@ -39,6 +39,20 @@ fn storage_error(backend: &'static str, error: impl Into<redb::Error>) -> Backen
     BackendError::unavailable(backend, error.into())
 }
 
+/// Stamps a new file's `meta` table with `format`, or refuses a file written in another one.
+fn check_format(meta: &mut redb::Table<&str, u64>, format: u64) -> anyhow::Result<()> {
+    use redb::ReadableTable as _;
+    let stored = meta.get("format")?.map(|v| v.value());
+    match stored {
+        None => {
+            meta.insert("format", format)?;
+        }
+        Some(stored) if stored == format => {}
+        Some(other) => anyhow::bail!("it has format {other}; this orderpipe reads {format}"),
+    }
+    Ok(())
+}
+
 /// Opens (or creates) a redb file, saying clearly when another handle holds it.
 fn open_database(path: &std::path::Path, cache_bytes: usize) -> anyhow::Result<redb::Database> {
     if let Some(dir) = path.parent() {

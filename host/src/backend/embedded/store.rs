@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{open_database, storage_error};
+use super::{check_format, open_database, storage_error};
 use crate::backend::{
     Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
 };
@@ -187,16 +187,7 @@ fn prepare(db: &Database) -> anyhow::Result<()> {
     let write = db.begin_write()?;
     {
         let mut meta = write.open_table(META)?;
-        let format = meta.get("format")?.map(|v| v.value());
-        match format {
-            None => {
-                meta.insert("format", FORMAT_VERSION)?;
-            }
-            Some(FORMAT_VERSION) => {}
-            Some(other) => {
-                anyhow::bail!("it has format {other}; this orderpipe reads {FORMAT_VERSION}")
-            }
-        }
+        check_format(&mut meta, FORMAT_VERSION)?;
         write.open_table(ORDERS)?;
         write.open_table(HISTORY)?;
         write.open_table(ORDER_STATUS)?;
