@@ -80,7 +80,7 @@ pub(super) async fn upload_version(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let admin = admin(&state)?;
     let content_type = headers
@@ -92,14 +92,24 @@ pub(super) async fn upload_version(
             "upload the component with `Content-Type: application/wasm` (got {content_type:?})"
         )));
     }
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!(
-                "the component is over the limit of {} bytes",
-                admin.deployer.max_component_bytes()
-            ))
+    let limit = admin.deployer.max_component_bytes();
+    let too_large =
+        || ApiError::PayloadTooLarge(format!("the component is over the limit of {limit} bytes"));
+    // Refuse by the declared length before reading: no reason to receive a body we will drop.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let over_limit = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            too_large()
         } else {
-            ApiError::BadRequest(format!("could not read the component: {rejection}"))
+            ApiError::BadRequest(format!("could not read the component: {error}"))
         }
     })?;
     let uploaded = admin.deployer.upload(&name, &bytes).await?;
