@@ -11,8 +11,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::processor::{EventProcessor, MessageOrigin};
+use super::health::WorkerHealth;
+use super::processor::{EventProcessor, Handled, Interrupted, MessageOrigin};
 use crate::backend::{Delivery, EventStream};
+use crate::telemetry::Metrics;
 
 /// How long a graceful shutdown waits for in-flight events before giving up on them (they
 /// are then redelivered to another worker, which is safe).
@@ -26,10 +28,46 @@ const STREAM_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How often a persisting event-log error is logged.
 const STREAM_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// What the worker hands each message to. [`EventProcessor`] (the plugin pipeline) is the
+/// one the host runs; the benchmarks plug a hand-written native handler into the same loop.
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Handles one message to the end; `Err` only when `shutdown` fired first.
+    async fn handle(
+        &self,
+        payload: &[u8],
+        origin: &MessageOrigin,
+        shutdown: &CancellationToken,
+    ) -> Result<Handled, Interrupted>;
+    /// Says whether an event is waiting on a backend (the loop then pauses the stream).
+    fn health(&self) -> &WorkerHealth;
+    fn metrics(&self) -> &Metrics;
+}
+
+#[async_trait::async_trait]
+impl EventHandler for EventProcessor {
+    async fn handle(
+        &self,
+        payload: &[u8],
+        origin: &MessageOrigin,
+        shutdown: &CancellationToken,
+    ) -> Result<Handled, Interrupted> {
+        EventProcessor::handle(self, payload, origin, shutdown).await
+    }
+
+    fn health(&self) -> &WorkerHealth {
+        &self.health
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
 /// Consumes until `shutdown` fires, then finishes in-flight events, commits and leaves.
-pub async fn run(
+pub async fn run<H: EventHandler>(
     stream: Arc<dyn EventStream>,
-    processor: Arc<EventProcessor>,
+    processor: Arc<H>,
     queue_per_partition: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -39,7 +77,7 @@ pub async fn run(
     let mut paused = false;
     tracing::info!("worker started");
     loop {
-        paused = update_pause(stream.as_ref(), &processor, paused);
+        paused = update_pause(stream.as_ref(), processor.as_ref(), paused);
         let received = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(PAUSE_CHECK_INTERVAL) => continue,
@@ -100,14 +138,14 @@ pub async fn run(
 
 /// Pauses the stream while an event waits on a backend (so the worker stops fetching
 /// instead of piling messages up), and resumes once nothing waits any more.
-fn update_pause(stream: &dyn EventStream, processor: &EventProcessor, paused: bool) -> bool {
-    let reason = processor.health.paused_because();
+fn update_pause<H: EventHandler>(stream: &dyn EventStream, processor: &H, paused: bool) -> bool {
+    let reason = processor.health().paused_because();
     match (&reason, paused) {
         (Some(reason), false) => {
             if let Err(error) = stream.pause() {
                 tracing::warn!(%error, "could not pause consumption");
             }
-            processor.metrics.worker_paused.set(1);
+            processor.metrics().worker_paused.set(1);
             tracing::warn!(%reason, "backend outage: consumption paused until it is back");
             true
         }
@@ -115,7 +153,7 @@ fn update_pause(stream: &dyn EventStream, processor: &EventProcessor, paused: bo
             if let Err(error) = stream.resume() {
                 tracing::warn!(%error, "could not resume consumption");
             }
-            processor.metrics.worker_paused.set(0);
+            processor.metrics().worker_paused.set(0);
             tracing::info!("backends are back: consumption resumed");
             false
         }
@@ -123,9 +161,9 @@ fn update_pause(stream: &dyn EventStream, processor: &EventProcessor, paused: bo
     }
 }
 
-async fn process_partition(
+async fn process_partition<H: EventHandler>(
     stream: Arc<dyn EventStream>,
-    processor: Arc<EventProcessor>,
+    processor: Arc<H>,
     mut deliveries: mpsc::Receiver<Delivery>,
     shutdown: CancellationToken,
 ) {
@@ -138,11 +176,11 @@ async fn process_partition(
             partition: delivery.partition,
             offset: delivery.offset,
         };
-        processor.metrics.worker_in_flight.inc();
+        processor.metrics().worker_in_flight.inc();
         let result = processor
             .handle(&delivery.payload, &origin, &shutdown)
             .await;
-        processor.metrics.worker_in_flight.dec();
+        processor.metrics().worker_in_flight.dec();
         match result {
             Ok(_) => {
                 if let Err(error) = stream.mark_done(&delivery) {
