@@ -272,6 +272,12 @@ pub struct PluginsConfig {
     /// when the registry has none, `dir/<order>.wasm` is uploaded and activated.
     pub order: String,
     pub limits: PluginLimits,
+    /// Events one plugin instance decides before it is replaced by a fresh one (1: a fresh
+    /// instance for every event). Instantiating costs tens of µs for a Rust guest and about a
+    /// millisecond for JavaScript or Python, so reuse is the default; an instance whose call
+    /// failed in any way, or wrote to stderr, is never reused. Plugins must not rely on
+    /// global state either way.
+    pub instance_reuse: u32,
     /// The largest component the registry accepts, in bytes.
     pub max_component_bytes: usize,
     /// How often a host checks the registry for a newly activated version.
@@ -286,6 +292,7 @@ impl Default for PluginsConfig {
             dir: PathBuf::from("plugins/dist"),
             order: "order".into(),
             limits: PluginLimits::default(),
+            instance_reuse: 1_000,
             max_component_bytes: 32 * 1024 * 1024,
             watch_interval_ms: 500,
             registry_scope: "default".into(),

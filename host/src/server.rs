@@ -36,8 +36,9 @@ impl Host {
 
         let backends = Backends::connect(&config).await?;
         let shutdown = CancellationToken::new();
-        let runtime = PluginRuntime::new(config.plugins.limits.clone())?;
-        tracing::info!(limits = ?runtime.limits(), "plugin runtime ready");
+        let runtime = PluginRuntime::new(config.plugins.limits.clone())?
+            .with_instance_reuse(config.plugins.instance_reuse);
+        tracing::info!(limits = ?runtime.limits(), instance_reuse = runtime.instance_reuse(), "plugin runtime ready");
         let deployer = Arc::new(PluginDeployer::new(
             runtime,
             backends.registry.clone(),

@@ -39,7 +39,9 @@ impl ActivePlugin {
     }
 
     fn switch_to(&self, plugin: Arc<LoadedPlugin>) {
-        self.current.store(plugin);
+        let previous = self.current.swap(plugin);
+        // The version kept for a rollback keeps its compiled code, not idle instances.
+        previous.discard_warm_instances();
     }
 }
 

@@ -30,6 +30,9 @@ const MAX_ATTRIBUTES_PER_TRANSITION: usize = 64;
 const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 /// Instances the pooling allocator keeps slots for; bounds concurrent invocations per host.
 const POOLED_INSTANCES: u32 = 128;
+/// Warm instances one plugin version keeps for reuse at most (about one per partition task
+/// working concurrently); the rest of the pool's slots stay free for other versions.
+const MAX_WARM_INSTANCES: usize = 8;
 
 /// Limits for one plugin invocation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +151,7 @@ pub struct PluginRuntime {
     engine: Engine,
     linker: Arc<Linker<InstanceState>>,
     limits: PluginLimits,
+    instance_reuse: u32,
 }
 
 impl PluginRuntime {
@@ -180,11 +184,26 @@ impl PluginRuntime {
             engine,
             linker: Arc::new(linker),
             limits,
+            instance_reuse: 1,
         })
+    }
+
+    /// Lets one instance decide up to `events` events before it is discarded (1: a fresh
+    /// instance for every event). An instance is discarded at once when a call fails in any
+    /// way (trap, fuel, memory, deadline, host-call quota) or writes to stderr, so a reused
+    /// instance has only ever returned normally. Applies to plugins loaded afterwards.
+    pub fn with_instance_reuse(mut self, events: u32) -> Self {
+        self.instance_reuse = events.max(1);
+        self
     }
 
     pub fn limits(&self) -> &PluginLimits {
         &self.limits
+    }
+
+    /// Events one instance decides at most (see [`PluginRuntime::with_instance_reuse`]).
+    pub fn instance_reuse(&self) -> u32 {
+        self.instance_reuse
     }
 
     /// Compiles a component from a file, links it and asks it to describe itself.
@@ -222,6 +241,8 @@ impl PluginRuntime {
             pre,
             engine: self.engine.clone(),
             limits: self.limits.clone(),
+            instance_reuse: self.instance_reuse,
+            warm: Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         let info = plugin
             .describe()
@@ -255,7 +276,9 @@ fn check_identifier(what: &str, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A compiled, linked, validated plugin. Cheap to share; every call gets a fresh instance.
+/// A compiled, linked, validated plugin. Cheap to share. Each call runs on an instance of
+/// its own: a fresh one, or a warm one that has only ever returned normally (up to the
+/// runtime's `instance_reuse` events per instance).
 #[derive(Clone)]
 pub struct LoadedPlugin {
     pub name: String,
@@ -264,6 +287,18 @@ pub struct LoadedPlugin {
     pre: OrderPluginPre<InstanceState>,
     engine: Engine,
     limits: PluginLimits,
+    instance_reuse: u32,
+    /// Idle instances ready for their next call (shared by clones of this version).
+    warm: Arc<std::sync::Mutex<Vec<WarmInstance>>>,
+}
+
+/// An instantiated plugin between calls.
+struct WarmInstance {
+    store: Store<InstanceState>,
+    plugin: OrderPlugin,
+    stderr: MemoryOutputPipe,
+    /// Calls it has served.
+    calls: u32,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -323,6 +358,61 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 }
 
 impl LoadedPlugin {
+    /// Drops the idle instances (their pool slots and memory go back to the engine); used
+    /// when this version stops deciding events.
+    pub fn discard_warm_instances(&self) {
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// How many idle instances this version keeps now.
+    pub fn warm_instances(&self) -> usize {
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn take_warm(&self) -> Option<WarmInstance> {
+        if self.instance_reuse <= 1 {
+            return None;
+        }
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn keep_warm(&self, instance: WarmInstance) {
+        let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        if warm.len() < MAX_WARM_INSTANCES {
+            warm.push(instance);
+        }
+    }
+
+    /// A store with an empty WASI context (stdout and stderr captured), the memory limiter
+    /// and the fuel settings.
+    fn new_store(
+        &self,
+        host: HostContext,
+    ) -> wasmtime::Result<(Store<InstanceState>, MemoryOutputPipe)> {
+        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES))
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .build();
+        let state = InstanceState {
+            wasi,
+            table: ResourceTable::new(),
+            host,
+            limiter: MemoryLimiter {
+                max_bytes: self.limits.memory_bytes(),
+                exceeded: None,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
+        Ok((store, stderr))
+    }
+
     async fn describe(&self) -> Result<wit::PluginInfo, PluginFailure> {
         let host = PluginHost::in_memory();
         let (result, _) = self
@@ -392,42 +482,38 @@ impl LoadedPlugin {
                 Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
             > + Send,
     {
-        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES))
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
-        let state = InstanceState {
-            wasi,
-            table: ResourceTable::new(),
-            host: HostContext {
-                plugin: self.name.clone(),
-                order_id,
-                store: host.store,
-                cache: host.cache,
-                calls_left: self.limits.host_calls,
-                calls_made: 0,
-                call_quota: self.limits.host_calls,
-                unavailable: None,
-                call_log: Vec::new(),
-                calls_not_logged: 0,
-            },
-            limiter: MemoryLimiter {
-                max_bytes: self.limits.memory_bytes(),
-                exceeded: None,
+        let context = HostContext {
+            plugin: self.name.clone(),
+            order_id,
+            store: host.store,
+            cache: host.cache,
+            calls_left: self.limits.host_calls,
+            calls_made: 0,
+            call_quota: self.limits.host_calls,
+            unavailable: None,
+            call_log: Vec::new(),
+            calls_not_logged: 0,
+        };
+        let mut usage = Usage::default();
+        let warm = self.take_warm();
+        let (mut store, stderr, instance, calls) = match warm {
+            Some(mut warm) => {
+                warm.store.data_mut().host = context;
+                (warm.store, warm.stderr, Some(warm.plugin), warm.calls)
+            }
+            None => match self.new_store(context) {
+                Ok((store, stderr)) => (store, stderr, None, 0),
+                Err(e) => {
+                    return (
+                        Err(PluginFailure::new(format!(
+                            "host could not prepare an instance: {e}"
+                        ))),
+                        usage,
+                    );
+                }
             },
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        let mut usage = Usage::default();
-        if let Err(e) = store
-            .set_fuel(self.limits.fuel)
-            .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)))
-        {
+        if let Err(e) = store.set_fuel(self.limits.fuel) {
             return (
                 Err(PluginFailure::new(format!(
                     "host could not set the CPU budget: {e}"
@@ -438,8 +524,12 @@ impl LoadedPlugin {
 
         let deadline = Duration::from_millis(self.limits.timeout_ms);
         let outcome = tokio::time::timeout(deadline, async {
-            let plugin = self.pre.instantiate_async(&mut store).await?;
-            call(&plugin, &mut store).await
+            let plugin = match instance {
+                Some(plugin) => plugin,
+                None => self.pre.instantiate_async(&mut store).await?,
+            };
+            let result = call(&plugin, &mut store).await;
+            result.map(|value| (value, plugin))
         })
         .await;
 
@@ -462,7 +552,23 @@ impl LoadedPlugin {
                 "the plugin exceeded its time limit of {} ms",
                 self.limits.timeout_ms
             ))),
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok((value, plugin))) => {
+                // Only an instance that returned normally and said nothing on stderr is
+                // used again; anything else may have left it half-way through something.
+                let calls = calls + 1;
+                if calls < self.instance_reuse
+                    && store.data().limiter.exceeded.is_none()
+                    && stderr.contents().is_empty()
+                {
+                    self.keep_warm(WarmInstance {
+                        store,
+                        plugin,
+                        stderr,
+                        calls,
+                    });
+                }
+                Ok(value)
+            }
             Ok(Err(error)) => Err(self.explain(&error, &store, &stderr)),
         };
         (result, usage)

@@ -216,3 +216,63 @@ async fn bytes_that_are_not_a_component_are_refused() {
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn warm_instances_are_reused_up_to_the_limit_and_never_after_a_failure() {
+    let runtime = PluginRuntime::new(PluginLimits::default())
+        .expect("engine")
+        .with_instance_reuse(3);
+    let plugin = runtime
+        .load(&plugin_path("hostile"))
+        .await
+        .expect("plugin loads");
+    // Loading asked the plugin to describe itself on an instance it keeps; start afresh.
+    assert_eq!(
+        plugin.warm_instances(),
+        1,
+        "the describe() instance is kept"
+    );
+    plugin.discard_warm_instances();
+    let decide = |kind: &'static str| {
+        let plugin = plugin.clone();
+        async move {
+            let order = order("created", vec![]);
+            plugin
+                .decide(
+                    &order,
+                    &event(&order, kind, json!({})),
+                    PluginHost::in_memory(),
+                )
+                .await
+        }
+    };
+    decide("created").await.expect("first call");
+    assert_eq!(plugin.warm_instances(), 1, "kept after a normal return");
+    decide("created").await.expect("second call, same instance");
+    assert_eq!(plugin.warm_instances(), 1);
+    decide("created").await.expect("third call, same instance");
+    assert_eq!(plugin.warm_instances(), 0, "retired after 3 calls");
+
+    decide("created").await.expect("a fresh instance");
+    assert_eq!(plugin.warm_instances(), 1);
+    let trap = decide("trap").await.expect_err("trap");
+    assert!(
+        trap.reason.contains("trapped on purpose"),
+        "{}",
+        trap.reason
+    );
+    assert_eq!(plugin.warm_instances(), 0, "a trapped instance is dropped");
+    decide("loop").await.expect_err("out of fuel");
+    assert_eq!(
+        plugin.warm_instances(),
+        0,
+        "an instance out of fuel is dropped"
+    );
+    decide("created")
+        .await
+        .expect("a fresh instance after failures");
+    assert_eq!(plugin.warm_instances(), 1);
+
+    plugin.discard_warm_instances();
+    assert_eq!(plugin.warm_instances(), 0);
+}
