@@ -13,6 +13,11 @@
 //!   (default 10 minutes at half the measured maximum rate); checks that nothing is lost and
 //!   that memory and descriptors stay flat, and writes the figures into `BENCHMARKS.md`.
 //!   Not in CI.
+//! - `bench [--release]`: servers up, plugins, `wrk` installed if missing, then the benchmark: POST, GET
+//!   (cache hit and miss), consumer, plugin overhead, end-to-end latency and peak RSS, each
+//!   beside a baseline measured in the same run; report in `target/bench/` and
+//!   `BENCHMARKS.md`. About 3 minutes once built (dev profile, as the tests;
+//!   `--release` builds optimised first). Not in CI.
 //!
 //! This file only dispatches; `servers/` owns the servers, `plugins` the plugin build, `tasks`
 //! the composite tasks and `process` the process plumbing they share.
@@ -49,6 +54,7 @@ fn dispatch() -> anyhow::Result<()> {
         "test" => tasks::test(rest),
         "run" => tasks::run(rest),
         "soak" => tasks::soak(rest),
+        "bench" => tasks::bench(rest),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())

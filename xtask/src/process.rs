@@ -207,6 +207,32 @@ pub fn require(program: &str, hint: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Non-interactive `apt-get`, through `sudo` unless we are root already.
+fn apt_get() -> Command {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    });
+    if root || !on_path("sudo") {
+        let mut command = Command::new("apt-get");
+        command.env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    } else {
+        let mut command = Command::new("sudo");
+        command.args(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+        command
+    }
+}
+
+/// Installs Debian packages (`apt-get update`, then `install -y`).
+pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    run(apt_get().args(["update", "-qq"]))?;
+    run(apt_get().args(["install", "-y", "-qq"]).args(packages))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The composite tasks a developer and CI run: `test` (exactly what CI runs, via `.ci/run`),
-//! `run` (the main job: the whole pipeline on port 5000) and `soak` (long, not in CI). Each is a sequence of steps that
+//! `run` (the main job: the whole pipeline on port 5000), `soak` and `bench` (long, not in CI). Each is a sequence of steps that
 //! stops at the first failure; the steps themselves live in `servers` and `plugins`.
 
 use std::path::Path;
@@ -188,6 +188,62 @@ pub fn soak(args: &[String]) -> anyhow::Result<()> {
                 "{r} orders/s"
             ))
     ));
+    let status = command
+        .status()
+        .map_err(|e| anyhow::anyhow!("starting cargo test: {e}"))?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
+/// Servers up, plugins built, `wrk` installed when missing, then the benchmark (an ignored
+/// test binary, built in the same profile as the tests so nothing else is rebuilt; with
+/// `--release`, optimised, which costs a cold release build of its own): each
+/// figure beside its same-run baseline, in `target/bench/report.{json,md}` and
+/// `BENCHMARKS.md`.
+pub fn bench(args: &[String]) -> anyhow::Result<()> {
+    let release = match args {
+        [] => false,
+        [flag] if flag == "--release" => true,
+        _ => anyhow::bail!("unknown arguments {args:?}; usage: cargo xtask bench [--release]"),
+    };
+    let profile: &[&str] = if release { &["--release"] } else { &[] };
+    servers::up(&servers::ALL)?;
+    let dist = plugins::build()?;
+    if !process::on_path("wrk") {
+        crate::step("installing wrk (the HTTP load generator) from Debian");
+        process::require(
+            "apt-get",
+            "install wrk yourself so that `wrk` is on the PATH",
+        )?;
+        process::apt_install(&["wrk"])?;
+    }
+    process::require(
+        "redis-benchmark",
+        "install Debian's redis-tools (it ships with redis-server)",
+    )?;
+    let root = crate::repo_root();
+    crate::step("building the host and the benchmark");
+    process::run(
+        cargo(&root)
+            .args([
+                "build",
+                "--package",
+                "orderpipe",
+                "--bins",
+                "--test",
+                "bench",
+            ])
+            .args(profile),
+    )?;
+    crate::step("bench: about 4 minutes of load on loopback (figures into BENCHMARKS.md)");
+    let mut command = cargo(&root);
+    command
+        .args(["test", "--package", "orderpipe", "--test", "bench"])
+        .args(profile)
+        .args(["--", "--ignored", "--nocapture"]);
+    with_server_env(&mut command, &dist);
     let status = command
         .status()
         .map_err(|e| anyhow::anyhow!("starting cargo test: {e}"))?;

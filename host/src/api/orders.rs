@@ -229,7 +229,7 @@ async fn accept_order(
 
     // Kafka holds the order now: it will be processed whatever happens below.
     let order = Order::new(order_id, request, now);
-    if let Err(error) = state.store.create_order(&order).await {
+    if let Err(error) = state.store.store_accepted_order(&order).await {
         state.metrics.backend_error(&error);
         tracing::warn!(%order_id, %error, "order accepted but not yet stored; the worker will store it");
     }

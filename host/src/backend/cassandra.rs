@@ -63,6 +63,7 @@ pub struct CassandraStore {
 
 struct Statements {
     create_order: PreparedStatement,
+    store_accepted_order: PreparedStatement,
     load_order: PreparedStatement,
     advance_order: PreparedStatement,
     insert_history: PreparedStatement,
@@ -198,6 +199,13 @@ impl Statements {
                  created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ))
             .await?,
+            // Timestamp 1: older than any write the worker makes, so this insert can never
+            // replace a newer state, whichever arrives first (no Paxos round needed).
+            store_accepted_order: p(format!(
+                "INSERT INTO {ks}.order_journal (order_id, status, version, request, attributes, \
+                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP 1"
+            ))
+            .await?,
             load_order: p(format!(
                 "SELECT status, version, request, attributes, created_at, updated_at, recorded_events \
                  FROM {ks}.order_journal WHERE order_id = ? LIMIT 1"
@@ -307,6 +315,27 @@ impl OrderStore for CassandraStore {
             .await
             .map_err(unavailable)?;
         was_applied(result)
+    }
+
+    async fn store_accepted_order(&self, order: &Order) -> BackendResult<()> {
+        let request = serde_json::to_string(&order.request)
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        self.session
+            .execute_unpaged(
+                &self.statements.store_accepted_order,
+                (
+                    order.id,
+                    &order.status,
+                    order.version as i64,
+                    request,
+                    attributes_text(&order.attributes),
+                    CqlTimestamp(order.created_at_ms),
+                    CqlTimestamp(order.updated_at_ms),
+                ),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn load_order(&self, id: Uuid) -> BackendResult<Option<StoredOrder>> {

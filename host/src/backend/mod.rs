@@ -105,6 +105,14 @@ pub enum Applied {
 pub trait OrderStore: Send + Sync {
     /// Stores a new order unless one with this id exists; returns whether it was created.
     async fn create_order(&self, order: &Order) -> BackendResult<bool>;
+    /// Stores an accepted order (its `created` event is published) unless anything is stored
+    /// for it: the API right after publishing, so a GET finds it before the worker does, and
+    /// the worker for a `created` event of an order it does not find. It never replaces what
+    /// is stored (the worker may have advanced the order already) and needs no consensus
+    /// round: Cassandra writes it with the oldest possible timestamp, so every other write wins.
+    async fn store_accepted_order(&self, order: &Order) -> BackendResult<()> {
+        self.create_order(order).await.map(|_| ())
+    }
     /// The order and the ids of every event already recorded for it.
     async fn load_order(&self, id: Uuid) -> BackendResult<Option<StoredOrder>>;
     /// Records `entry` and moves the order to `updated` in one step, only if the order is

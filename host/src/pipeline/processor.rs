@@ -1,7 +1,7 @@
 //! One event, start to finish.
 //!
 //! 1. Decode the message (undecodable → dead letter).
-//! 2. Load the order (a `created` event for an unknown order creates it from the message).
+//! 2. Load the order (a `created` event for an unknown order stores it from the message).
 //! 3. If the event id is already recorded for the order, this is a redelivery: refresh the
 //!    projections and stop. Nothing is applied twice.
 //! 4. Ask the plugin, with bounded attempts. A plugin that keeps failing yields a `failed`
@@ -156,7 +156,7 @@ impl EventProcessor {
                 match (&message.order, event.kind == CREATED_EVENT) {
                     (Some(request), true) => {
                         let order = Order::new(event.order_id, request.clone(), event.at_ms);
-                        self.store.create_order(&order).await?;
+                        self.store.store_accepted_order(&order).await?;
                         continue;
                     }
                     _ => {

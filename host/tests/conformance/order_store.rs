@@ -131,6 +131,7 @@ async fn history(store: &dyn OrderStore, id: Uuid) -> Vec<HistoryEntry> {
 
 conformance!(Stores { embedded, cassandra }:
     create_order_is_if_not_exists,
+    an_accepted_order_never_replaces_what_is_stored,
     load_order_returns_what_was_stored,
     record_event_applies_only_at_the_expected_version,
     record_event_for_an_unknown_order_conflicts,
@@ -158,6 +159,49 @@ async fn create_order_is_if_not_exists(stores: &Stores) {
         "a second create replaced the order"
     );
     assert_eq!(load(store, order.id).await.expect("stored").order, order);
+}
+
+async fn an_accepted_order_never_replaces_what_is_stored(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    // Stored by the API first: found as accepted, then advanced by the worker as usual.
+    let order = new_order();
+    bounded("accepting", store.store_accepted_order(&order))
+        .await
+        .expect("accept");
+    assert_eq!(load(store, order.id).await.expect("stored").order, order);
+    let next = advanced(&order, "awaiting_payment");
+    let entry = entry_for(&order, &next, Outcome::Transitioned);
+    assert_eq!(record(store, &next, 0, &entry).await, Applied::Yes);
+    assert_eq!(load(store, order.id).await.expect("stored").order, next);
+
+    // Stored (and advanced) by the worker first: the API's late write changes nothing.
+    let order = new_order();
+    bounded("creating", store.create_order(&order))
+        .await
+        .expect("create");
+    let next = advanced(&order, "awaiting_payment");
+    let entry = entry_for(&order, &next, Outcome::Transitioned);
+    assert_eq!(record(store, &next, 0, &entry).await, Applied::Yes);
+    bounded("accepting late", store.store_accepted_order(&order))
+        .await
+        .expect("accept late");
+    let stored = load(store, order.id).await.expect("stored");
+    assert_eq!(
+        stored.order, next,
+        "the late accepted write replaced the order"
+    );
+    assert_eq!(stored.recorded_events, vec![entry.event_id]);
+    // And a worker's create after the API's write keeps the API's order.
+    let order = new_order();
+    bounded("accepting", store.store_accepted_order(&order))
+        .await
+        .expect("accept");
+    assert!(
+        !bounded("creating after", store.create_order(&order))
+            .await
+            .expect("create after"),
+        "the order was already stored"
+    );
 }
 
 async fn load_order_returns_what_was_stored(stores: &Stores) {

@@ -18,28 +18,7 @@ pub fn install() -> anyhow::Result<()> {
         "apt-get",
         "install Redis 7 yourself so that `redis-server` is on the PATH",
     )?;
-    process::run(apt_get().args(["update", "-qq"]))?;
-    process::run(apt_get().args(["install", "-y", "-qq", "redis-server", "redis-tools"]))
-}
-
-/// Non-interactive `apt-get`, through `sudo` unless we are root already.
-fn apt_get() -> Command {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            == Some("0")
-    });
-    if root || !process::on_path("sudo") {
-        let mut command = Command::new("apt-get");
-        command.env("DEBIAN_FRONTEND", "noninteractive");
-        command
-    } else {
-        let mut command = Command::new("sudo");
-        command.args(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
-        command
-    }
+    process::apt_install(&["redis-server", "redis-tools"])
 }
 
 pub fn command(dir: &Path) -> anyhow::Result<Command> {

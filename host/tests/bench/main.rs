@@ -1,0 +1,578 @@
+//! The benchmark of issue 5 (not in CI): how fast orderpipe is, each figure measured beside
+//! a baseline in the same run, against the real Kafka, Cassandra and Redis on loopback.
+//!
+//! Run: `cargo xtask bench` (servers up, plugins built, `wrk` installed, then this test).
+//! It writes `target/bench/report.{json,md}` and the bench section of `BENCHMARKS.md`.
+//!
+//! | figure | how | baseline (same run) |
+//! |---|---|---|
+//! | POST /api/orders | `wrk`, 16 connections, 10 s, an API-only host | a no-op axum handler; raw rdkafka production of the same messages, 16 concurrent sends |
+//! | GET, cache hit | `wrk` on 1,000 known orders, cache warmed | `redis-benchmark` GET, 16 clients, no pipelining |
+//! | GET, cache miss | `wrk` asking each of thousands of orders once, on a host with an empty cache | the store's SELECT in a bare loop, 16 clients |
+//! | consumer | orders/s a worker process processes from a preloaded topic | the same workflow as a native Rust handler in the same worker loop; the same rows written by a bare Cassandra loop |
+//! | plugin overhead | per `decide` of the order plugin, in memory | a fresh instance per event |
+//! | end to end | POST → `processed` seen by GET, at half the worker's rate | - |
+//! | peak RSS | `VmHWM` of each host process | the same load in embedded mode |
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod baselines;
+mod http;
+mod plugin;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use orderpipe::backend::wiring::Backends;
+use orderpipe::config::{BackendsConfig, Config, Mode};
+use orderpipe::order::OrderRequest;
+use orderpipe::pipeline::health::WorkerHealth;
+use orderpipe::pipeline::worker;
+use orderpipe::plugin::PluginHost;
+use orderpipe::telemetry::Metrics;
+use serde_json::Value;
+use support::process::HostProcess;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use baselines::NativeOrderHandler;
+use report::{Figure, Report, percentile, proc_status_kib};
+
+/// Concurrent HTTP connections (and Kafka/Cassandra clients in their baselines).
+const CONNECTIONS: u32 = 16;
+/// Length of each saturating run.
+const RUN: Duration = Duration::from_secs(10);
+/// Orders preloaded for each consumer measurement.
+const CONSUMER_ORDERS: u64 = 3_000;
+/// How long the end-to-end runs last.
+const E2E_FOR: Duration = Duration::from_secs(15);
+/// Bound on a worker draining its preloaded topic.
+const DRAIN_WITHIN: Duration = Duration::from_secs(300);
+/// The order the consumer and end-to-end runs use: no items, so the plugin takes it
+/// straight to `processed` (pricing nothing, filing it under its customer, counting it).
+const PLAIN_ORDER: &str = r#"{"customer":"bench"}"#;
+
+fn repo_root() -> PathBuf {
+    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+    host.parent().unwrap_or(host).to_path_buf()
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    proc_status_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("HTTP client")
+}
+
+/// Posts `count` orders with 16 concurrent clients and returns their ids.
+async fn post_orders(http: &reqwest::Client, base: &str, body: &str, count: usize) -> Vec<Uuid> {
+    futures::stream::iter(0..count)
+        .map(|_| {
+            let request = http
+                .post(format!("{base}/api/orders"))
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+            async move {
+                let answer: Value = request
+                    .send()
+                    .await
+                    .expect("POST answered")
+                    .json()
+                    .await
+                    .expect("JSON");
+                answer["order_id"]
+                    .as_str()
+                    .and_then(|id| id.parse::<Uuid>().ok())
+                    .unwrap_or_else(|| panic!("no order id in {answer}"))
+            }
+        })
+        .buffer_unordered(CONNECTIONS as usize)
+        .collect()
+        .await
+}
+
+fn write_ids(ids: &[Uuid]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("orderpipe-bench-ids-{}", Uuid::new_v4()));
+    let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+    std::fs::write(&path, text).expect("ids file");
+    path
+}
+
+/// Publishes `count` `created` events of plain orders through the event log; their ids.
+async fn preload(backends: &Backends, count: u64) -> Vec<Uuid> {
+    let request: OrderRequest = serde_json::from_str(PLAIN_ORDER).expect("order");
+    futures::stream::iter(0..count)
+        .map(|_| {
+            let (events, request) = (backends.events.clone(), request.clone());
+            async move {
+                let id = Uuid::new_v4();
+                events
+                    .publish(id, &baselines::created_message(id, &request))
+                    .await
+                    .expect("preload publish");
+                id
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+/// Events per second between 10 % and 90 % of `total` (leaving out start-up and the tail),
+/// reading a counter every 50 ms.
+async fn drain_rate<F, Fut>(total: u64, mut count: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    let (low, high) = (total / 10, total * 9 / 10);
+    let started = Instant::now();
+    let mut low_at = None;
+    loop {
+        let done = count().await;
+        if low_at.is_none() && done >= low {
+            low_at = Some((Instant::now(), done));
+        }
+        if done >= high {
+            let (at, from) = low_at.expect("passed 10 % first");
+            return (done - from) as f64 / at.elapsed().as_secs_f64();
+        }
+        assert!(
+            started.elapsed() < DRAIN_WITHIN,
+            "only {done} of {total} events processed in {DRAIN_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Open-loop POSTs at `rate` per second for `E2E_FOR`; each order is then read every 2 ms
+/// until GET shows it `processed`. Returns the POST-to-visible latencies (ms, sorted).
+async fn end_to_end(base: &str, rate: f64) -> Vec<f64> {
+    let http = http_client();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let count = (E2E_FOR.as_secs_f64() * rate) as usize;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let due = started + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (http, base) = (http.clone(), base.to_owned());
+        tasks.spawn(async move {
+            let at = Instant::now();
+            let answer: Value = http
+                .post(format!("{base}/api/orders"))
+                .header("content-type", "application/json")
+                .body(PLAIN_ORDER)
+                .send()
+                .await
+                .expect("POST answered")
+                .json()
+                .await
+                .expect("JSON");
+            let id = answer["order_id"].as_str().expect("order id").to_owned();
+            loop {
+                let view: Value = http
+                    .get(format!("{base}/api/orders/{id}"))
+                    .send()
+                    .await
+                    .expect("GET answered")
+                    .json()
+                    .await
+                    .expect("JSON");
+                if view["status"] == "processed" {
+                    return at.elapsed().as_secs_f64() * 1000.0;
+                }
+                assert!(
+                    at.elapsed() < Duration::from_secs(30),
+                    "order {id} stuck: {view}"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(latency) = tasks.join_next().await {
+        latencies.push(latency.expect("end-to-end task"));
+    }
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
+fn step(what: &str) {
+    println!("bench: {what}");
+}
+
+fn servers_config(mode: Mode) -> Config {
+    let mut config = support::config("order");
+    config.mode = mode;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark, not a test: run it with `cargo xtask bench`"]
+async fn bench() {
+    let started = Instant::now();
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut figures = Vec::new();
+    let http = http_client();
+
+    // ---- plugin overhead (in this process, nothing else running yet) ----
+    step("plugin overhead: 5,000 decisions with warm instances, 5,000 with fresh ones");
+    let warm = plugin::overhead(1_000, 5_000).await;
+    let fresh = plugin::overhead(1, 5_000).await;
+    let per_instance_kib = plugin::memory_per_instance(64).await;
+    figures.push(
+        Figure::new("plugin overhead", "p50 per decision", warm.p50_us, "µs")
+            .against("fresh instance per event", fresh.p50_us)
+            .at_most(10.0)
+            .note(format!(
+                "the order plugin deciding a `created` event ({} times, after 200 warm-up \
+                 calls): instance (fresh or warm), call, its store.put and cache.incr on \
+                 in-memory host functions, and the state-machine check; warm instances are \
+                 the host's default (`plugins.instance_reuse` = 1000)",
+                warm.invocations
+            )),
+    );
+    figures.push(
+        Figure::new("plugin overhead", "p99 per decision", warm.p99_us, "µs")
+            .against("fresh instance per event", fresh.p99_us)
+            .at_most(50.0),
+    );
+    figures.push(
+        Figure::new(
+            "plugin overhead",
+            "memory per live instance",
+            per_instance_kib,
+            "KiB",
+        )
+        .note("RSS growth with 64 invocations parked at once inside their store.put, / 64"),
+    );
+
+    // ---- POST ----
+    step("POST /api/orders: wrk against an API-only host, a no-op handler, raw rdkafka");
+    let api_config = servers_config(Mode::Api);
+    let api = HostProcess::start(&api_config, "bench-api").await;
+    // Warm-up: connections, the producer, prepared statements.
+    post_orders(&http, &api.base, http::ORDER_BODY, 200).await;
+    let post = http::wrk_post(&api.base, CONNECTIONS, RUN);
+    assert_eq!(post.errors, 0, "every POST answered 201: {post:?}");
+    let noop_base = http::serve_noop().await;
+    let noop = http::wrk_post(&noop_base, CONNECTIONS, RUN);
+    let kafka = baselines::kafka_produce(&api_config, CONNECTIONS, RUN).await;
+    figures.push(
+        Figure::new("POST /api/orders", "throughput", post.rate, "req/s")
+            .against("no-op axum handler", noop.rate)
+            .ratio_at_least(0.5)
+            .note(format!(
+                "wrk -t2 -c{CONNECTIONS} -d{}s, an order with two items; the host publishes \
+                 to Kafka (idempotent, acks=all), then stores the order in Cassandra and \
+                 answers 201",
+                RUN.as_secs()
+            )),
+    );
+    figures.push(
+        Figure::new(
+            "POST /api/orders",
+            "throughput vs Kafka",
+            post.rate,
+            "req/s",
+        )
+        .against("raw rdkafka produce", kafka.rate)
+        .note(format!(
+            "raw rdkafka: the same `created` messages, same producer settings, \
+                 {CONNECTIONS} concurrent sends each awaiting its acknowledgement"
+        )),
+    );
+    figures.push(
+        Figure::new("POST /api/orders", "p50 latency", post.p50_ms, "ms")
+            .against("raw rdkafka produce", kafka.p50_ms),
+    );
+    figures.push(
+        Figure::new("POST /api/orders", "p99 latency", post.p99_ms, "ms")
+            .against("raw rdkafka produce", kafka.p99_ms),
+    );
+    figures.push(
+        Figure::new("no-op axum handler", "p50 / p99 latency", noop.p50_ms, "ms")
+            .note(format!("p99 {:.2} ms", noop.p99_ms)),
+    );
+
+    // ---- GET, cache hits ----
+    step("GET, cache hits: wrk on 1,000 known orders vs redis-benchmark GET");
+    let known = post_orders(&http, &api.base, http::ORDER_BODY, 1_000).await;
+    for id in &known {
+        let answer = http
+            .get(format!("{}/api/orders/{id}", api.base))
+            .send()
+            .await
+            .expect("GET");
+        assert!(answer.status().is_success());
+    }
+    let known_file = write_ids(&known);
+    let hit = http::wrk_get(&api.base, &known_file, CONNECTIONS, RUN);
+    assert_eq!(hit.errors, 0, "every GET answered 200: {hit:?}");
+    let redis_port: u16 = api_config
+        .redis
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or(16379);
+    let redis_get = http::redis_benchmark_get(redis_port, CONNECTIONS, 200_000);
+    figures.push(
+        Figure::new(
+            "GET /api/orders/<id>",
+            "cache-hit throughput",
+            hit.rate,
+            "req/s",
+        )
+        .against("redis-benchmark GET", redis_get)
+        .ratio_at_least(0.5)
+        .note(format!(
+            "wrk -c{CONNECTIONS}, random ids among 1,000 cached orders (p50 {:.2} ms, p99 \
+                 {:.2} ms); redis-benchmark -c {CONNECTIONS} -P 1 -t get",
+            hit.p50_ms, hit.p99_ms
+        )),
+    );
+    let api_peak = peak_rss_mib(api.pid());
+    api.stop().await;
+
+    // ---- consumer ----
+    step(&format!(
+        "consumer: {CONSUMER_ORDERS} preloaded orders through a Wasm worker process"
+    ));
+    let worker_config = servers_config(Mode::Worker);
+    let worker_backends = Backends::connect(&worker_config).await.expect("backends");
+    let mut stored_ids = preload(&worker_backends, CONSUMER_ORDERS).await;
+    let worker = HostProcess::start(&worker_config, "bench-worker").await;
+    let wasm_rate = drain_rate(CONSUMER_ORDERS, || async {
+        support::load::metric(&http, &worker.base, "orderpipe_events_processed_total")
+            .await
+            .unwrap_or(0.0) as u64
+    })
+    .await;
+    let worker_peak = peak_rss_mib(worker.pid());
+    worker.stop().await;
+
+    step("consumer: the same workflow as a native handler in the same worker loop");
+    let native_config = servers_config(Mode::Worker);
+    let native_backends = Backends::connect(&native_config).await.expect("backends");
+    stored_ids.extend(preload(&native_backends, CONSUMER_ORDERS).await);
+    let handler = Arc::new(NativeOrderHandler {
+        store: native_backends.store.clone(),
+        cache: native_backends.cache.clone(),
+        plugin_host: PluginHost {
+            store: native_backends.plugin_store.clone(),
+            cache: native_backends.plugin_cache.clone(),
+        },
+        health: WorkerHealth::new(),
+        metrics: Metrics::new(),
+        processed: AtomicU64::new(0),
+    });
+    let shutdown = CancellationToken::new();
+    let native_worker = tokio::spawn(worker::run(
+        native_backends.subscribe().expect("subscribe"),
+        handler.clone(),
+        native_config.worker.partition_queue,
+        shutdown.clone(),
+    ));
+    let native_rate = drain_rate(CONSUMER_ORDERS, || {
+        let done = handler.processed.load(Ordering::Relaxed);
+        async move { done }
+    })
+    .await;
+    shutdown.cancel();
+    native_worker
+        .await
+        .expect("native worker")
+        .expect("native worker");
+
+    step("consumer: the same rows written by a bare Cassandra loop");
+    let partitions = worker_config.kafka.partitions.max(1) as u32;
+    let (bare_rate, bare_ids) = baselines::cassandra_write_rows(
+        native_backends.store.clone(),
+        PluginHost {
+            store: native_backends.plugin_store.clone(),
+            cache: native_backends.plugin_cache.clone(),
+        },
+        CONSUMER_ORDERS,
+        partitions,
+    )
+    .await;
+    figures.push(
+        Figure::new(
+            "consumer",
+            "orders processed (Wasm plugin)",
+            wasm_rate,
+            "orders/s",
+        )
+        .against("native Rust handler, same loop", native_rate)
+        .ratio_at_least(0.8)
+        .note(format!(
+            "{CONSUMER_ORDERS} `created` events preloaded on a {partitions}-partition topic, \
+                 drained by one worker process; rate between 10 % and 90 % done; each order: \
+                 load, plugin (store.put + cache.incr), conditional batch, status row, Redis view"
+        )),
+    );
+    figures.push(
+        Figure::new(
+            "consumer",
+            "orders processed vs bare writes",
+            wasm_rate,
+            "orders/s",
+        )
+        .against("bare Cassandra write loop", bare_rate)
+        .ratio_at_least(0.6)
+        .note(format!(
+            "bare loop: {partitions} concurrent writers, per order the same rows (order \
+                 insert, conditional batch, status row, plugin row), nothing else"
+        )),
+    );
+
+    // ---- GET, cache misses ----
+    step("GET, cache misses: each order once, on a host with an empty cache");
+    let miss_config = servers_config(Mode::Api);
+    let miss_host = HostProcess::start(&miss_config, "bench-miss").await;
+    stored_ids.extend(&bare_ids);
+    stored_ids.extend(&known);
+    let miss_file = write_ids(&stored_ids);
+    let miss = http::wrk_get_each_once(
+        &miss_host.base,
+        &miss_file,
+        CONNECTIONS,
+        Duration::from_secs(1),
+    );
+    assert_eq!(miss.errors, 0, "every GET answered 200: {miss:?}");
+    miss_host.stop().await;
+    let select = baselines::cassandra_select(
+        native_backends.store.clone(),
+        Arc::new(stored_ids.clone()),
+        CONNECTIONS,
+        Duration::from_secs(3),
+    )
+    .await;
+    let repeats = miss.requests.saturating_sub(stored_ids.len() as u64);
+    figures.push(
+        Figure::new(
+            "GET /api/orders/<id>",
+            "cache-miss throughput",
+            miss.rate,
+            "req/s",
+        )
+        .against("bare SELECT loop", select.rate)
+        .note(format!(
+            "a fresh host (empty Redis prefix) asked for each of {} stored orders once, 1 s \
+                 ({} requests{}); miss = Redis GET, Cassandra read, Redis SET; bare loop: the \
+                 store's SELECT, {CONNECTIONS} clients, 3 s",
+            stored_ids.len(),
+            miss.requests,
+            if repeats > 0 {
+                format!(", {repeats} of them repeats, i.e. hits")
+            } else {
+                String::new()
+            }
+        )),
+    );
+
+    // ---- end to end, servers and embedded ----
+    let e2e_rate = (wasm_rate / 2.0).max(1.0);
+    step(&format!(
+        "end to end at {e2e_rate:.0} orders/s (half the worker's rate), real servers"
+    ));
+    let all = HostProcess::start(&servers_config(Mode::All), "bench-all").await;
+    post_orders(&http, &all.base, PLAIN_ORDER, 100).await;
+    let servers_e2e = end_to_end(&all.base, e2e_rate).await;
+    let all_peak = peak_rss_mib(all.pid());
+    all.stop().await;
+
+    step("end to end at the same rate, embedded backends");
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut embedded_config = servers_config(Mode::All);
+    embedded_config.backends = BackendsConfig {
+        data_dir: data.path().to_path_buf(),
+        ..BackendsConfig::default()
+    };
+    let embedded = HostProcess::start(&embedded_config, "bench-embedded").await;
+    post_orders(&http, &embedded.base, PLAIN_ORDER, 100).await;
+    let embedded_e2e = end_to_end(&embedded.base, e2e_rate).await;
+    let embedded_peak = peak_rss_mib(embedded.pid());
+    embedded.stop().await;
+
+    let p = |values: &[f64], q: f64| percentile(values, q).unwrap_or(0.0);
+    figures.push(
+        Figure::new(
+            "end to end",
+            "p50 POST → processed",
+            p(&servers_e2e, 0.5),
+            "ms",
+        )
+        .against("embedded backends", p(&embedded_e2e, 0.5))
+        .at_most(10.0)
+        .note(format!(
+            "{} orders at {e2e_rate:.0}/s (half the Wasm consumer's rate), open loop; each \
+                 order read every 2 ms until GET shows `processed`",
+            servers_e2e.len()
+        )),
+    );
+    figures.push(
+        Figure::new(
+            "end to end",
+            "p99 POST → processed",
+            p(&servers_e2e, 0.99),
+            "ms",
+        )
+        .against("embedded backends", p(&embedded_e2e, 0.99))
+        .at_most(25.0),
+    );
+    figures.push(
+        Figure::new(
+            "peak RSS",
+            "host, API + worker, end-to-end load",
+            all_peak,
+            "MiB",
+        )
+        .against("embedded backends, same load", embedded_peak)
+        .note(format!(
+            "VmHWM; the API-only host under the POST/GET runs peaked at {api_peak:.1} MiB, \
+                 the worker-only host draining the consumer run at {worker_peak:.1} MiB"
+        )),
+    );
+
+    let report = Report {
+        date,
+        machine: report::machine(),
+        build: if cfg!(debug_assertions) {
+            "dev profile (the one CI builds: dependencies at opt-level 1, orderpipe at 0)"
+        } else {
+            "release profile (`cargo xtask bench --release`)"
+        }
+        .into(),
+        duration_s: started.elapsed().as_secs_f64(),
+        figures,
+    };
+    let dir = repo_root().join("target/bench");
+    let (json_path, md_path) = report.write(&dir).expect("report written");
+    let markdown = report.markdown();
+    println!("\n{markdown}");
+    report::update_benchmarks_md(&repo_root().join("BENCHMARKS.md"), &markdown)
+        .expect("BENCHMARKS.md updated");
+    println!(
+        "bench: report in {} and {}; BENCHMARKS.md updated",
+        json_path.display(),
+        md_path.display()
+    );
+}

@@ -1,0 +1,147 @@
+//! Plugin overhead per invocation, in this process: the order plugin deciding a `created`
+//! event (instantiate when needed, call, its two host calls against in-memory host
+//! functions), with a fresh instance per event and with warm instances; and the memory a
+//! live instance costs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orderpipe::backend::memory::MemoryPluginData;
+use orderpipe::backend::{BackendResult, PluginCache, PluginStore};
+use orderpipe::order::{Event, Order, OrderRequest};
+use orderpipe::plugin::{LoadedPlugin, PluginHost, PluginLimits, PluginRuntime};
+use serde_json::json;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::report::{percentile, proc_status_kib};
+
+pub struct Overhead {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub invocations: usize,
+}
+
+async fn load(reuse: u32) -> LoadedPlugin {
+    let path = crate::support::plugins_dir().join("order.wasm");
+    PluginRuntime::new(PluginLimits::default())
+        .expect("engine")
+        .with_instance_reuse(reuse)
+        .load(&path)
+        .await
+        .expect("order plugin loads")
+}
+
+fn created(order: &Order) -> Event {
+    Event {
+        id: Uuid::new_v4(),
+        order_id: order.id,
+        kind: "created".into(),
+        data: json!({}),
+        at_ms: 1,
+    }
+}
+
+/// `invocations` sequential decisions with instances reused up to `reuse` events (1: a
+/// fresh instance each time), after a short warm-up.
+pub async fn overhead(reuse: u32, invocations: usize) -> Overhead {
+    let plugin = load(reuse).await;
+    let host = PluginHost::in_memory();
+    let mut durations = Vec::with_capacity(invocations);
+    for i in 0..invocations + 200 {
+        let order = Order::new(Uuid::new_v4(), OrderRequest::default(), 0);
+        let event = created(&order);
+        let at = Instant::now();
+        plugin
+            .decide(&order, &event, host.clone())
+            .await
+            .expect("the order plugin decides");
+        if i >= 200 {
+            durations.push(at.elapsed());
+        }
+    }
+    durations.sort_unstable();
+    let us = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e6);
+    Overhead {
+        p50_us: us(percentile(&durations, 0.50)),
+        p99_us: us(percentile(&durations, 0.99)),
+        invocations,
+    }
+}
+
+/// A plugin store whose `put` waits until released, so invocations stay live inside it.
+struct HeldStore {
+    inner: Arc<MemoryPluginData>,
+    release: Arc<Notify>,
+    released: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl PluginStore for HeldStore {
+    async fn get(&self, plugin: &str, table: &str, key: &str) -> BackendResult<Option<String>> {
+        PluginStore::get(self.inner.as_ref(), plugin, table, key).await
+    }
+
+    async fn put(&self, plugin: &str, table: &str, key: &str, value: &str) -> BackendResult<()> {
+        let notified = self.release.notified();
+        if !self.released.load(std::sync::atomic::Ordering::SeqCst) {
+            notified.await;
+        }
+        PluginStore::put(self.inner.as_ref(), plugin, table, key, value).await
+    }
+
+    async fn delete(&self, plugin: &str, table: &str, key: &str) -> BackendResult<()> {
+        PluginStore::delete(self.inner.as_ref(), plugin, table, key).await
+    }
+}
+
+/// Resident memory per live instance: `instances` invocations held inside their first host
+/// call at once (each on its own instance), RSS measured before and while they wait.
+pub async fn memory_per_instance(instances: usize) -> f64 {
+    let plugin = Arc::new(load(1).await);
+    let data = Arc::new(MemoryPluginData::new());
+    let release = Arc::new(Notify::new());
+    let store = Arc::new(HeldStore {
+        inner: data.clone(),
+        release: release.clone(),
+        released: false.into(),
+    });
+    let host = PluginHost {
+        store: store.clone(),
+        cache: data.clone() as Arc<dyn PluginCache>,
+    };
+    // One invocation first, so code pages and the engine's own structures are resident.
+    store
+        .released
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let warm = Order::new(Uuid::new_v4(), OrderRequest::default(), 0);
+    plugin
+        .decide(&warm, &created(&warm), host.clone())
+        .await
+        .expect("decides");
+    store
+        .released
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = std::process::id();
+    let before = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..instances {
+        let (plugin, host) = (plugin.clone(), host.clone());
+        tasks.spawn(async move {
+            let order = Order::new(Uuid::new_v4(), OrderRequest::default(), 0);
+            plugin.decide(&order, &created(&order), host).await
+        });
+    }
+    // Well within the plugin's 2 s deadline: every invocation is parked in `put` by now.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let during = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    store
+        .released
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    release.notify_waiters();
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("decides once released");
+    }
+    during.saturating_sub(before) as f64 / instances as f64
+}
