@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
-use crate::plugin::{PluginDeployer, PluginHost, PluginRuntime};
+use crate::plugin::{LimitPolicy, PluginDeployer, PluginHost, PluginRuntime};
 use crate::telemetry::Metrics;
 
 /// A running host: the API on [`Host::addr`] and, depending on the mode, the worker.
@@ -36,11 +36,22 @@ impl Host {
 
         let backends = Backends::connect(&config).await?;
         let shutdown = CancellationToken::new();
-        let runtime = PluginRuntime::new(config.plugins.limits.clone())?;
-        tracing::info!(limits = ?runtime.limits(), "plugin runtime ready");
+        let limit_policy = LimitPolicy::new(
+            config.plugins.limits.clone(),
+            config.plugins.limits_for.clone(),
+            config.plugins.max_memory_mib,
+        )
+        .map_err(|reason| anyhow::anyhow!("invalid plugin limits: {reason}"))?;
+        let runtime = PluginRuntime::with_memory_ceiling(
+            config.plugins.limits.clone(),
+            config.plugins.max_memory_mib,
+        )?;
+        tracing::info!(limits = ?runtime.limits(), max_memory_mib = config.plugins.max_memory_mib, "plugin runtime ready");
         let deployer = Arc::new(PluginDeployer::new(
             runtime,
             backends.registry.clone(),
+            backends.announcements.clone(),
+            limit_policy,
             config.plugins.max_component_bytes,
         ));
 

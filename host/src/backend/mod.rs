@@ -5,12 +5,14 @@
 //! (`kafka`, `cassandra`, `redis`, later `embedded`) is decided once, at start-up, from the
 //! configuration. Implementations must be safe to call concurrently.
 
+pub mod announcements;
 pub mod cassandra;
 pub mod cassandra_registry;
 pub mod embedded;
 pub mod kafka;
 pub mod memory;
 pub mod redis;
+pub mod redis_announcements;
 pub mod registry;
 pub mod wiring;
 

@@ -22,13 +22,16 @@
 //! instead of corrupting it. Disk work runs off the async runtime (a writer thread for the
 //! log, `spawn_blocking` for the store).
 
+pub mod announcements;
 pub mod cache;
 pub mod log;
 pub mod registry;
 pub mod store;
 
+pub use announcements::InProcessAnnouncements;
 pub use cache::EmbeddedCache;
 pub use log::{EmbeddedEventLog, EmbeddedEventStream};
+pub use registry::EmbeddedRegistry;
 pub use store::EmbeddedStore;
 
 use super::BackendError;
