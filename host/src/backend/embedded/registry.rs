@@ -328,3 +328,53 @@ impl PluginRegistry for EmbeddedRegistry {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_registry_written_before_scopes_moves_into_the_default_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A store file as an orderpipe without registry scopes left it.
+            let db = redb::Database::create(dir.path().join("store.redb")).unwrap();
+            let write = db.begin_write().unwrap();
+            {
+                let row = encode(&VersionRow {
+                    sha256: "sha-1".into(),
+                    size: 4,
+                    uploaded_at_ms: 1_000,
+                })
+                .unwrap();
+                let mut versions = write.open_table(UNSCOPED_VERSIONS).unwrap();
+                versions.insert(("order", "0.1.0"), row.as_slice()).unwrap();
+                let mut components = write.open_table(UNSCOPED_COMPONENTS).unwrap();
+                components
+                    .insert(("order", "0.1.0"), &b"\0asm"[..])
+                    .unwrap();
+                let active = encode(&ActiveRow {
+                    version: "0.1.0".into(),
+                    sha256: "sha-1".into(),
+                    activated_at_ms: 2_000,
+                })
+                .unwrap();
+                let mut table = write.open_table(UNSCOPED_ACTIVE).unwrap();
+                table.insert("order", active.as_slice()).unwrap();
+            }
+            write.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let default = store.registry("default");
+        let active = default.active("order").await.unwrap().expect("active");
+        assert_eq!(active.version, "0.1.0");
+        let component = default.component("order", "0.1.0").await.unwrap();
+        assert_eq!(component.as_deref(), Some(&b"\0asm"[..]));
+        assert_eq!(default.versions("order").await.unwrap().len(), 1);
+        assert!(store.registry("staging").plugins().await.unwrap().is_empty());
+        drop((store, default));
+        // Opening again moves nothing twice and loses nothing.
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.registry("default").plugins().await.unwrap().len(), 1);
+    }
+}
