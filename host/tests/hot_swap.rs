@@ -303,6 +303,55 @@ async fn an_announcement_switches_every_host_long_before_its_next_poll() {
     b.stop().await;
 }
 
+/// With embedded backends (one process per data directory) the announcement stays inside the
+/// process: the admin API's activation reaches the worker at once, not at the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_host_switches_on_its_own_announcement() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = orderpipe::config::Config::default();
+    config.backends.data_dir = data.path().to_path_buf();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.plugins.dir = support::plugins_dir();
+    config.plugins.watch_interval_ms = 30_000;
+    config.admin.token = Some(TOKEN.into());
+    config.log.filter = "warn".into();
+    let host = TestHost::start(config).await;
+    let upload = host
+        .http
+        .post(host.url("/api/plugins/order/versions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(component("order_v2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let activate = host
+        .http
+        .put(host.url("/api/plugins/order/active"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"version": "0.2.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activate.status(), StatusCode::OK);
+    let activated_at = Instant::now();
+    let sample = "orderpipe_plugin_switches_total{plugin=\"order\",trigger=\"announcement\"}";
+    while host.metric(sample).await < 1.0 {
+        assert!(
+            activated_at.elapsed() < SWITCH_WITHIN,
+            "the embedded host did not switch within {SWITCH_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("embedded host switched after {:?}", activated_at.elapsed());
+    let order = host.create_order(None).await;
+    host.wait_for_version(order, 1, Duration::from_secs(30))
+        .await;
+    let history = host.history(order).await;
+    assert_eq!(history[0]["plugin_version"], "0.2.0", "{history:?}");
+}
+
 /// A change nobody announced (written to the registry directly, as if the announcement was
 /// lost) still reaches the host at its next poll, and the host says polling found it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -371,7 +371,14 @@ mod tests {
         let component = default.component("order", "0.1.0").await.unwrap();
         assert_eq!(component.as_deref(), Some(&b"\0asm"[..]));
         assert_eq!(default.versions("order").await.unwrap().len(), 1);
-        assert!(store.registry("staging").plugins().await.unwrap().is_empty());
+        assert!(
+            store
+                .registry("staging")
+                .plugins()
+                .await
+                .unwrap()
+                .is_empty()
+        );
         drop((store, default));
         // Opening again moves nothing twice and loses nothing.
         let store = EmbeddedStore::open(dir.path()).unwrap();
