@@ -33,15 +33,16 @@ impl Host {
     pub async fn start(config: Config) -> anyhow::Result<Host> {
         tracing::info!(config = %config.redacted(), "starting orderpipe");
         let metrics = Arc::new(Metrics::new());
-
-        let backends = Backends::connect(&config).await?;
-        let shutdown = CancellationToken::new();
+        // Refuse limits out of bounds before touching any backend.
         let limit_policy = LimitPolicy::new(
             config.plugins.limits.clone(),
             config.plugins.limits_for.clone(),
             config.plugins.max_memory_mib,
         )
         .map_err(|reason| anyhow::anyhow!("invalid plugin limits: {reason}"))?;
+
+        let backends = Backends::connect(&config).await?;
+        let shutdown = CancellationToken::new();
         let runtime = PluginRuntime::with_memory_ceiling(
             config.plugins.limits.clone(),
             config.plugins.max_memory_mib,

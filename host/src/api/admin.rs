@@ -1,6 +1,7 @@
 //! The admin API: upload, list and activate plugin versions, and set each plugin's limits.
-//! Every route requires
-//! `Authorization: Bearer <admin.token>`; without a configured token the routes do not exist.
+//! Every route requires `Authorization: Bearer <admin.token>`; without a configured token the
+//! routes do not exist. Limits are shown as this host computes them from the shared
+//! registry's overrides and its own configured defaults.
 
 use std::sync::Arc;
 

@@ -1,6 +1,9 @@
 //! The three backend roles, as traits: the event log, the order store and the status cache,
 //! plus the two stores a plugin may touch (its own rows and its own cache keys).
 //!
+//! Two more roles live beside them: the plugin registry ([`registry`]) and plugin
+//! announcements ([`announcements`]).
+//!
 //! Everything outside this module talks to these traits only; which implementation runs
 //! (`kafka`, `cassandra`, `redis`, later `embedded`) is decided once, at start-up, from the
 //! configuration. Implementations must be safe to call concurrently.
