@@ -2,6 +2,7 @@
 //! named by `--config`), then `ORDERPIPE_*` environment variables (`__` separates levels,
 //! e.g. `ORDERPIPE_KAFKA__BROKERS=127.0.0.1:9092`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::registry::LimitOverrides;
 use crate::plugin::PluginLimits;
 
 /// Which halves of the pipeline this process runs.
@@ -271,6 +273,7 @@ pub struct PluginsConfig {
     /// The plugin that decides order events. Its active version comes from the registry;
     /// when the registry has none, `dir/<order>.wasm` is uploaded and activated.
     pub order: String,
+    /// The limits of every plugin invocation, unless overridden for the plugin.
     pub limits: PluginLimits,
     /// Events one plugin instance decides before it is replaced by a fresh one (1: a fresh
     /// instance for every event). Instantiating costs tens of µs for a Rust guest and about a
@@ -278,9 +281,16 @@ pub struct PluginsConfig {
     /// failed in any way, or wrote to stderr, is never reused. Plugins must not rely on
     /// global state either way.
     pub instance_reuse: u32,
+    /// Limits of one plugin replacing some defaults (`[plugins.limits_for.<name>]`); an
+    /// override set through the admin API (`PUT /api/plugins/<name>/limits`) wins.
+    pub limits_for: BTreeMap<String, LimitOverrides>,
+    /// The most memory any plugin may be given, in MiB: the pooling allocator's per-instance
+    /// maximum, and the ceiling for every `memory_mib`.
+    pub max_memory_mib: u32,
     /// The largest component the registry accepts, in bytes.
     pub max_component_bytes: usize,
-    /// How often a host checks the registry for a newly activated version.
+    /// How often a host checks the registry for a newly activated version or new limits,
+    /// in case it missed an announcement (announcements make it switch at once).
     pub watch_interval_ms: u64,
     /// Separates plugin registries that share a keyspace (e.g. staging and production).
     pub registry_scope: String,
@@ -293,8 +303,10 @@ impl Default for PluginsConfig {
             order: "order".into(),
             limits: PluginLimits::default(),
             instance_reuse: 1_000,
+            limits_for: BTreeMap::new(),
+            max_memory_mib: 256,
             max_component_bytes: 32 * 1024 * 1024,
-            watch_interval_ms: 500,
+            watch_interval_ms: 2_000,
             registry_scope: "default".into(),
         }
     }
@@ -418,7 +430,10 @@ mod tests {
             jail.set_env("ORDERPIPE_KAFKA__BROKERS", "127.0.0.1:19092");
             jail.set_env("ORDERPIPE_PLUGINS__LIMITS__FUEL", "1234");
             jail.set_env("ORDERPIPE_MODE", "worker");
+            jail.set_env("ORDERPIPE_PLUGINS__LIMITS_FOR__ORDER__HOST_CALLS", "7");
             let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.plugins.limits_for["order"].host_calls, Some(7));
+            assert_eq!(config.plugins.limits_for["order"].fuel, None);
             assert_eq!(config.kafka.brokers, "127.0.0.1:19092");
             assert_eq!(config.plugins.limits.fuel, 1234);
             assert_eq!(config.mode, Mode::Worker);

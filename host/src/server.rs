@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
-use crate::plugin::{PluginDeployer, PluginHost, PluginRuntime};
+use crate::plugin::{LimitPolicy, PluginDeployer, PluginHost, PluginRuntime};
 use crate::telemetry::Metrics;
 
 /// A running host: the API on [`Host::addr`] and, depending on the mode, the worker.
@@ -33,15 +33,32 @@ impl Host {
     pub async fn start(config: Config) -> anyhow::Result<Host> {
         tracing::info!(config = %config.redacted(), "starting orderpipe");
         let metrics = Arc::new(Metrics::new());
+        // Refuse limits out of bounds before touching any backend.
+        let limit_policy = LimitPolicy::new(
+            config.plugins.limits.clone(),
+            config.plugins.limits_for.clone(),
+            config.plugins.max_memory_mib,
+        )
+        .map_err(|reason| anyhow::anyhow!("invalid plugin limits: {reason}"))?;
 
         let backends = Backends::connect(&config).await?;
         let shutdown = CancellationToken::new();
-        let runtime = PluginRuntime::new(config.plugins.limits.clone())?
-            .with_instance_reuse(config.plugins.instance_reuse);
-        tracing::info!(limits = ?runtime.limits(), instance_reuse = runtime.instance_reuse(), "plugin runtime ready");
+        let runtime = PluginRuntime::with_memory_ceiling(
+            config.plugins.limits.clone(),
+            config.plugins.max_memory_mib,
+        )?
+        .with_instance_reuse(config.plugins.instance_reuse);
+        tracing::info!(
+            limits = ?runtime.limits(),
+            max_memory_mib = config.plugins.max_memory_mib,
+            instance_reuse = runtime.instance_reuse(),
+            "plugin runtime ready"
+        );
         let deployer = Arc::new(PluginDeployer::new(
             runtime,
             backends.registry.clone(),
+            backends.announcements.clone(),
+            limit_policy,
             config.plugins.max_component_bytes,
         ));
 

@@ -42,6 +42,11 @@ pub struct Metrics {
     pub worker_in_flight: IntGauge,
     pub worker_paused: IntGauge,
     pub plugin_active: prometheus::IntGaugeVec,
+    /// Announcements heard for a plugin this host runs (`plugin`).
+    pub plugin_announcements: IntCounterVec,
+    /// Plugin switches (version or limits), by what made the host look (`announcement`,
+    /// `polling`).
+    pub plugin_switches: IntCounterVec,
 }
 
 impl Metrics {
@@ -155,6 +160,22 @@ impl Metrics {
                 &["plugin", "version"],
             )
             .expect("valid metric"),
+            plugin_announcements: IntCounterVec::new(
+                Opts::new(
+                    "plugin_announcements_received_total",
+                    "Announcements of a registry change heard for a plugin this host runs",
+                ),
+                &["plugin"],
+            )
+            .expect("valid metric"),
+            plugin_switches: IntCounterVec::new(
+                Opts::new(
+                    "plugin_switches_total",
+                    "Switches to another plugin version or other limits, by what triggered them",
+                ),
+                &["plugin", "trigger"],
+            )
+            .expect("valid metric"),
             registry,
         };
         for collector in [
@@ -174,6 +195,8 @@ impl Metrics {
             Box::new(metrics.worker_in_flight.clone()),
             Box::new(metrics.worker_paused.clone()),
             Box::new(metrics.plugin_active.clone()),
+            Box::new(metrics.plugin_announcements.clone()),
+            Box::new(metrics.plugin_switches.clone()),
         ] {
             metrics
                 .registry

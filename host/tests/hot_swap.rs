@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::process::HostProcess;
+use support::process::{HostProcess, log_digest};
 use support::{TestHost, config};
 use uuid::Uuid;
 
@@ -223,6 +223,194 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
 
     a.stop().await;
     b.stop().await;
+}
+
+/// With polling slowed to 30 s, both hosts still switch within 2 s of an activation and of a
+/// rollback: the announcement made them look, and their logs and metrics say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_switches_every_host_long_before_its_next_poll() {
+    let mut config = config("order");
+    config.admin.token = Some(TOKEN.into());
+    config.plugins.watch_interval_ms = 30_000;
+    let a = HostProcess::start(&config, "announce-a").await;
+    let b = HostProcess::start(&config, "announce-b").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let upload = http
+        .post(a.url("/api/plugins/order/versions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(component("order_v2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED);
+
+    let mut times = Vec::new();
+    for (version, through, announcements) in [("0.2.0", &b, 1.0), ("0.1.0", &a, 2.0)] {
+        let activate = http
+            .put(through.url("/api/plugins/order/active"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"version": version}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(activate.status(), StatusCode::OK);
+        let activated_at = Instant::now();
+        let (on_a, on_b) = tokio::join!(
+            wait_for_version(&http, &a, version, activated_at),
+            wait_for_version(&http, &b, version, activated_at)
+        );
+        println!("switch to {version} with polling every 30 s: host a {on_a:?}, host b {on_b:?}");
+        assert!(
+            on_a <= SWITCH_WITHIN && on_b <= SWITCH_WITHIN,
+            "a {on_a:?}, b {on_b:?}"
+        );
+        for host in [&a, &b] {
+            let heard = host
+                .metric("orderpipe_plugin_announcements_received_total{plugin=\"order\"}")
+                .await;
+            assert!(
+                heard >= announcements,
+                "{}: {heard} announcements",
+                host.base
+            );
+            let switched = host
+                .metric(
+                    "orderpipe_plugin_switches_total{plugin=\"order\",trigger=\"announcement\"}",
+                )
+                .await;
+            assert_eq!(switched, announcements, "{}", host.base);
+        }
+        times.push((on_a, on_b));
+    }
+    for host in [&a, &b] {
+        let log = std::fs::read_to_string(&host.log).unwrap_or_default();
+        let switches: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains("switched plugin version"))
+            .collect();
+        assert_eq!(switches.len(), 2, "{}", log_digest(&host.log));
+        assert!(
+            switches.iter().all(|line| line.contains("announcement")),
+            "{switches:?}"
+        );
+    }
+    println!("announcement switch times (a, b): {times:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// With embedded backends (one process per data directory) the announcement stays inside the
+/// process: the admin API's activation reaches the worker at once, not at the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_host_switches_on_its_own_announcement() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = orderpipe::config::Config::default();
+    config.backends.data_dir = data.path().to_path_buf();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.plugins.dir = support::plugins_dir();
+    config.plugins.watch_interval_ms = 30_000;
+    config.admin.token = Some(TOKEN.into());
+    config.log.filter = "warn".into();
+    let host = TestHost::start(config).await;
+    let upload = host
+        .http
+        .post(host.url("/api/plugins/order/versions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(component("order_v2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let activate = host
+        .http
+        .put(host.url("/api/plugins/order/active"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"version": "0.2.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activate.status(), StatusCode::OK);
+    let activated_at = Instant::now();
+    let sample = "orderpipe_plugin_switches_total{plugin=\"order\",trigger=\"announcement\"}";
+    while host.metric(sample).await < 1.0 {
+        assert!(
+            activated_at.elapsed() < SWITCH_WITHIN,
+            "the embedded host did not switch within {SWITCH_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("embedded host switched after {:?}", activated_at.elapsed());
+    let order = host.create_order(None).await;
+    host.wait_for_version(order, 1, Duration::from_secs(30))
+        .await;
+    let history = host.history(order).await;
+    assert_eq!(history[0]["plugin_version"], "0.2.0", "{history:?}");
+}
+
+/// A change nobody announced (written to the registry directly, as if the announcement was
+/// lost) still reaches the host at its next poll, and the host says polling found it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_without_an_announcement_is_found_by_polling() {
+    let mut config = config("order");
+    config.admin.token = Some(TOKEN.into());
+    config.plugins.watch_interval_ms = 1_000;
+    let host = HostProcess::start(&config, "unannounced").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let upload = http
+        .post(host.url("/api/plugins/order/versions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(component("order_v2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let uploaded: Value = upload.json().await.unwrap();
+
+    let store = orderpipe::backend::cassandra::CassandraStore::connect(&config.cassandra)
+        .await
+        .expect("Cassandra");
+    let registry = orderpipe::backend::cassandra_registry::CassandraRegistry::new(
+        store.session(),
+        &config.cassandra.keyspace,
+        &config.plugins.registry_scope,
+    )
+    .await
+    .expect("registry");
+    use orderpipe::backend::registry::{ActiveVersion, PluginRegistry as _};
+    registry
+        .set_active(&ActiveVersion {
+            name: "order".into(),
+            version: "0.2.0".into(),
+            sha256: uploaded["sha256"].as_str().unwrap().to_owned(),
+            activated_at_ms: orderpipe::order::now_ms(),
+        })
+        .await
+        .expect("set_active");
+    let written_at = Instant::now();
+    let took = wait_for_version(&http, &host, "0.2.0", written_at).await;
+    println!("unannounced activation found by polling (every 1 s) after {took:?}");
+    assert!(took <= Duration::from_millis(1_500), "{took:?}");
+    assert_eq!(
+        host.metric("orderpipe_plugin_switches_total{plugin=\"order\",trigger=\"polling\"}")
+            .await,
+        1.0
+    );
+    let log = std::fs::read_to_string(&host.log).unwrap_or_default();
+    let switch = log
+        .lines()
+        .find(|line| line.contains("switched plugin version"))
+        .unwrap_or_else(|| panic!("{}", log_digest(&host.log)));
+    assert!(switch.contains("polling"), "{switch}");
+    host.stop().await;
 }
 
 /// Sends an upload's headers declaring `length` bytes of body, and no body; returns the

@@ -1,5 +1,7 @@
-//! The admin API: upload, list and activate plugin versions. Every route requires
-//! `Authorization: Bearer <admin.token>`; without a configured token the routes do not exist.
+//! The admin API: upload, list and activate plugin versions, and set each plugin's limits.
+//! Every route requires `Authorization: Bearer <admin.token>`; without a configured token the
+//! routes do not exist. Limits are shown as this host computes them from the shared
+//! registry's overrides and its own configured defaults.
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::plugin::{DeployError, PluginDeployer};
+use crate::plugin::{DeployError, EffectiveLimits, LimitsChange, PluginDeployer};
 
 /// What the admin routes need besides the common state.
 #[derive(Clone)]
@@ -30,6 +32,9 @@ impl From<DeployError> for ApiError {
                 ApiError::Unprocessable(format!("invalid plugin component: {reason}"))
             }
             DeployError::NotFound(reason) => ApiError::NotFound(reason),
+            DeployError::InvalidLimits(reason) => {
+                ApiError::Unprocessable(format!("invalid plugin limits: {reason}"))
+            }
             DeployError::Conflict(reason) => ApiError::Conflict(reason),
             DeployError::Backend(error) => error.into(),
         }
@@ -128,18 +133,28 @@ pub(super) async fn upload_version(
     ))
 }
 
+/// `limits` (the effective values) and `limit_sources` (default, config or override), as
+/// the plugin routes show them.
+fn limits_json(effective: &EffectiveLimits) -> (Value, Value) {
+    (json!(effective.limits), json!(effective.sources))
+}
+
 pub(super) async fn list_plugins(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let admin = admin(&state)?;
     let mut plugins = Vec::new();
     for (name, active) in admin.deployer.registry().plugins().await? {
+        let (limits, sources) = limits_json(&admin.deployer.effective_limits(&name).await?);
         plugins.push(json!({
             "name": name,
             "active": active.map(|a| a.version),
+            "limits": limits,
+            "limit_sources": sources,
         }));
     }
-    Ok(Json(
-        json!({ "plugins": plugins, "limits": admin.deployer.runtime().limits() }),
-    ))
+    Ok(Json(json!({
+        "plugins": plugins,
+        "default_limits": admin.deployer.limit_policy().defaults(),
+    })))
 }
 
 pub(super) async fn get_plugin(
@@ -153,12 +168,54 @@ pub(super) async fn get_plugin(
         return Err(ApiError::NotFound(format!("plugin {name} has no versions")));
     }
     let active = registry.active(&name).await?;
+    let (limits, sources) = limits_json(&admin.deployer.effective_limits(&name).await?);
     Ok(Json(json!({
         "name": name,
         "active": active,
         "versions": versions,
-        "limits": admin.deployer.runtime().limits(),
+        "limits": limits,
+        "limit_sources": sources,
     })))
+}
+
+/// `PUT /api/plugins/<name>/limits`: a partial change of the plugin's overrides (a number
+/// sets one, `null` restores the default, an absent field is kept). Malformed JSON is `400`;
+/// an unknown field, a wrong type or a value out of bounds is `422` and changes nothing.
+pub(super) async fn set_limits(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = admin(&state)?;
+    let bytes = body.map_err(|rejection| {
+        ApiError::BadRequest(format!("could not read the body: {rejection}"))
+    })?;
+    let change = parse_limits_change(&bytes)?;
+    let effective = admin.deployer.set_limits(&name, &change).await?;
+    let (limits, sources) = limits_json(&effective);
+    Ok(Json(
+        json!({ "name": name, "limits": limits, "limit_sources": sources }),
+    ))
+}
+
+fn parse_limits_change(bytes: &[u8]) -> Result<LimitsChange, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let change: LimitsChange =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                ApiError::BadRequest(format!("malformed JSON: {inner}"))
+            } else if path == "." {
+                ApiError::Unprocessable(format!("invalid plugin limits: {inner}"))
+            } else {
+                ApiError::Unprocessable(format!("invalid plugin limit `{path}`: {inner}"))
+            }
+        })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::BadRequest(format!("malformed JSON: {error}")))?;
+    Ok(change)
 }
 
 #[derive(Debug, Deserialize)]

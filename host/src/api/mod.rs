@@ -64,6 +64,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 post(admin::upload_version).layer(DefaultBodyLimit::max(max_component)),
             )
             .route("/api/plugins/{name}/active", put(admin::activate))
+            .route("/api/plugins/{name}/limits", put(admin::set_limits))
             .route_layer(middleware::from_fn_with_state(
                 state.clone(),
                 admin::require_token,

@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "005_plugin_registry",
         include_str!("../../../schema/005_plugin_registry.cql"),
     ),
+    (
+        "006_plugin_limits",
+        include_str!("../../../schema/006_plugin_limits.cql"),
+    ),
 ];
 
 fn unavailable(err: impl std::fmt::Display) -> BackendError {

@@ -1,4 +1,4 @@
-//! The plugin registry in Cassandra (`plugin_versions`, `plugin_active`), in the same
+//! The plugin registry in Cassandra (`plugin_versions`, `plugin_active`, `plugin_limits`), in the same
 //! keyspace and session as the order store. Versions are written with `IF NOT EXISTS`, so
 //! an upload can never replace the bytes of a version some host may be running.
 
@@ -10,8 +10,9 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue, Row};
 
-use super::registry::{ActiveVersion, PluginRegistry, PluginVersion, Stored};
+use super::registry::{ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored};
 use super::{BackendError, BackendResult};
+use crate::order::now_ms;
 
 const BACKEND: &str = "cassandra";
 
@@ -29,6 +30,8 @@ pub struct CassandraRegistry {
     all_active: PreparedStatement,
     active: PreparedStatement,
     set_active: PreparedStatement,
+    limits: PreparedStatement,
+    set_limits: PreparedStatement,
 }
 
 impl CassandraRegistry {
@@ -70,6 +73,15 @@ impl CassandraRegistry {
             .await?,
             set_active: prepare(format!(
                 "INSERT INTO {ks}.plugin_active (scope, name, version, sha256, activated_at) VALUES (?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            limits: prepare(format!(
+                "SELECT fuel, memory_mib, timeout_ms, host_calls FROM {ks}.plugin_limits WHERE scope = ? AND name = ?"
+            ))
+            .await?,
+            set_limits: prepare(format!(
+                "INSERT INTO {ks}.plugin_limits (scope, name, fuel, memory_mib, timeout_ms, host_calls, changed_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?,
             session,
@@ -238,6 +250,72 @@ impl PluginRegistry for CassandraRegistry {
                     &active.version,
                     &active.sha256,
                     CqlTimestamp(active.activated_at_ms),
+                ),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn limit_overrides(&self, name: &str) -> BackendResult<LimitOverrides> {
+        let result = self
+            .session
+            .execute_unpaged(&self.limits, (&self.scope, name))
+            .await
+            .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let row = rows
+            .maybe_first_row::<(Option<i64>, Option<i32>, Option<i64>, Option<i32>)>()
+            .map_err(unavailable)?;
+        let Some((fuel, memory_mib, timeout_ms, host_calls)) = row else {
+            return Ok(LimitOverrides::default());
+        };
+        // Written from validated values only; a negative cell is read as "no override".
+        Ok(LimitOverrides {
+            fuel: fuel.and_then(|v| u64::try_from(v).ok()),
+            memory_mib: memory_mib.and_then(|v| u32::try_from(v).ok()),
+            timeout_ms: timeout_ms.and_then(|v| u64::try_from(v).ok()),
+            host_calls: host_calls.and_then(|v| u32::try_from(v).ok()),
+        })
+    }
+
+    async fn set_limit_overrides(
+        &self,
+        name: &str,
+        overrides: &LimitOverrides,
+    ) -> BackendResult<()> {
+        let too_large = |what: &str| BackendError::Invalid(format!("{what} is too large to store"));
+        let fuel = overrides
+            .fuel
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|_| too_large("fuel"))?;
+        let memory_mib = overrides
+            .memory_mib
+            .map(i32::try_from)
+            .transpose()
+            .map_err(|_| too_large("memory_mib"))?;
+        let timeout_ms = overrides
+            .timeout_ms
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|_| too_large("timeout_ms"))?;
+        let host_calls = overrides
+            .host_calls
+            .map(i32::try_from)
+            .transpose()
+            .map_err(|_| too_large("host_calls"))?;
+        self.session
+            .execute_unpaged(
+                &self.set_limits,
+                (
+                    &self.scope,
+                    name,
+                    fuel,
+                    memory_mib,
+                    timeout_ms,
+                    host_calls,
+                    CqlTimestamp(now_ms()),
                 ),
             )
             .await

@@ -1,16 +1,21 @@
 //! The three backend roles, as traits: the event log, the order store and the status cache,
 //! plus the two stores a plugin may touch (its own rows and its own cache keys).
 //!
+//! Two more roles live beside them: the plugin registry ([`registry`]) and plugin
+//! announcements ([`announcements`]).
+//!
 //! Everything outside this module talks to these traits only; which implementation runs
 //! (`kafka`, `cassandra`, `redis`, later `embedded`) is decided once, at start-up, from the
 //! configuration. Implementations must be safe to call concurrently.
 
+pub mod announcements;
 pub mod cassandra;
 pub mod cassandra_registry;
 pub mod embedded;
 pub mod kafka;
 pub mod memory;
 pub mod redis;
+pub mod redis_announcements;
 pub mod registry;
 pub mod wiring;
 

@@ -1,8 +1,9 @@
-//! The plugin registry role: uploaded component versions and the active version of each
-//! plugin, shared by every host so they all run the same logic.
+//! The plugin registry role: uploaded component versions, the active version of each plugin
+//! and its limit overrides, shared by every host so they all run the same logic under the
+//! same limits. Each registry is confined to one scope (`plugins.registry_scope`).
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::BackendResult;
 
@@ -23,6 +24,23 @@ pub struct ActiveVersion {
     pub version: String,
     pub sha256: String,
     pub activated_at_ms: i64,
+}
+
+/// Per-plugin limits that replace the host's defaults; `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitOverrides {
+    pub fuel: Option<u64>,
+    pub memory_mib: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub host_calls: Option<u32>,
+}
+
+impl LimitOverrides {
+    /// True when nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// What happened to an upload.
@@ -50,4 +68,12 @@ pub trait PluginRegistry: Send + Sync {
     async fn plugins(&self) -> BackendResult<Vec<(String, Option<ActiveVersion>)>>;
     async fn active(&self, name: &str) -> BackendResult<Option<ActiveVersion>>;
     async fn set_active(&self, active: &ActiveVersion) -> BackendResult<()>;
+    /// The limit overrides stored for `name` (all `None` when there are none).
+    async fn limit_overrides(&self, name: &str) -> BackendResult<LimitOverrides>;
+    /// Replaces the limit overrides of `name` (all `None` removes them).
+    async fn set_limit_overrides(
+        &self,
+        name: &str,
+        overrides: &LimitOverrides,
+    ) -> BackendResult<()>;
 }

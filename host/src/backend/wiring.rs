@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::announcements::PluginAnnouncements;
 use super::cassandra::CassandraStore;
 use super::cassandra_registry::CassandraRegistry;
-use super::embedded::{EmbeddedCache, EmbeddedEventLog, EmbeddedStore};
+use super::embedded::{EmbeddedCache, EmbeddedEventLog, EmbeddedStore, InProcessAnnouncements};
 use super::kafka::{self, KafkaEventLog, KafkaEventStream};
 use super::redis::RedisCache;
+use super::redis_announcements::RedisAnnouncements;
 use super::registry::PluginRegistry;
 use super::{EventLog, EventStream, OrderStore, PluginCache, PluginStore, StatusCache};
 use crate::config::{Config, EventLogKind, OrderStoreKind, StatusCacheKind};
@@ -23,6 +25,9 @@ pub struct Backends {
     pub registry: Arc<dyn PluginRegistry>,
     pub cache: Arc<dyn StatusCache>,
     pub plugin_cache: Arc<dyn PluginCache>,
+    /// Tells the hosts of this registry scope that a plugin changed: over Redis pub/sub when
+    /// Redis is the status cache, else inside this process only (other hosts then poll).
+    pub announcements: Arc<dyn PluginAnnouncements>,
     subscribe: Subscribe,
 }
 
@@ -77,23 +82,34 @@ impl Backends {
             }
             OrderStoreKind::Embedded => {
                 let store = Arc::new(EmbeddedStore::open(&choice.data_dir)?);
-                (store.clone(), store.clone(), store)
+                let registry = Arc::new(store.registry(&config.plugins.registry_scope));
+                (store.clone(), store, registry)
             }
         };
-        let (cache, plugin_cache): (Arc<dyn StatusCache>, Arc<dyn PluginCache>) =
-            match choice.status_cache {
-                StatusCacheKind::Redis => {
-                    let cache = Arc::new(RedisCache::connect(&config.redis).await?);
-                    (cache.clone(), cache)
-                }
-                StatusCacheKind::Embedded => {
-                    let cache = Arc::new(EmbeddedCache::new(
-                        choice.cache_capacity,
-                        Duration::from_secs(config.redis.ttl_seconds.max(1)),
-                    ));
-                    (cache.clone(), cache)
-                }
-            };
+        type CacheRoles = (
+            Arc<dyn StatusCache>,
+            Arc<dyn PluginCache>,
+            Arc<dyn PluginAnnouncements>,
+        );
+        let (cache, plugin_cache, announcements): CacheRoles = match choice.status_cache {
+            StatusCacheKind::Redis => {
+                let cache = Arc::new(RedisCache::connect(&config.redis).await?);
+                let announcements =
+                    RedisAnnouncements::connect(&config.redis, &config.plugins.registry_scope)?;
+                (cache.clone(), cache, Arc::new(announcements))
+            }
+            StatusCacheKind::Embedded => {
+                let cache = Arc::new(EmbeddedCache::new(
+                    choice.cache_capacity,
+                    Duration::from_secs(config.redis.ttl_seconds.max(1)),
+                ));
+                (
+                    cache.clone(),
+                    cache,
+                    Arc::new(InProcessAnnouncements::new()),
+                )
+            }
+        };
         tracing::info!(
             event_log = ?choice.event_log,
             order_store = ?choice.order_store,
@@ -108,6 +124,7 @@ impl Backends {
             registry,
             cache,
             plugin_cache,
+            announcements,
             subscribe,
         })
     }

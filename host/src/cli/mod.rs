@@ -8,7 +8,8 @@
 //! - [`plugin_test`]: the component in the host's own runtime with in-memory host functions,
 //!   against the fixtures ([`fixtures`] is their format), printing every decision.
 //!
-//! - [`plugin_admin`]: `deploy`, `list`, `activate`, `rollback` through a host's admin API.
+//! - [`plugin_admin`]: `deploy`, `list`, `activate`, `rollback`, `limits` through a host's
+//!   admin API.
 //!
 //! The authoring commands never reach Kafka, Cassandra or Redis. Their output is for people (stdout,
 //! progress on stderr) and their exit status for scripts: non-zero when anything went wrong.
@@ -95,6 +96,28 @@ pub enum PluginCommand {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Set a plugin's limits on every host (overriding the configured defaults), or show
+    /// them when no limit is given.
+    Limits {
+        name: String,
+        /// CPU budget per event, in fuel (about one per wasm instruction).
+        #[arg(long, value_name = "N")]
+        fuel: Option<u64>,
+        /// Linear memory cap per instance, in MiB (at most the hosts' plugins.max_memory_mib).
+        #[arg(long, value_name = "N")]
+        memory_mib: Option<u32>,
+        /// Wall-clock deadline per event, in milliseconds.
+        #[arg(long, value_name = "N")]
+        timeout_ms: Option<u64>,
+        /// Store and cache calls per event.
+        #[arg(long, value_name = "N")]
+        host_calls: Option<u32>,
+        /// Restore a limit to the hosts' default; repeat for several.
+        #[arg(long, value_name = "LIMIT", value_parser = clap::builder::PossibleValuesParser::new(plugin_admin::LIMIT_NAMES))]
+        reset: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 /// Where the admin API is.
@@ -151,6 +174,32 @@ pub async fn run(command: PluginCommand, limits: &PluginLimits) -> anyhow::Resul
         } => plugin_admin::activate_version(&admin.target(), &name, &version).await,
         PluginCommand::Rollback { name, admin } => {
             plugin_admin::rollback(&admin.target(), &name).await
+        }
+        PluginCommand::Limits {
+            name,
+            fuel,
+            memory_mib,
+            timeout_ms,
+            host_calls,
+            reset,
+            admin,
+        } => {
+            let mut change = serde_json::Map::new();
+            for limit in reset {
+                change.insert(limit, serde_json::Value::Null);
+            }
+            let given = [
+                ("fuel", fuel.map(serde_json::Value::from)),
+                ("memory_mib", memory_mib.map(serde_json::Value::from)),
+                ("timeout_ms", timeout_ms.map(serde_json::Value::from)),
+                ("host_calls", host_calls.map(serde_json::Value::from)),
+            ];
+            for (limit, value) in given {
+                if let Some(value) = value {
+                    change.insert(limit.to_owned(), value);
+                }
+            }
+            plugin_admin::limits(&admin.target(), &name, change).await
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `plugin deploy|list|activate|rollback`: the admin API (`/api/plugins`) from the command
+//! `plugin deploy|list|activate|rollback|limits`: the admin API (`/api/plugins`) from the command
 //! line, for operators and for the last step of a plugin author's loop.
 
 use std::path::{Path, PathBuf};
@@ -142,6 +142,7 @@ pub async fn list(target: &Target) -> anyhow::Result<()> {
         .await?;
         let active = detail["active"]["version"].as_str().unwrap_or("-");
         println!("{name} (active {active})");
+        println!("    limits: {}", describe_limits(&detail));
         for version in detail["versions"].as_array().into_iter().flatten() {
             let v = version["version"].as_str().unwrap_or("?");
             let marker = if v == active { "*" } else { " " };
@@ -152,6 +153,58 @@ pub async fn list(target: &Target) -> anyhow::Result<()> {
             );
         }
     }
-    println!("limits per invocation: {}", answer["limits"]);
+    println!(
+        "default limits per invocation: {}",
+        answer["default_limits"]
+    );
+    Ok(())
+}
+
+/// The limit names, as the admin API and `plugin limits --reset` spell them.
+pub const LIMIT_NAMES: [&str; 4] = ["fuel", "memory_mib", "timeout_ms", "host_calls"];
+
+/// `fuel 50000000 (default), memory_mib 32 (override), …` from a plugin's admin answer.
+fn describe_limits(plugin: &Value) -> String {
+    LIMIT_NAMES
+        .iter()
+        .map(|limit| {
+            format!(
+                "{limit} {} ({})",
+                plugin["limits"][limit],
+                plugin["limit_sources"][limit].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Sets limit overrides of `name` on every host (`change` is the partial JSON the admin
+/// API takes; `null` restores a default), or only shows its limits when `change` is empty.
+pub async fn limits(
+    target: &Target,
+    name: &str,
+    change: serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let answer = if change.is_empty() {
+        call(
+            client()?
+                .get(target.endpoint(&format!("/api/plugins/{name}")))
+                .bearer_auth(&target.token),
+            "show limits",
+        )
+        .await?
+    } else {
+        let answer = call(
+            client()?
+                .put(target.endpoint(&format!("/api/plugins/{name}/limits")))
+                .bearer_auth(&target.token)
+                .json(&Value::Object(change)),
+            "set limits",
+        )
+        .await?;
+        println!("changed the limits of {name}: every host applies them within a second or two");
+        answer
+    };
+    println!("{name} limits: {}", describe_limits(&answer));
     Ok(())
 }

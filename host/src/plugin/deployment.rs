@@ -4,7 +4,8 @@
 //! A host compiles a version *before* switching to it, so no event waits on compilation;
 //! compiled versions are kept by sha256, so a rollback is instant. The switch itself is an
 //! atomic pointer swap between events: an event in flight finishes on the version that
-//! started it. Hosts notice a new active version by polling the registry.
+//! started it. The same swap applies a plugin's new limits. Hosts hear of a change through
+//! an announcement at once, and poll the registry as the fallback.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,12 +13,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures::StreamExt as _;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::limits::{EffectiveLimits, LimitPolicy, LimitsChange};
 use super::runtime::{LoadedPlugin, PluginRuntime};
 use crate::backend::BackendError;
-use crate::backend::registry::{ActiveVersion, PluginRegistry, PluginVersion, Stored};
+use crate::backend::announcements::{Announcement, PluginAnnouncements};
+use crate::backend::registry::{
+    ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored,
+};
 use crate::order::now_ms;
 use crate::telemetry::Metrics;
 
@@ -53,6 +59,9 @@ pub enum DeployError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// Limits out of the host's bounds, or a change that names no limit.
+    #[error("{0}")]
+    InvalidLimits(String),
     /// The version exists with other bytes.
     #[error("{0}")]
     Conflict(String),
@@ -75,10 +84,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Validates, stores, activates and loads plugin versions.
+/// What made a host look at the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Announcement,
+    Polling,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Announcement => "announcement",
+            Trigger::Polling => "polling",
+        }
+    }
+}
+
+/// Validates, stores, activates and loads plugin versions, and keeps their limits.
 pub struct PluginDeployer {
     runtime: PluginRuntime,
     registry: Arc<dyn PluginRegistry>,
+    announcements: Arc<dyn PluginAnnouncements>,
+    limits: LimitPolicy,
     max_component_bytes: usize,
     /// Compiled versions by sha256.
     compiled: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
@@ -87,14 +114,19 @@ pub struct PluginDeployer {
 }
 
 impl PluginDeployer {
+    /// `limits` decides every plugin's limits; `runtime` must leave room for its ceilings.
     pub fn new(
         runtime: PluginRuntime,
         registry: Arc<dyn PluginRegistry>,
+        announcements: Arc<dyn PluginAnnouncements>,
+        limits: LimitPolicy,
         max_component_bytes: usize,
     ) -> Self {
         Self {
             runtime,
             registry,
+            announcements,
+            limits,
             max_component_bytes,
             compiled: Mutex::new(HashMap::new()),
             failed: Mutex::new(Default::default()),
@@ -111,6 +143,60 @@ impl PluginDeployer {
 
     pub fn runtime(&self) -> &PluginRuntime {
         &self.runtime
+    }
+
+    /// The host's limit policy (defaults and ceilings).
+    pub fn limit_policy(&self) -> &LimitPolicy {
+        &self.limits
+    }
+
+    /// The limits plugin `name` runs under on every host, and where each came from. Stored
+    /// overrides that no longer fit this host's ceilings (the configuration changed since)
+    /// are ignored with a warning, rather than failing every event.
+    pub async fn effective_limits(&self, name: &str) -> Result<EffectiveLimits, DeployError> {
+        let overrides = self.registry.limit_overrides(name).await?;
+        let effective = self.limits.effective(name, &overrides);
+        if let Err(reason) = self.limits.check(&effective.limits) {
+            tracing::warn!(plugin = name, %reason, "ignoring the stored limit overrides");
+            return Ok(self.limits.effective(name, &LimitOverrides::default()));
+        }
+        Ok(effective)
+    }
+
+    /// Changes the limit overrides of `name` in the registry and tells every host. Nothing
+    /// is stored unless the resulting limits are within the host's bounds. Two concurrent
+    /// changes of one plugin: the last write wins.
+    pub async fn set_limits(
+        &self,
+        name: &str,
+        change: &LimitsChange,
+    ) -> Result<EffectiveLimits, DeployError> {
+        if change.is_empty() {
+            return Err(DeployError::InvalidLimits(
+                "name at least one of fuel, memory_mib, timeout_ms, host_calls (null restores the default)".into(),
+            ));
+        }
+        if self.registry.versions(name).await?.is_empty() {
+            return Err(DeployError::NotFound(format!(
+                "plugin {name} has no versions"
+            )));
+        }
+        let overrides = change.apply(&self.registry.limit_overrides(name).await?);
+        let effective = self.limits.effective(name, &overrides);
+        self.limits
+            .check(&effective.limits)
+            .map_err(DeployError::InvalidLimits)?;
+        self.registry.set_limit_overrides(name, &overrides).await?;
+        tracing::info!(plugin = name, limits = ?effective.limits, "changed plugin limits");
+        self.announce(name).await;
+        Ok(effective)
+    }
+
+    /// Tells every host that `name` changed; a failure only means they notice at their next poll.
+    async fn announce(&self, name: &str) {
+        if let Err(error) = self.announcements.announce(name).await {
+            tracing::warn!(%error, plugin = name, "could not announce the change; hosts will notice at their next poll");
+        }
     }
 
     /// Compiles and validates a component (cached by sha256).
@@ -196,16 +282,20 @@ impl PluginDeployer {
         };
         self.registry.set_active(&active).await?;
         tracing::info!(plugin = name, version, "activated plugin version");
+        self.announce(name).await;
         Ok(active)
     }
 
     /// The compiled active version of `name`. When the registry has none yet, the component
     /// `<dir>/<name>.wasm` is uploaded and activated (the first host seeds the registry).
     pub async fn bootstrap(&self, name: &str, dir: &Path) -> anyhow::Result<Arc<ActivePlugin>> {
+        let limits = self.effective_limits(name).await?.limits;
         if let Some(active) = self.registry.active(name).await? {
             let plugin = self.load_active(&active).await?;
-            tracing::info!(plugin = name, version = %plugin.version, "running the registry's active version");
-            return Ok(Arc::new(ActivePlugin::new(plugin)));
+            tracing::info!(plugin = name, version = %plugin.version, ?limits, "running the registry's active version");
+            return Ok(Arc::new(ActivePlugin::new(Arc::new(
+                plugin.with_limits(limits),
+            ))));
         }
         // `<name>.wasm` as `cargo xtask plugins` names it, or `<name>_plugin.wasm` as cargo
         // builds it in a plugin project (so a project's target folder can serve as the dir).
@@ -239,7 +329,9 @@ impl PluginDeployer {
             .compile(&bytes)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Arc::new(ActivePlugin::new(plugin)))
+        Ok(Arc::new(ActivePlugin::new(Arc::new(
+            plugin.with_limits(limits),
+        ))))
     }
 
     async fn load_active(&self, active: &ActiveVersion) -> Result<Arc<LoadedPlugin>, DeployError> {
@@ -287,8 +379,9 @@ impl PluginDeployer {
         }
     }
 
-    /// Polls the registry every `interval` and switches `slot` to the active version of
-    /// `name` whenever it changes (compiled first, then swapped).
+    /// Keeps `slot` on the active version of `name` under its current limits: looks at the
+    /// registry whenever a change of `name` is announced, and every `interval` regardless (the
+    /// fallback for lost announcements). A new version is compiled first, then swapped in.
     pub async fn watch(
         self: Arc<Self>,
         name: String,
@@ -301,49 +394,106 @@ impl PluginDeployer {
             .plugin_active
             .with_label_values(&[&name, &slot.current().version])
             .set(1);
+        let mut announcements = self.announcements.subscribe();
+        let mut next_poll = tokio::time::Instant::now() + interval;
         loop {
-            tokio::select! {
+            let trigger = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-            let active = match self.registry.active(&name).await {
-                Ok(Some(active)) => active,
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::debug!(%error, plugin = %name, "could not read the active plugin version");
-                    continue;
-                }
+                _ = tokio::time::sleep_until(next_poll) => Trigger::Polling,
+                announcement = announcements.next() => match announcement {
+                    Some(Announcement::Changed(plugin)) if plugin == name => {
+                        metrics.plugin_announcements.with_label_values(&[&name]).inc();
+                        Trigger::Announcement
+                    }
+                    Some(Announcement::Changed(_)) => continue,
+                    Some(Announcement::MayHaveMissed) => Trigger::Announcement,
+                    None => {
+                        tracing::warn!(plugin = %name, "plugin announcements ended; polling only");
+                        announcements = futures::stream::pending().boxed();
+                        continue;
+                    }
+                },
             };
-            let current = slot.current();
-            if current.version == active.version && current.name == active.name {
+            if trigger == Trigger::Polling {
+                next_poll = tokio::time::Instant::now() + interval;
+            }
+            self.sync(&name, &slot, trigger, &metrics).await;
+        }
+    }
+
+    /// Switches `slot` to the registry's active version of `name` and its limits, if either
+    /// changed.
+    async fn sync(&self, name: &str, slot: &ActivePlugin, trigger: Trigger, metrics: &Metrics) {
+        let active = match self.registry.active(name).await {
+            Ok(Some(active)) => active,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::debug!(%error, plugin = %name, "could not read the active plugin version");
+                return;
+            }
+        };
+        let limits = match self.effective_limits(name).await {
+            Ok(effective) => effective.limits,
+            Err(error) => {
+                tracing::debug!(%error, plugin = %name, "could not read the plugin's limits");
+                return;
+            }
+        };
+        let current = slot.current();
+        let same_version = current.version == active.version && current.name == active.name;
+        if same_version && *current.limits() == limits {
+            if trigger == Trigger::Polling {
                 // Nothing to switch: use the quiet moment to compile uploaded versions, so
                 // a later activation switches without waiting for a compiler.
-                self.precompile_one(&name).await;
-                continue;
+                self.precompile_one(name).await;
             }
+            return;
+        }
+        let compiled = if same_version {
+            current.clone()
+        } else {
             match self.load_active(&active).await {
-                Ok(plugin) => {
-                    tracing::info!(
-                        plugin = %name,
-                        from = %current.version,
-                        to = %plugin.version,
-                        "switched plugin version"
-                    );
-                    let version = plugin.version.clone();
-                    slot.switch_to(plugin);
-                    metrics
-                        .plugin_active
-                        .with_label_values(&[&name, &current.version])
-                        .set(0);
-                    metrics
-                        .plugin_active
-                        .with_label_values(&[&name, &version])
-                        .set(1);
-                }
+                Ok(plugin) => plugin,
                 Err(error) => {
-                    tracing::error!(%error, plugin = %name, version = %active.version, "cannot switch to the active version")
+                    tracing::error!(%error, plugin = %name, version = %active.version, "cannot switch to the active version");
+                    return;
                 }
             }
+        };
+        let plugin = Arc::new(compiled.with_limits(limits.clone()));
+        if same_version {
+            tracing::info!(
+                plugin = %name,
+                version = %plugin.version,
+                ?limits,
+                trigger = trigger.as_str(),
+                "switched plugin limits"
+            );
+        } else {
+            tracing::info!(
+                plugin = %name,
+                from = %current.version,
+                to = %plugin.version,
+                ?limits,
+                trigger = trigger.as_str(),
+                "switched plugin version"
+            );
+        }
+        let version = plugin.version.clone();
+        slot.switch_to(plugin);
+        metrics
+            .plugin_switches
+            .with_label_values(&[name, trigger.as_str()])
+            .inc();
+        if !same_version {
+            metrics
+                .plugin_active
+                .with_label_values(&[name, &current.version])
+                .set(0);
+            metrics
+                .plugin_active
+                .with_label_values(&[name, &version])
+                .set(1);
         }
     }
 }

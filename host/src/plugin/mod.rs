@@ -13,11 +13,16 @@
 mod bindings;
 mod deployment;
 mod host_functions;
+mod limits;
 mod runtime;
 mod state_machine;
 
 pub use deployment::{ActivePlugin, DeployError, PluginDeployer, Uploaded, sha256_hex};
 pub use host_functions::HostCall;
+pub use limits::{
+    EffectiveLimits, LimitPolicy, LimitSource, LimitSources, LimitsChange, MAX_FUEL,
+    MAX_HOST_CALLS, MAX_TIMEOUT_MS,
+};
 pub use runtime::{
     Invocation, LoadedPlugin, PluginFailure, PluginHost, PluginLimits, PluginRuntime, Trace,
 };

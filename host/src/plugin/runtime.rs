@@ -35,7 +35,7 @@ const POOLED_INSTANCES: u32 = 128;
 const MAX_WARM_INSTANCES: usize = 8;
 
 /// Limits for one plugin invocation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginLimits {
     /// CPU budget in wasmtime fuel units (roughly one per wasm instruction).
@@ -156,8 +156,18 @@ pub struct PluginRuntime {
 
 impl PluginRuntime {
     /// Builds the engine (fuel metering, pooling allocator) and a linker that grants WASI
-    /// nothing and serves the orderpipe host functions.
+    /// nothing and serves the orderpipe host functions. No plugin may get more memory than
+    /// `limits.memory_mib`.
     pub fn new(limits: PluginLimits) -> anyhow::Result<Self> {
+        let ceiling = limits.memory_mib;
+        Self::with_memory_ceiling(limits, ceiling)
+    }
+
+    /// [`PluginRuntime::new`] with room for plugins whose own limits allow up to
+    /// `max_memory_mib` (the pooling allocator's per-instance maximum); `limits` are what
+    /// [`PluginRuntime::load_bytes`] gives a plugin until [`LoadedPlugin::with_limits`].
+    pub fn with_memory_ceiling(limits: PluginLimits, max_memory_mib: u32) -> anyhow::Result<Self> {
+        let max_memory_bytes = max_memory_mib.max(limits.memory_mib) as usize * 1024 * 1024;
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_component_instances(POOLED_INSTANCES)
@@ -165,7 +175,7 @@ impl PluginRuntime {
             .total_memories(POOLED_INSTANCES * 2)
             .total_tables(POOLED_INSTANCES * 8)
             .total_stacks(POOLED_INSTANCES)
-            .max_memory_size(limits.memory_bytes());
+            .max_memory_size(max_memory_bytes);
         let mut config = Config::new();
         config
             .consume_fuel(true)
@@ -413,6 +423,22 @@ impl LoadedPlugin {
         Ok((store, stderr))
     }
 
+    /// The same compiled plugin under other limits (the runtime's memory ceiling still caps
+    /// `memory_mib`).
+    pub fn with_limits(&self, limits: PluginLimits) -> LoadedPlugin {
+        LoadedPlugin {
+            limits,
+            // Idle instances carry the old memory limit in their stores: start a new pool.
+            warm: Arc::new(std::sync::Mutex::new(Vec::new())),
+            ..self.clone()
+        }
+    }
+
+    /// The limits every invocation of this plugin runs under.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
     async fn describe(&self) -> Result<wit::PluginInfo, PluginFailure> {
         let host = PluginHost::in_memory();
         let (result, _) = self
@@ -499,6 +525,7 @@ impl LoadedPlugin {
         let (mut store, stderr, instance, calls) = match warm {
             Some(mut warm) => {
                 warm.store.data_mut().host = context;
+                warm.store.data_mut().limiter.max_bytes = self.limits.memory_bytes();
                 (warm.store, warm.stderr, Some(warm.plugin), warm.calls)
             }
             None => match self.new_store(context) {

@@ -45,6 +45,7 @@ macro_rules! conformance {
 
 mod event_log;
 mod order_store;
+mod plugin_announcements;
 mod plugin_data;
 mod plugin_registry;
 mod status_cache;

@@ -1,20 +1,25 @@
-//! The plugin registry role: [`PluginRegistry`] (component versions, written once, and the
-//! active version of each plugin), against the embedded store and Cassandra.
+//! The plugin registry role: [`PluginRegistry`] (component versions, written once, the
+//! active version of each plugin and its limit overrides, all confined to a scope), against
+//! the embedded store and Cassandra.
 
 use std::sync::Arc;
 
 use orderpipe::backend::cassandra::CassandraStore;
 use orderpipe::backend::cassandra_registry::CassandraRegistry;
 use orderpipe::backend::embedded::EmbeddedStore;
-use orderpipe::backend::registry::{ActiveVersion, PluginRegistry, PluginVersion, Stored};
+use orderpipe::backend::registry::{
+    ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored,
+};
 use uuid::Uuid;
 
 use crate::order_store::CONNECT;
 use crate::{bounded, support};
 
-/// One backend's registry, with a scope of its own.
+/// One backend's registry, with a scope of its own, and a registry of another scope in the
+/// same store.
 pub struct Registries {
     pub registry: Arc<dyn PluginRegistry>,
+    pub other_scope: Arc<dyn PluginRegistry>,
     /// Kept for as long as the embedded store uses it.
     _dir: Option<tempfile::TempDir>,
 }
@@ -23,8 +28,10 @@ impl Registries {
     pub async fn embedded() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store = EmbeddedStore::open(dir.path()).expect("open the embedded store");
+        let scope = format!("test-{}", Uuid::new_v4().simple());
         Registries {
-            registry: Arc::new(store),
+            registry: Arc::new(store.registry(&scope)),
+            other_scope: Arc::new(store.registry(&format!("{scope}-other"))),
             _dir: Some(dir),
         }
     }
@@ -40,18 +47,22 @@ impl Registries {
             .await
             .expect("Cassandra answers (cargo xtask servers up)")
         };
-        let registry = bounded(
-            "preparing the registry",
-            CassandraRegistry::new(
-                store.session(),
-                &config.cassandra.keyspace,
-                &config.plugins.registry_scope,
-            ),
-        )
-        .await
-        .expect("registry statements");
+        let scope = &config.plugins.registry_scope;
+        let registry = |scope: String| {
+            let session = store.session();
+            let keyspace = config.cassandra.keyspace.clone();
+            async move {
+                bounded(
+                    "preparing the registry",
+                    CassandraRegistry::new(session, &keyspace, &scope),
+                )
+                .await
+                .expect("registry statements")
+            }
+        };
         Registries {
-            registry: Arc::new(registry),
+            registry: Arc::new(registry(scope.clone()).await),
+            other_scope: Arc::new(registry(format!("{scope}-other")).await),
             _dir: None,
         }
     }
@@ -81,6 +92,8 @@ conformance!(Registries { embedded, cassandra }:
     a_version_is_stored_once_and_never_replaced,
     versions_are_listed_oldest_upload_first,
     the_active_version_is_set_and_listed,
+    limit_overrides_are_stored_replaced_and_removed,
+    a_scope_never_sees_another_scopes_plugins,
 );
 
 async fn a_version_is_stored_once_and_never_replaced(registries: &Registries) {
@@ -162,4 +175,112 @@ async fn the_active_version_is_set_and_listed(registries: &Registries) {
     ];
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(plugins, expected);
+}
+
+async fn read_overrides(registry: &dyn PluginRegistry, name: &str) -> LimitOverrides {
+    bounded("reading limit overrides", registry.limit_overrides(name))
+        .await
+        .expect("limit_overrides")
+}
+
+async fn write_overrides(registry: &dyn PluginRegistry, name: &str, overrides: &LimitOverrides) {
+    bounded(
+        "writing limit overrides",
+        registry.set_limit_overrides(name, overrides),
+    )
+    .await
+    .expect("set_limit_overrides")
+}
+
+async fn limit_overrides_are_stored_replaced_and_removed(registries: &Registries) {
+    let registry = registries.registry.as_ref();
+    let name = plugin_name();
+    assert_eq!(
+        read_overrides(registry, &name).await,
+        LimitOverrides::default()
+    );
+    let some = LimitOverrides {
+        fuel: Some(10_000_000_000),
+        memory_mib: Some(128),
+        timeout_ms: None,
+        host_calls: Some(0),
+    };
+    write_overrides(registry, &name, &some).await;
+    assert_eq!(read_overrides(registry, &name).await, some);
+    let replaced = LimitOverrides {
+        timeout_ms: Some(250),
+        ..LimitOverrides::default()
+    };
+    write_overrides(registry, &name, &replaced).await;
+    assert_eq!(
+        read_overrides(registry, &name).await,
+        replaced,
+        "a write replaces every field"
+    );
+    write_overrides(registry, &name, &LimitOverrides::default()).await;
+    assert_eq!(
+        read_overrides(registry, &name).await,
+        LimitOverrides::default()
+    );
+}
+
+async fn a_scope_never_sees_another_scopes_plugins(registries: &Registries) {
+    let (mine, theirs) = (
+        registries.registry.as_ref(),
+        registries.other_scope.as_ref(),
+    );
+    let name = plugin_name();
+    store(mine, &version(&name, "0.1.0", "sha-mine", 1_000), b"mine").await;
+    // The same name and version in the other scope is another plugin: no conflict.
+    assert_eq!(
+        store(
+            theirs,
+            &version(&name, "0.1.0", "sha-theirs", 2_000),
+            b"theirs"
+        )
+        .await,
+        Stored::Created
+    );
+    let activation = ActiveVersion {
+        name: name.clone(),
+        version: "0.1.0".into(),
+        sha256: "sha-mine".into(),
+        activated_at_ms: 3_000,
+    };
+    bounded("activating", mine.set_active(&activation))
+        .await
+        .expect("set_active");
+    let overrides = LimitOverrides {
+        fuel: Some(1_000),
+        ..LimitOverrides::default()
+    };
+    write_overrides(mine, &name, &overrides).await;
+
+    let component = bounded("reading a component", theirs.component(&name, "0.1.0"))
+        .await
+        .expect("component");
+    assert_eq!(component.as_deref(), Some(&b"theirs"[..]));
+    let versions = bounded("listing versions", theirs.versions(&name))
+        .await
+        .expect("versions");
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].sha256, "sha-theirs");
+    assert_eq!(
+        bounded("reading the active version", theirs.active(&name))
+            .await
+            .expect("active"),
+        None
+    );
+    assert_eq!(
+        read_overrides(theirs, &name).await,
+        LimitOverrides::default()
+    );
+    let listed = bounded("listing plugins", theirs.plugins())
+        .await
+        .expect("plugins");
+    assert_eq!(listed, vec![(name.clone(), None)]);
+    let listed = bounded("listing plugins", mine.plugins())
+        .await
+        .expect("plugins");
+    assert_eq!(listed, vec![(name.clone(), Some(activation))]);
 }

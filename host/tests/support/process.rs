@@ -89,6 +89,14 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
             config.plugins.limits.timeout_ms.to_string(),
         ),
         (
+            "ORDERPIPE_PLUGINS__LIMITS__HOST_CALLS",
+            config.plugins.limits.host_calls.to_string(),
+        ),
+        (
+            "ORDERPIPE_PLUGINS__MAX_MEMORY_MIB",
+            config.plugins.max_memory_mib.to_string(),
+        ),
+        (
             "ORDERPIPE_WORKER__PLUGIN_ATTEMPTS",
             config.worker.plugin_attempts.to_string(),
         ),
@@ -178,6 +186,47 @@ impl HostProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The value of one metric sample in the host's `/metrics` (0 when absent).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = reqwest::Client::new()
+            .get(self.url("/metrics"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(sample)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Waits (up to `within`) until the metric sample reaches `at_least`; returns how long
+    /// after `since` that was.
+    pub async fn wait_for_metric(
+        &self,
+        sample: &str,
+        at_least: f64,
+        since: Instant,
+        within: Duration,
+    ) -> Duration {
+        loop {
+            if self.metric(sample).await >= at_least {
+                return since.elapsed();
+            }
+            assert!(
+                since.elapsed() < within,
+                "{}: {sample} stayed below {at_least} for {within:?}",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// The process id (for `/proc/<pid>/…`).

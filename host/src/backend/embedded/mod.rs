@@ -12,7 +12,11 @@
 //!   [`PluginStore`](super::PluginStore)) in `<dir>/store.redb`. Every write is one ACID
 //!   transaction, fsynced before it returns; recording an event is a compare-and-set on the
 //!   order's version, like Cassandra's conditional batch. The same file holds the
-//!   [`registry`] of plugin versions ([`PluginRegistry`](super::registry::PluginRegistry)).
+//!   [`registry`] of plugin versions and limit overrides
+//!   ([`PluginRegistry`](super::registry::PluginRegistry)), one per registry scope.
+//! - [`announcements`]: plugin announcements
+//!   ([`PluginAnnouncements`](super::announcements::PluginAnnouncements)) inside the process,
+//!   which is enough because the embedded registry belongs to one process.
 //! - [`cache`]: the status cache ([`StatusCache`](super::StatusCache) +
 //!   [`PluginCache`](super::PluginCache)) in process memory, bounded and expiring; lost on
 //!   restart, like any cache, and never holding an order view older than one it replaced.
@@ -22,13 +26,16 @@
 //! instead of corrupting it. Disk work runs off the async runtime (a writer thread for the
 //! log, `spawn_blocking` for the store).
 
+pub mod announcements;
 pub mod cache;
 pub mod log;
 pub mod registry;
 pub mod store;
 
+pub use announcements::InProcessAnnouncements;
 pub use cache::EmbeddedCache;
 pub use log::{EmbeddedEventLog, EmbeddedEventStream};
+pub use registry::EmbeddedRegistry;
 pub use store::EmbeddedStore;
 
 use super::BackendError;
