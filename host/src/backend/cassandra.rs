@@ -23,7 +23,7 @@ use super::{
     Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
 };
 use crate::config::CassandraConfig;
-use crate::order::{HistoryEntry, Order, OrderRequest, Outcome};
+use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, Outcome};
 
 const BACKEND: &str = "cassandra";
 
@@ -48,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "005_plugin_registry",
         include_str!("../../../schema/005_plugin_registry.cql"),
+    ),
+    (
+        "006_pipelines",
+        include_str!("../../../schema/006_pipelines.cql"),
     ),
 ];
 
@@ -194,13 +198,13 @@ impl Statements {
         };
         Ok(Self {
             create_order: p(format!(
-                "INSERT INTO {ks}.order_journal (order_id, status, version, request, attributes, \
-                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+                "INSERT INTO {ks}.order_journal (order_id, pipeline, status, version, request, \
+                 attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ))
             .await?,
             load_order: p(format!(
-                "SELECT status, version, request, attributes, created_at, updated_at, recorded_events \
-                 FROM {ks}.order_journal WHERE order_id = ? LIMIT 1"
+                "SELECT pipeline, status, version, request, attributes, created_at, updated_at, \
+                 recorded_events FROM {ks}.order_journal WHERE order_id = ? LIMIT 1"
             ))
             .await?,
             advance_order: p(format!(
@@ -264,6 +268,7 @@ fn attributes_text(attributes: &Map<String, Value>) -> String {
 
 type OrderRow = (
     Option<String>,
+    Option<String>,
     Option<i64>,
     Option<String>,
     Option<String>,
@@ -296,6 +301,7 @@ impl OrderStore for CassandraStore {
                 &self.statements.create_order,
                 (
                     order.id,
+                    &order.pipeline,
                     &order.status,
                     order.version as i64,
                     request,
@@ -319,7 +325,8 @@ impl OrderStore for CassandraStore {
         let Some(row) = rows.maybe_first_row::<OrderRow>().map_err(unavailable)? else {
             return Ok(None);
         };
-        let (status, version, request, attributes, created_at, updated_at, recorded) = row;
+        let (pipeline, status, version, request, attributes, created_at, updated_at, recorded) =
+            row;
         let Some(status) = status else {
             return Ok(None);
         };
@@ -336,6 +343,7 @@ impl OrderStore for CassandraStore {
         Ok(Some(StoredOrder {
             order: Order {
                 id,
+                pipeline: pipeline.unwrap_or_else(|| DEFAULT_PIPELINE.to_owned()),
                 status,
                 version: version.unwrap_or(0).max(0) as u64,
                 request,
@@ -561,7 +569,10 @@ mod tests {
             let statements = split_statements(&text.replace("{keyspace}", "ks"));
             assert!(!statements.is_empty(), "{name} has no statement");
             for statement in statements {
-                assert!(statement.starts_with("CREATE"), "{name}: {statement}");
+                assert!(
+                    statement.starts_with("CREATE") || statement.starts_with("ALTER TABLE"),
+                    "{name}: {statement}"
+                );
                 assert!(
                     statement.contains("IF NOT EXISTS"),
                     "{name} is not idempotent: {statement}"
