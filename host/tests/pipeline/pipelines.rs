@@ -5,6 +5,8 @@
 use std::time::{Duration, Instant};
 
 use orderpipe::config::{BackendsConfig, Config, PipelineConfig};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -157,8 +159,9 @@ async fn invoice_flow(host: &TestHost) -> Uuid {
     invoice_id
 }
 
-/// Both flows concurrently, then everything that keeps the pipelines apart.
-async fn orders_and_invoices_flow_side_by_side(host: &TestHost) {
+/// Both flows concurrently, then everything that keeps the pipelines apart; returns the
+/// order's and the invoice's ids.
+async fn orders_and_invoices_flow_side_by_side(host: &TestHost) -> (Uuid, Uuid) {
     let (order_id, invoice_id) = tokio::join!(order_flow(host), invoice_flow(host));
 
     // Each record was decided by its own pipeline's plugin.
@@ -256,12 +259,45 @@ async fn orders_and_invoices_flow_side_by_side(host: &TestHost) {
         .await,
         2.0
     );
+    (order_id, invoice_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_and_invoices_are_separate_pipelines_on_the_servers() {
     let mut host = TestHost::start(with_invoices(config("order"))).await;
-    orders_and_invoices_flow_side_by_side(&host).await;
+    let (order_id, _) = orders_and_invoices_flow_side_by_side(&host).await;
+
+    // An event for an order that arrives on the invoices topic (a misrouted producer) is
+    // dead-lettered by the invoices worker; the order is not touched.
+    let misrouted = json!({"event": {"id": Uuid::new_v4(), "order_id": order_id,
+                                     "kind": "void_requested", "data": {}, "at_ms": 0}});
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &host.config.kafka.brokers)
+        .create()
+        .expect("producer");
+    producer
+        .send(
+            FutureRecord::to(&host.config.pipelines[1].topic)
+                .key(&order_id.to_string())
+                .payload(&misrouted.to_string()),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("misrouted event produced");
+    let sample = "orderpipe_dead_letters_total{cause=\"wrong_pipeline\",pipeline=\"invoices\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.metric(sample).await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the misrouted event was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, view) = host.get(&format!("/api/orders/{order_id}")).await;
+    assert_eq!(
+        (view["status"].as_str(), view["version"].as_u64()),
+        (Some("paid"), Some(2))
+    );
     host.stop().await;
 }
 
@@ -297,4 +333,78 @@ async fn a_host_with_two_pipelines_on_one_topic_does_not_start() {
         .expect("the host refuses the configuration")
         .to_string();
     assert!(error.contains("both use topic"), "{error}");
+}
+
+/// Waits until the host's `plugin` runs `version` (its `plugin_active` gauge).
+async fn wait_for_active(host: &TestHost, plugin: &str, version: &str) {
+    let sample = format!("orderpipe_plugin_active{{plugin=\"{plugin}\",version=\"{version}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host.metric(&sample).await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "{plugin} never switched to {version}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_swapping_the_order_plugin_leaves_the_invoice_pipeline_alone() {
+    const TOKEN: &str = "pipelines-admin-token";
+    let mut config = with_invoices(config("order"));
+    config.admin.token = Some(TOKEN.into());
+    let mut host = TestHost::start(config).await;
+    let v2 = std::fs::read(plugins_dir().join("order_v2.wasm"))
+        .expect("order_v2.wasm (run `cargo xtask plugins`)");
+    let upload = host
+        .http
+        .post(host.url("/api/plugins/order/versions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(v2)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let activate = host
+        .http
+        .put(host.url("/api/plugins/order/active"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"version": "0.2.0"}))
+        .send()
+        .await
+        .expect("activate");
+    assert_eq!(activate.status(), StatusCode::OK);
+    wait_for_active(&host, "order", "0.2.0").await;
+
+    let order_id = create(&host, "orders", "order", &json!({})).await;
+    let invoice_id = create(
+        &host,
+        "invoices",
+        "invoice",
+        &json!({"items": [{"sku": "licence", "qty": 1, "unit_price": 99}]}),
+    )
+    .await;
+    wait_for_version(&host, "orders", order_id, 1).await;
+    wait_for_version(&host, "invoices", invoice_id, 1).await;
+    let order_entry = &history(&host, "orders", order_id).await[0];
+    assert_eq!(order_entry["plugin_version"], "0.2.0", "{order_entry}");
+    assert!(
+        order_entry["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("v2: ")),
+        "{order_entry}"
+    );
+    let invoice_entry = &history(&host, "invoices", invoice_id).await[0];
+    assert_eq!(
+        (&invoice_entry["plugin"], &invoice_entry["plugin_version"]),
+        (&json!("invoice"), &json!("0.1.0")),
+        "{invoice_entry}"
+    );
+    assert_eq!(
+        host.metric("orderpipe_plugin_active{plugin=\"invoice\",version=\"0.1.0\"}")
+            .await,
+        1.0
+    );
+    host.stop().await;
 }
