@@ -208,3 +208,27 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_cached_before_pipelines_is_an_order() {
+        let legacy = r#"{"order_id":"5f0c5e4e-8a4e-4c39-9a55-0c4f9e9b1d11","status":"paid",
+            "version":2,"created_at_ms":1,"updated_at_ms":2}"#;
+        let view: OrderView = serde_json::from_str(legacy).unwrap();
+        assert_eq!(view.pipeline, DEFAULT_PIPELINE);
+    }
+
+    #[test]
+    fn a_new_record_belongs_to_its_pipeline() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            Order::new(id, OrderRequest::default(), 0).pipeline,
+            "orders"
+        );
+        let invoice = Order::in_pipeline("invoices", id, OrderRequest::default(), 0);
+        assert_eq!(invoice.view().pipeline, "invoices");
+    }
+}

@@ -498,6 +498,16 @@ mod tests {
         next
     }
 
+    #[test]
+    fn a_record_written_before_pipelines_is_an_order() {
+        let id = Uuid::new_v4();
+        let legacy = br#"{"status":"paid","version":2,"request":{},"attributes":{},
+            "created_at_ms":1,"updated_at_ms":2,"recorded_events":[]}"#;
+        let stored = OrderRecord::decode(id, legacy).unwrap().into_stored(id);
+        assert_eq!(stored.order.pipeline, DEFAULT_PIPELINE);
+        assert_eq!(stored.order.status, "paid");
+    }
+
     #[tokio::test]
     async fn orders_history_and_plugin_rows_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
