@@ -131,9 +131,86 @@ pub struct Config {
     pub cassandra: CassandraConfig,
     pub redis: RedisConfig,
     pub plugins: PluginsConfig,
+    /// The pipelines this host serves. Empty (the default): one `orders` pipeline on
+    /// `kafka.topic` decided by `plugins.order`; see [`Config::pipelines`].
+    pub pipelines: Vec<PipelineConfig>,
     pub worker: WorkerConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+}
+
+/// The name of the pipeline a configuration without `[[pipelines]]` serves, and the one
+/// records stored before pipelines existed belong to.
+pub const DEFAULT_PIPELINE: &str = "orders";
+/// The longest pipeline name (it is a URL path segment and a metric label).
+const MAX_PIPELINE_NAME_BYTES: usize = 64;
+/// The longest topic name Kafka accepts.
+const MAX_TOPIC_BYTES: usize = 249;
+
+/// One pipeline: the events of one topic, decided by one plugin, served under
+/// `/api/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineConfig {
+    /// The route segment (`/api/<name>`), the metric label and what each record is tagged with.
+    pub name: String,
+    /// The event-log topic its events travel on.
+    pub topic: String,
+    /// The plugin (registry name, `plugins.dir/<plugin>.wasm` to seed it) deciding its events.
+    pub plugin: String,
+    /// The singular name of one record, used in answers (`"<entity>_id"`, `"<Entity> created
+    /// successfully"`). Default: `name` without a trailing `s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+}
+
+impl PipelineConfig {
+    /// The singular name of one record of this pipeline, e.g. `order` for `orders`.
+    pub fn entity(&self) -> String {
+        match &self.entity {
+            Some(entity) => entity.clone(),
+            None => self
+                .name
+                .strip_suffix('s')
+                .filter(|stem| !stem.is_empty())
+                .unwrap_or(&self.name)
+                .to_owned(),
+        }
+    }
+}
+
+/// A configuration that cannot run, found before anything is started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("two pipelines are named {0:?}; pipeline names must be unique")]
+    DuplicatePipelineName(String),
+    #[error(
+        "pipelines {first:?} and {second:?} both use topic {topic:?}; each pipeline needs its own topic"
+    )]
+    DuplicatePipelineTopic {
+        topic: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "pipeline name {0:?} is not path-safe: use 1 to {MAX_PIPELINE_NAME_BYTES} lowercase letters, \
+         digits, '-' or '_', starting with a letter (it becomes /api/<name>)"
+    )]
+    InvalidPipelineName(String),
+    #[error("pipeline name {0:?} is reserved by another route")]
+    ReservedPipelineName(String),
+    #[error(
+        "topic {topic:?} of pipeline {pipeline:?} is invalid: use 1 to {MAX_TOPIC_BYTES} letters, \
+         digits, '.', '-' or '_'"
+    )]
+    InvalidTopic { pipeline: String, topic: String },
+    #[error("topic {0:?} is the dead-letter topic; a pipeline cannot consume it")]
+    DeadLetterTopic(String),
+    #[error("pipeline {0:?} names no plugin")]
+    MissingPlugin(String),
+    #[error(
+        "entity name {entity:?} of pipeline {pipeline:?} must be 1 to {MAX_PIPELINE_NAME_BYTES} lowercase letters, digits or '_'"
+    )]
+    InvalidEntity { pipeline: String, entity: String },
 }
 
 /// The admin API (`/api/plugins`): served only when a token is configured.
@@ -154,6 +231,7 @@ impl Default for Config {
             cassandra: CassandraConfig::default(),
             redis: RedisConfig::default(),
             plugins: PluginsConfig::default(),
+            pipelines: Vec::new(),
             worker: WorkerConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
@@ -370,7 +448,69 @@ impl Config {
             None => figment = figment.merge(Toml::file("orderpipe.toml")),
         }
         figment = figment.merge(Env::prefixed("ORDERPIPE_").split("__"));
-        Ok(figment.extract()?)
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The pipelines to serve: `[[pipelines]]` when given, else the single `orders` pipeline
+    /// on `kafka.topic` decided by `plugins.order` (the configuration before pipelines).
+    pub fn pipelines(&self) -> Vec<PipelineConfig> {
+        if !self.pipelines.is_empty() {
+            return self.pipelines.clone();
+        }
+        vec![PipelineConfig {
+            name: DEFAULT_PIPELINE.to_owned(),
+            topic: self.kafka.topic.clone(),
+            plugin: self.plugins.order.clone(),
+            entity: None,
+        }]
+    }
+
+    /// Checks what can be checked before connecting anywhere: pipeline names are unique and
+    /// path-safe, topics are unique, valid and not the dead-letter topic.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let pipelines = self.pipelines();
+        for (n, pipeline) in pipelines.iter().enumerate() {
+            if !is_path_safe_name(&pipeline.name) {
+                return Err(ConfigError::InvalidPipelineName(pipeline.name.clone()));
+            }
+            if RESERVED_PIPELINE_NAMES.contains(&pipeline.name.as_str()) {
+                return Err(ConfigError::ReservedPipelineName(pipeline.name.clone()));
+            }
+            if !is_valid_topic(&pipeline.topic) {
+                return Err(ConfigError::InvalidTopic {
+                    pipeline: pipeline.name.clone(),
+                    topic: pipeline.topic.clone(),
+                });
+            }
+            if pipeline.topic == self.kafka.dead_letter_topic {
+                return Err(ConfigError::DeadLetterTopic(pipeline.topic.clone()));
+            }
+            if pipeline.plugin.trim().is_empty() {
+                return Err(ConfigError::MissingPlugin(pipeline.name.clone()));
+            }
+            let entity = pipeline.entity();
+            if !is_path_safe_name(&entity) || entity.contains('-') {
+                return Err(ConfigError::InvalidEntity {
+                    pipeline: pipeline.name.clone(),
+                    entity,
+                });
+            }
+            for earlier in &pipelines[..n] {
+                if earlier.name == pipeline.name {
+                    return Err(ConfigError::DuplicatePipelineName(pipeline.name.clone()));
+                }
+                if earlier.topic == pipeline.topic {
+                    return Err(ConfigError::DuplicatePipelineTopic {
+                        topic: pipeline.topic.clone(),
+                        first: earlier.name.clone(),
+                        second: pipeline.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The configuration as JSON with secrets replaced, for the start-up log.
@@ -385,6 +525,31 @@ impl Config {
         }
         serde_json::to_value(copy).unwrap_or_default()
     }
+}
+
+/// Route segments under `/api/` that belong to other routes.
+const RESERVED_PIPELINE_NAMES: &[&str] = &["plugins"];
+
+/// 1 to 64 of `[a-z0-9_-]`, starting with a letter: safe in a URL path, a metric label and
+/// a file name.
+fn is_path_safe_name(name: &str) -> bool {
+    name.len() <= MAX_PIPELINE_NAME_BYTES
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// What Kafka accepts as a topic name (`[A-Za-z0-9._-]`, at most 249), minus `.` and `..`;
+/// also safe as part of a file name for the embedded log.
+fn is_valid_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= MAX_TOPIC_BYTES
+        && topic != "."
+        && topic != ".."
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
@@ -421,6 +586,194 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.http.addr.to_string(), "127.0.0.1:5000");
         assert!(config.kafka.brokers.starts_with("127.0.0.1"));
+    }
+
+    fn with_pipelines(pipelines: Vec<PipelineConfig>) -> Config {
+        Config {
+            pipelines,
+            ..Config::default()
+        }
+    }
+
+    fn pipeline(name: &str, topic: &str, plugin: &str) -> PipelineConfig {
+        PipelineConfig {
+            name: name.into(),
+            topic: topic.into(),
+            plugin: plugin.into(),
+            entity: None,
+        }
+    }
+
+    #[test]
+    fn without_pipelines_the_orders_pipeline_uses_the_old_keys() {
+        let mut config = Config::default();
+        config.kafka.topic = "legacy-orders".into();
+        config.plugins.order = "review".into();
+        assert_eq!(
+            config.pipelines(),
+            vec![pipeline("orders", "legacy-orders", "review")]
+        );
+        assert_eq!(config.pipelines()[0].entity(), "order");
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn entity_defaults_to_the_singular_of_the_name() {
+        assert_eq!(pipeline("invoices", "t", "p").entity(), "invoice");
+        assert_eq!(pipeline("stock", "t", "p").entity(), "stock");
+        let mut shipments = pipeline("shipments", "t", "p");
+        shipments.entity = Some("parcel".into());
+        assert_eq!(shipments.entity(), "parcel");
+    }
+
+    #[test]
+    fn two_pipelines_with_their_own_names_and_topics_are_valid() {
+        let config = with_pipelines(vec![
+            pipeline("orders", "orders", "order"),
+            pipeline("invoices", "invoices", "invoice"),
+        ]);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn duplicate_pipeline_names_are_refused() {
+        let config = with_pipelines(vec![
+            pipeline("orders", "orders", "order"),
+            pipeline("orders", "orders-2", "order"),
+        ]);
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::DuplicatePipelineName("orders".into()))
+        );
+    }
+
+    #[test]
+    fn duplicate_pipeline_topics_are_refused() {
+        let config = with_pipelines(vec![
+            pipeline("orders", "shared", "order"),
+            pipeline("invoices", "shared", "invoice"),
+        ]);
+        let error = config.validate().unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::DuplicatePipelineTopic {
+                topic: "shared".into(),
+                first: "orders".into(),
+                second: "invoices".into(),
+            }
+        );
+        assert!(
+            error.to_string().contains("both use topic \"shared\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_path_safe_are_refused() {
+        for bad in [
+            "",
+            "Orders",
+            "in voices",
+            "a/b",
+            "..",
+            "9lives",
+            "é",
+            "plugins",
+        ] {
+            let config = with_pipelines(vec![pipeline(bad, "topic", "order")]);
+            assert!(
+                matches!(
+                    config.validate(),
+                    Err(ConfigError::InvalidPipelineName(_) | ConfigError::ReservedPipelineName(_))
+                ),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_topics_and_missing_plugins_are_refused() {
+        let mut config = with_pipelines(vec![pipeline("orders", "a/b", "order")]);
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::InvalidTopic { .. })
+        ));
+        config.pipelines = vec![pipeline("orders", "orders.dead-letter", "order")];
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::DeadLetterTopic(_))
+        ));
+        config.pipelines = vec![pipeline("orders", "orders", " ")];
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::MissingPlugin(_))
+        ));
+    }
+
+    #[test]
+    fn the_example_configuration_serves_orders_and_invoices() {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(include_str!("../../orderpipe.example.toml")))
+            .extract()
+            .expect("the example configuration parses");
+        assert_eq!(config.validate(), Ok(()));
+        let pipelines = config.pipelines();
+        let routes: Vec<_> = pipelines
+            .iter()
+            .map(|p| (p.name.as_str(), p.topic.as_str(), p.plugin.as_str()))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                ("orders", "orders", "order"),
+                ("invoices", "invoices", "invoice")
+            ]
+        );
+        assert_eq!(pipelines[1].entity(), "invoice");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the error type.
+    fn pipelines_load_from_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "orderpipe.toml",
+                r#"
+                [[pipelines]]
+                name = "orders"
+                topic = "orders"
+                plugin = "order"
+
+                [[pipelines]]
+                name = "invoices"
+                topic = "invoices"
+                plugin = "invoice"
+                "#,
+            )?;
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let names: Vec<_> = config.pipelines().into_iter().map(|p| p.name).collect();
+            assert_eq!(names, ["orders", "invoices"]);
+            jail.create_file(
+                "orderpipe.toml",
+                r#"
+                [[pipelines]]
+                name = "orders"
+                topic = "orders"
+                plugin = "order"
+
+                [[pipelines]]
+                name = "orders"
+                topic = "other"
+                plugin = "order"
+                "#,
+            )?;
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(
+                error.contains("two pipelines are named \"orders\""),
+                "{error}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+pub use crate::config::DEFAULT_PIPELINE;
+
+fn default_pipeline() -> String {
+    DEFAULT_PIPELINE.to_owned()
+}
+
 /// The status every order has when the API accepts it, before any plugin has seen it.
 pub const INITIAL_STATUS: &str = "created";
 
@@ -39,10 +45,13 @@ pub struct LineItem {
     pub unit_price: f64,
 }
 
-/// An order as the pipeline stores it.
+/// An order (or any pipeline's record: an invoice is stored the same way) as the pipeline
+/// stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Order {
     pub id: Uuid,
+    /// The pipeline the record belongs to; other pipelines' routes never show it.
+    pub pipeline: String,
     pub status: String,
     /// How many events were recorded for this order (0 for a new order).
     pub version: u64,
@@ -54,11 +63,17 @@ pub struct Order {
 }
 
 impl Order {
-    /// A brand-new order, as the API accepts it.
+    /// A brand-new order of the default `orders` pipeline, as the API accepts it.
     pub fn new(id: Uuid, request: OrderRequest, now_ms: i64) -> Self {
+        Self::in_pipeline(DEFAULT_PIPELINE, id, request, now_ms)
+    }
+
+    /// A brand-new record of `pipeline`, as the API accepts it.
+    pub fn in_pipeline(pipeline: &str, id: Uuid, request: OrderRequest, now_ms: i64) -> Self {
         let attributes = request.attributes.clone();
         Self {
             id,
+            pipeline: pipeline.to_owned(),
             status: INITIAL_STATUS.to_owned(),
             version: 0,
             request,
@@ -72,6 +87,7 @@ impl Order {
     pub fn view(&self) -> OrderView {
         OrderView {
             order_id: self.id,
+            pipeline: self.pipeline.clone(),
             status: self.status.clone(),
             version: self.version,
             customer: self.request.customer.clone(),
@@ -88,6 +104,9 @@ impl Order {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderView {
     pub order_id: Uuid,
+    /// The pipeline the record belongs to (views cached before pipelines: `orders`).
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
     pub status: String,
     pub version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,4 +207,28 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_cached_before_pipelines_is_an_order() {
+        let legacy = r#"{"order_id":"5f0c5e4e-8a4e-4c39-9a55-0c4f9e9b1d11","status":"paid",
+            "version":2,"created_at_ms":1,"updated_at_ms":2}"#;
+        let view: OrderView = serde_json::from_str(legacy).unwrap();
+        assert_eq!(view.pipeline, DEFAULT_PIPELINE);
+    }
+
+    #[test]
+    fn a_new_record_belongs_to_its_pipeline() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            Order::new(id, OrderRequest::default(), 0).pipeline,
+            "orders"
+        );
+        let invoice = Order::in_pipeline("invoices", id, OrderRequest::default(), 0);
+        assert_eq!(invoice.view().pipeline, "invoices");
+    }
 }

@@ -1,6 +1,7 @@
-//! Wiring: build the backends from the configuration, load the order plugin, then run the
-//! HTTP API and the worker until asked to stop.
+//! Wiring: build the backends from the configuration, load each pipeline's plugin, then run
+//! the HTTP API and one worker per pipeline until asked to stop.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +10,13 @@ use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, Admin, AppState};
+use crate::api::{self, Admin, AppState, PipelineRoute};
 use crate::backend::wiring::Backends;
 use crate::config::Config;
 use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
-use crate::plugin::{LimitPolicy, PluginDeployer, PluginHost, PluginRuntime};
+use crate::plugin::{ActivePlugin, LimitPolicy, PluginDeployer, PluginHost, PluginRuntime};
 use crate::telemetry::Metrics;
 
 /// A running host: the API on [`Host::addr`] and, depending on the mode, the worker.
@@ -27,11 +28,13 @@ pub struct Host {
 }
 
 impl Host {
-    /// Connects to every backend (creating topics and applying the schema), loads the order
-    /// plugin, binds the HTTP port and starts serving. Fails fast with a clear error when a
-    /// backend cannot be reached at start-up.
+    /// Connects to every backend (creating topics and applying the schema), loads each
+    /// pipeline's plugin, binds the HTTP port and starts serving. Fails fast with a clear
+    /// error when the configuration is invalid or a backend cannot be reached at start-up.
     pub async fn start(config: Config) -> anyhow::Result<Host> {
+        config.validate()?;
         tracing::info!(config = %config.redacted(), "starting orderpipe");
+        let pipelines = config.pipelines();
         let metrics = Arc::new(Metrics::new());
         // Refuse limits out of bounds before touching any backend.
         let limit_policy = LimitPolicy::new(
@@ -67,38 +70,63 @@ impl Host {
             .runs_worker()
             .then(|| Arc::new(WorkerHealth::new()));
         let worker = if let Some(health) = &worker_health {
-            let plugin = deployer
-                .bootstrap(&config.plugins.order, &config.plugins.dir)
-                .await?;
-            let current = plugin.current();
-            tracing::info!(plugin = %current.name, version = %current.version, "order plugin loaded");
-            tokio::spawn(deployer.clone().watch(
-                config.plugins.order.clone(),
-                plugin.clone(),
-                Duration::from_millis(config.plugins.watch_interval_ms.max(50)),
-                metrics.clone(),
-                shutdown.clone(),
-            ));
-            let processor = Arc::new(EventProcessor {
-                store: backends.store.clone(),
-                cache: backends.cache.clone(),
-                events: backends.events.clone(),
-                plugin,
-                plugin_host: PluginHost {
-                    store: backends.plugin_store.clone(),
-                    cache: backends.plugin_cache.clone(),
-                },
-                metrics: metrics.clone(),
-                config: config.worker.clone(),
-                health: health.clone(),
-            });
-            let stream = backends.subscribe()?;
-            Some(tokio::spawn(worker::run(
-                stream,
-                processor,
-                config.worker.partition_queue,
-                shutdown.clone(),
-            )))
+            // A plugin deciding for several pipelines is loaded and watched once.
+            let mut plugins: HashMap<String, Arc<ActivePlugin>> = HashMap::new();
+            let mut workers = Vec::new();
+            for pipeline in &pipelines {
+                let plugin = match plugins.get(&pipeline.plugin) {
+                    Some(plugin) => plugin.clone(),
+                    None => {
+                        let plugin = deployer
+                            .bootstrap(&pipeline.plugin, &config.plugins.dir)
+                            .await?;
+                        tokio::spawn(deployer.clone().watch(
+                            pipeline.plugin.clone(),
+                            plugin.clone(),
+                            Duration::from_millis(config.plugins.watch_interval_ms.max(50)),
+                            metrics.clone(),
+                            shutdown.clone(),
+                        ));
+                        plugins.insert(pipeline.plugin.clone(), plugin.clone());
+                        plugin
+                    }
+                };
+                let current = plugin.current();
+                tracing::info!(
+                    pipeline = %pipeline.name,
+                    topic = %pipeline.topic,
+                    plugin = %current.name,
+                    version = %current.version,
+                    "pipeline plugin loaded"
+                );
+                let processor = Arc::new(EventProcessor {
+                    pipeline: pipeline.name.clone(),
+                    store: backends.store.clone(),
+                    cache: backends.cache.clone(),
+                    events: backends.events_for(&pipeline.topic)?,
+                    plugin,
+                    plugin_host: PluginHost {
+                        store: backends.plugin_store.clone(),
+                        cache: backends.plugin_cache.clone(),
+                    },
+                    metrics: metrics.clone(),
+                    config: config.worker.clone(),
+                    health: health.clone(),
+                });
+                let stream = backends.subscribe(&pipeline.topic)?;
+                workers.push(tokio::spawn(worker::run(
+                    stream,
+                    processor,
+                    config.worker.partition_queue,
+                    shutdown.clone(),
+                )));
+            }
+            Some(tokio::spawn(async move {
+                for worker in workers {
+                    worker.await.context("pipeline worker task")??;
+                }
+                Ok(())
+            }))
         } else {
             None
         };
@@ -112,7 +140,20 @@ impl Host {
             cache: backends.cache.clone(),
             events: backends.events.clone(),
             metrics,
-            serve_orders: config.mode.runs_api(),
+            pipelines: if config.mode.runs_api() {
+                pipelines
+                    .iter()
+                    .map(|pipeline| {
+                        Ok(PipelineRoute {
+                            name: pipeline.name.clone(),
+                            entity: pipeline.entity(),
+                            events: backends.events_for(&pipeline.topic)?,
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            } else {
+                Vec::new()
+            },
             worker_health,
             admin,
             backend_names: config.backends.names(),

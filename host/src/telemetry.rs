@@ -81,9 +81,9 @@ impl Metrics {
             events_processed: IntCounterVec::new(
                 Opts::new(
                     "events_processed_total",
-                    "Events recorded by the worker, by outcome",
+                    "Events recorded by the worker, by pipeline and outcome",
                 ),
-                &["outcome"],
+                &["pipeline", "outcome"],
             )
             .expect("valid metric"),
             events_redelivered: IntCounter::new(
@@ -94,9 +94,9 @@ impl Metrics {
             dead_letters: IntCounterVec::new(
                 Opts::new(
                     "dead_letters_total",
-                    "Messages sent to the dead-letter topic, by cause",
+                    "Messages sent to the dead-letter topic, by pipeline and cause",
                 ),
-                &["cause"],
+                &["pipeline", "cause"],
             )
             .expect("valid metric"),
             plugin_invocations: IntCounterVec::new(

@@ -252,6 +252,35 @@ fn the_order_plugin_passes_its_fixtures() {
 }
 
 #[test]
+fn the_invoice_plugin_passes_its_fixtures() {
+    let component = support::plugins_dir().join("invoice.wasm");
+    assert!(
+        component.is_file(),
+        "{} is missing: run `cargo xtask plugins`",
+        component.display()
+    );
+    let fixtures = repo_root().join("plugins/invoice/fixtures/invoices.json");
+    let temp = tempfile::tempdir().unwrap();
+    let run = orderpipe(
+        temp.path(),
+        &[
+            "plugin",
+            "test",
+            "--component",
+            path(&component),
+            "--fixtures",
+            path(&fixtures),
+        ],
+    );
+    assert!(run.success, "{run:?}");
+    assert!(run.stdout.contains("all held"), "{run:?}");
+    assert!(
+        run.stdout.contains("store.put payments"),
+        "partial payments are kept in the plugin's store: {run:?}"
+    );
+}
+
+#[test]
 fn plugin_test_names_the_place_of_a_mistake_in_a_fixture_file() {
     let temp = tempfile::tempdir().unwrap();
     let fixtures = temp.path().join("typo.json");

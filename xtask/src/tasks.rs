@@ -90,9 +90,14 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configuration `run` serves with when the developer chose none: orders and invoices.
+const EXAMPLE_CONFIG: &str = "orderpipe.example.toml";
+
 /// The main job: the plugins built, then `orderpipe serve` on port 5000 in the foreground.
 /// By default the host uses its embedded backends (data under `./data`), so nothing else
-/// needs to be installed; `--servers` starts Kafka, Cassandra and Redis and uses them.
+/// needs to be installed; `--servers` starts Kafka, Cassandra and Redis and uses them. It
+/// serves the orders and invoices pipelines of `orderpipe.example.toml` unless `--config`,
+/// `ORDERPIPE_CONFIG` or an `./orderpipe.toml` says otherwise.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let use_servers = args.iter().any(|a| a == "--servers");
     let host_args: Vec<&String> = args.iter().filter(|a| *a != "--servers").collect();
@@ -108,10 +113,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     crate::step(&format!(
         "cargo run -p orderpipe -- serve ({backends}): http://127.0.0.1:5000 (Ctrl-C stops it)"
     ));
-    let mut command = cargo(&crate::repo_root());
+    let root = crate::repo_root();
+    let mut command = cargo(&root);
     command
         .args(["run", "--package", "orderpipe", "--", "serve"])
         .args(host_args);
+    // Orders and invoices by default, unless the developer chose a configuration.
+    let chosen = args
+        .iter()
+        .any(|a| a == "--config" || a.starts_with("--config="))
+        || std::env::var_os("ORDERPIPE_CONFIG").is_some()
+        || root.join("orderpipe.toml").exists();
+    if !chosen {
+        command.env("ORDERPIPE_CONFIG", root.join(EXAMPLE_CONFIG));
+    }
     if use_servers {
         with_server_env(&mut command, &dist);
     } else {

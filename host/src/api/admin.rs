@@ -233,7 +233,7 @@ pub(super) async fn activate(
     let bytes = body.map_err(|rejection| {
         ApiError::BadRequest(format!("could not read the body: {rejection}"))
     })?;
-    let activation: Activation = super::orders::parse_json(&bytes)?;
+    let activation: Activation = super::records::parse_json(&bytes)?;
     let active = admin.deployer.activate(&name, &activation.version).await?;
     Ok(Json(
         json!({ "name": active.name, "active": active.version, "sha256": active.sha256 }),

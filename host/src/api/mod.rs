@@ -6,13 +6,13 @@
 mod admin;
 mod error;
 mod health;
-mod orders;
+mod records;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
@@ -24,15 +24,34 @@ use crate::backend::{EventLog, OrderStore, StatusCache};
 use crate::pipeline::health::WorkerHealth;
 use crate::telemetry::Metrics;
 
+/// One pipeline as the API serves it under `/api/<name>`.
+#[derive(Clone)]
+pub struct PipelineRoute {
+    /// The route segment and what its records are tagged with.
+    pub name: String,
+    /// The singular name of one record (`order`, `invoice`), used in answers.
+    pub entity: String,
+    /// Where its events are published (the pipeline's topic).
+    pub events: Arc<dyn EventLog>,
+}
+
+impl PipelineRoute {
+    /// The answer field holding a record's id: `order_id`, `invoice_id`.
+    fn id_field(&self) -> String {
+        format!("{}_id", self.entity)
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn OrderStore>,
     pub cache: Arc<dyn StatusCache>,
+    /// The first pipeline's event log, which `/readyz` pings.
     pub events: Arc<dyn EventLog>,
     pub metrics: Arc<Metrics>,
-    /// Whether the order routes are served (false in worker-only mode).
-    pub serve_orders: bool,
+    /// The pipelines whose routes are served (none in worker-only mode).
+    pub pipelines: Vec<PipelineRoute>,
     /// The worker's outage state, when this process runs a worker.
     pub worker_health: Option<Arc<WorkerHealth>>,
     /// The admin API, when an admin token is configured.
@@ -47,12 +66,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));
-    if state.serve_orders {
-        app = app
-            .route("/api/orders", post(orders::create_order))
-            .route("/api/orders/{order_id}", get(orders::get_order))
-            .route("/api/orders/{order_id}/events", post(orders::post_event))
-            .route("/api/orders/{order_id}/history", get(orders::get_history));
+    for pipeline in &state.pipelines {
+        let base = format!("/api/{}", pipeline.name);
+        let routes = Router::new()
+            .route(&base, post(records::create_order))
+            .route(&format!("{base}/{{order_id}}"), get(records::get_order))
+            .route(
+                &format!("{base}/{{order_id}}/events"),
+                post(records::post_event),
+            )
+            .route(
+                &format!("{base}/{{order_id}}/history"),
+                get(records::get_history),
+            )
+            .layer(Extension(pipeline.clone()));
+        app = app.merge(routes);
     }
     if let Some(admin) = &state.admin {
         let max_component = admin.deployer.max_component_bytes();

@@ -23,7 +23,7 @@ use super::{
     Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
 };
 use crate::config::CassandraConfig;
-use crate::order::{HistoryEntry, Order, OrderRequest, Outcome};
+use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, Outcome};
 
 const BACKEND: &str = "cassandra";
 
@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "006_plugin_limits",
         include_str!("../../../schema/006_plugin_limits.cql"),
+    ),
+    (
+        "007_pipelines",
+        include_str!("../../../schema/007_pipelines.cql"),
     ),
 ];
 
@@ -199,20 +203,21 @@ impl Statements {
         };
         Ok(Self {
             create_order: p(format!(
-                "INSERT INTO {ks}.order_journal (order_id, status, version, request, attributes, \
-                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+                "INSERT INTO {ks}.order_journal (order_id, pipeline, status, version, request, \
+                 attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ))
             .await?,
             // Timestamp 1: older than any write the worker makes, so this insert can never
             // replace a newer state, whichever arrives first (no Paxos round needed).
             store_accepted_order: p(format!(
-                "INSERT INTO {ks}.order_journal (order_id, status, version, request, attributes, \
-                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP 1"
+                "INSERT INTO {ks}.order_journal (order_id, pipeline, status, version, request, \
+                 attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 USING TIMESTAMP 1"
             ))
             .await?,
             load_order: p(format!(
-                "SELECT status, version, request, attributes, created_at, updated_at, recorded_events \
-                 FROM {ks}.order_journal WHERE order_id = ? LIMIT 1"
+                "SELECT pipeline, status, version, request, attributes, created_at, updated_at, \
+                 recorded_events FROM {ks}.order_journal WHERE order_id = ? LIMIT 1"
             ))
             .await?,
             advance_order: p(format!(
@@ -276,6 +281,7 @@ fn attributes_text(attributes: &Map<String, Value>) -> String {
 
 type OrderRow = (
     Option<String>,
+    Option<String>,
     Option<i64>,
     Option<String>,
     Option<String>,
@@ -308,6 +314,7 @@ impl OrderStore for CassandraStore {
                 &self.statements.create_order,
                 (
                     order.id,
+                    &order.pipeline,
                     &order.status,
                     order.version as i64,
                     request,
@@ -329,6 +336,7 @@ impl OrderStore for CassandraStore {
                 &self.statements.store_accepted_order,
                 (
                     order.id,
+                    &order.pipeline,
                     &order.status,
                     order.version as i64,
                     request,
@@ -352,7 +360,8 @@ impl OrderStore for CassandraStore {
         let Some(row) = rows.maybe_first_row::<OrderRow>().map_err(unavailable)? else {
             return Ok(None);
         };
-        let (status, version, request, attributes, created_at, updated_at, recorded) = row;
+        let (pipeline, status, version, request, attributes, created_at, updated_at, recorded) =
+            row;
         let Some(status) = status else {
             return Ok(None);
         };
@@ -369,6 +378,7 @@ impl OrderStore for CassandraStore {
         Ok(Some(StoredOrder {
             order: Order {
                 id,
+                pipeline: pipeline.unwrap_or_else(|| DEFAULT_PIPELINE.to_owned()),
                 status,
                 version: version.unwrap_or(0).max(0) as u64,
                 request,
@@ -594,7 +604,10 @@ mod tests {
             let statements = split_statements(&text.replace("{keyspace}", "ks"));
             assert!(!statements.is_empty(), "{name} has no statement");
             for statement in statements {
-                assert!(statement.starts_with("CREATE"), "{name}: {statement}");
+                assert!(
+                    statement.starts_with("CREATE") || statement.starts_with("ALTER TABLE"),
+                    "{name}: {statement}"
+                );
                 assert!(
                     statement.contains("IF NOT EXISTS"),
                     "{name} is not idempotent: {statement}"

@@ -1,6 +1,8 @@
 //! Kafka: the event log. The API produces here (idempotent producer, `acks=all`, keyed by
 //! order id so one order's events stay in order on one partition); the worker consumes with
-//! a consumer group. Topics are created at start-up when missing.
+//! a consumer group. Topics are created at start-up when missing. Each pipeline has its own
+//! topic; every pipeline's dead letters go to the one dead-letter topic (the
+//! [`DeadLetter`](crate::pipeline::message::DeadLetter) names the pipeline and topic).
 
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ fn unavailable(err: impl std::fmt::Display) -> BackendError {
     BackendError::unavailable(BACKEND, err)
 }
 
-/// The producing side of the event log.
+/// The producing side of the event log, for one pipeline's topic.
 #[derive(Clone)]
 pub struct KafkaEventLog {
     producer: FutureProducer,
@@ -34,7 +36,8 @@ pub struct KafkaEventLog {
 }
 
 impl KafkaEventLog {
-    pub fn new(config: &KafkaConfig) -> anyhow::Result<Self> {
+    /// A producer publishing to `topic` (and dead letters to `kafka.dead_letter_topic`).
+    pub fn new(config: &KafkaConfig, topic: &str) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(config.produce_timeout_ms.max(1));
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
@@ -48,10 +51,18 @@ impl KafkaEventLog {
             .create()?;
         Ok(Self {
             producer,
-            topic: config.topic.clone(),
+            topic: topic.to_owned(),
             dead_letter_topic: config.dead_letter_topic.clone(),
             timeout,
         })
+    }
+
+    /// The same producer (one connection pool) publishing to another pipeline's `topic`.
+    pub fn for_topic(&self, topic: &str) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            ..self.clone()
+        }
     }
 
     async fn send(&self, topic: &str, key: &str, payload: &[u8]) -> BackendResult<()> {
@@ -99,24 +110,23 @@ impl EventLog for KafkaEventLog {
     }
 }
 
-/// Creates the event and dead-letter topics unless they exist.
-pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
+/// Creates the pipelines' event topics and the dead-letter topic unless they exist.
+pub async fn ensure_topics(config: &KafkaConfig, event_topics: &[String]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         .set("socket.connection.setup.timeout.ms", "3000")
         .create()?;
-    let topics = [
-        NewTopic::new(
-            &config.topic,
-            config.partitions,
-            TopicReplication::Fixed(config.replication_factor),
-        ),
-        NewTopic::new(
-            &config.dead_letter_topic,
-            config.partitions,
-            TopicReplication::Fixed(config.replication_factor),
-        ),
-    ];
+    let topics: Vec<NewTopic> = event_topics
+        .iter()
+        .chain([&config.dead_letter_topic])
+        .map(|topic| {
+            NewTopic::new(
+                topic,
+                config.partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            )
+        })
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = tokio::time::timeout(
         Duration::from_secs(30),
@@ -134,16 +144,16 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A consumer in the configured group, subscribed to the event topic. Offsets are stored
+/// A consumer in the configured group, subscribed to one pipeline's topic. Offsets are stored
 /// only when the worker marks an event done, and committed from there.
 pub struct KafkaEventStream {
     consumer: StreamConsumer,
 }
 
 impl KafkaEventStream {
-    pub fn subscribe(config: &KafkaConfig) -> anyhow::Result<Self> {
+    pub fn subscribe(config: &KafkaConfig, topic: &str) -> anyhow::Result<Self> {
         Ok(Self {
-            consumer: consumer(config)?,
+            consumer: consumer(config, topic)?,
         })
     }
 }
@@ -186,10 +196,17 @@ impl EventStream for KafkaEventStream {
     }
 }
 
-fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
+fn consumer(config: &KafkaConfig, topic: &str) -> anyhow::Result<StreamConsumer> {
     let mut client_config = ClientConfig::new();
     if let Some(instance_id) = &config.instance_id {
-        client_config.set("group.instance.id", instance_id);
+        // Each pipeline's consumer is its own group member and static ids must be unique in
+        // a group: the legacy topic keeps the configured id, other topics get it suffixed.
+        let member = if topic == config.topic {
+            instance_id.clone()
+        } else {
+            format!("{instance_id}-{topic}")
+        };
+        client_config.set("group.instance.id", member);
     }
     let consumer: StreamConsumer = client_config
         .set("bootstrap.servers", &config.brokers)
@@ -204,6 +221,6 @@ fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("reconnect.backoff.max.ms", "1000")
         .create()?;
-    consumer.subscribe(&[&config.topic])?;
+    consumer.subscribe(&[topic])?;
     Ok(consumer)
 }

@@ -1,6 +1,7 @@
 //! Builds the backend for each role from the configuration. The only place that knows which
 //! implementations exist; everything else receives trait objects.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::config::{Config, EventLogKind, OrderStoreKind, StatusCacheKind};
 
 /// One implementation per role, as configured.
 pub struct Backends {
+    /// The event log of the first pipeline's topic (what health checks ping).
     pub events: Arc<dyn EventLog>,
     pub store: Arc<dyn OrderStore>,
     pub plugin_store: Arc<dyn PluginStore>,
@@ -28,7 +30,8 @@ pub struct Backends {
     /// Tells the hosts of this registry scope that a plugin changed: over Redis pub/sub when
     /// Redis is the status cache, else inside this process only (other hosts then poll).
     pub announcements: Arc<dyn PluginAnnouncements>,
-    subscribe: Subscribe,
+    /// Each pipeline topic's producing side and how to consume it.
+    topics: HashMap<String, (Arc<dyn EventLog>, Subscribe)>,
 }
 
 enum Subscribe {
@@ -47,24 +50,43 @@ impl Backends {
                 config.mode
             );
         }
-        let (events, subscribe): (Arc<dyn EventLog>, Subscribe) = match choice.event_log {
+        let topic_names: Vec<String> = config.pipelines().into_iter().map(|p| p.topic).collect();
+        let mut topics: HashMap<String, (Arc<dyn EventLog>, Subscribe)> = HashMap::new();
+        match choice.event_log {
             EventLogKind::Kafka => {
-                kafka::ensure_topics(&config.kafka)
+                kafka::ensure_topics(&config.kafka, &topic_names)
                     .await
                     .context("preparing Kafka topics")?;
-                (
-                    Arc::new(KafkaEventLog::new(&config.kafka)?),
-                    Subscribe::Kafka(config.kafka.clone()),
-                )
+                let producer = KafkaEventLog::new(&config.kafka, &config.kafka.topic)?;
+                for topic in &topic_names {
+                    topics.insert(
+                        topic.clone(),
+                        (
+                            Arc::new(producer.for_topic(topic)),
+                            Subscribe::Kafka(config.kafka.clone()),
+                        ),
+                    );
+                }
             }
             EventLogKind::Embedded => {
-                let log = EmbeddedEventLog::open(&choice.data_dir, choice.partitions)?;
-                (
-                    Arc::new(log.clone()),
-                    Subscribe::Embedded(log, config.kafka.group_id.clone()),
-                )
+                for topic in &topic_names {
+                    let log =
+                        EmbeddedEventLog::open_topic(&choice.data_dir, topic, choice.partitions)?;
+                    topics.insert(
+                        topic.clone(),
+                        (
+                            Arc::new(log.clone()),
+                            Subscribe::Embedded(log, config.kafka.group_id.clone()),
+                        ),
+                    );
+                }
             }
-        };
+        }
+        let events = topic_names
+            .first()
+            .and_then(|topic| topics.get(topic))
+            .map(|(log, _)| log.clone())
+            .context("no pipeline is configured")?;
         let (store, plugin_store, registry): (
             Arc<dyn OrderStore>,
             Arc<dyn PluginStore>,
@@ -125,14 +147,26 @@ impl Backends {
             cache,
             plugin_cache,
             announcements,
-            subscribe,
+            topics,
         })
     }
 
-    /// A consumer-group member of the event log, for the worker.
-    pub fn subscribe(&self) -> anyhow::Result<Arc<dyn EventStream>> {
-        Ok(match &self.subscribe {
-            Subscribe::Kafka(config) => Arc::new(KafkaEventStream::subscribe(config)?),
+    /// The producing side of a configured pipeline `topic`.
+    pub fn events_for(&self, topic: &str) -> anyhow::Result<Arc<dyn EventLog>> {
+        self.topics
+            .get(topic)
+            .map(|(log, _)| log.clone())
+            .with_context(|| format!("topic {topic:?} belongs to no configured pipeline"))
+    }
+
+    /// A consumer-group member of a configured pipeline `topic`, for that pipeline's worker.
+    pub fn subscribe(&self, topic: &str) -> anyhow::Result<Arc<dyn EventStream>> {
+        let (_, subscribe) = self
+            .topics
+            .get(topic)
+            .with_context(|| format!("topic {topic:?} belongs to no configured pipeline"))?;
+        Ok(match subscribe {
+            Subscribe::Kafka(config) => Arc::new(KafkaEventStream::subscribe(config, topic)?),
             Subscribe::Embedded(log, group) => Arc::new(log.subscribe(group)?),
         })
     }

@@ -51,10 +51,15 @@ impl EventMessage {
     }
 }
 
-/// What goes to the dead-letter topic: the reason and the original message.
+/// What goes to the dead-letter topic: the reason and the original message. Every
+/// pipeline's dead letters share the one dead-letter topic; `pipeline` and `topic` say where
+/// the message came from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub reason: String,
+    /// The pipeline whose worker gave up on the message.
+    #[serde(default)]
+    pub pipeline: String,
     pub topic: String,
     pub partition: i32,
     pub offset: i64,

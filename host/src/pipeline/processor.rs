@@ -55,8 +55,11 @@ pub enum Handled {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interrupted;
 
-/// Everything needed to process events.
+/// Everything needed to process one pipeline's events.
 pub struct EventProcessor {
+    /// The pipeline whose topic this processor consumes; new records are tagged with it and
+    /// a record of another pipeline is never touched.
+    pub pipeline: String,
     pub store: Arc<dyn OrderStore>,
     pub cache: Arc<dyn StatusCache>,
     pub events: Arc<dyn EventLog>,
@@ -95,6 +98,7 @@ impl EventProcessor {
         };
         let span = tracing::info_span!(
             "event",
+            pipeline = %self.pipeline,
             order_id = %message.event.order_id,
             event_id = %message.event.id,
             kind = %message.event.kind,
@@ -155,7 +159,12 @@ impl EventProcessor {
             let Some(stored) = self.store.load_order(event.order_id).await? else {
                 match (&message.order, event.kind == CREATED_EVENT) {
                     (Some(request), true) => {
-                        let order = Order::new(event.order_id, request.clone(), event.at_ms);
+                        let order = Order::in_pipeline(
+                            &self.pipeline,
+                            event.order_id,
+                            request.clone(),
+                            event.at_ms,
+                        );
                         self.store.store_accepted_order(&order).await?;
                         continue;
                     }
@@ -174,6 +183,15 @@ impl EventProcessor {
                 }
             };
             let order = stored.order;
+            if order.pipeline != self.pipeline {
+                let reason = format!(
+                    "order {} belongs to pipeline {:?}, not {:?}",
+                    order.id, order.pipeline, self.pipeline
+                );
+                self.dead_letter(Some(order.id), &reason, "wrong_pipeline", payload, origin)
+                    .await?;
+                return Ok(Handled::DeadLettered(reason));
+            }
             if stored.recorded_events.contains(&event.id) {
                 self.metrics.events_redelivered.inc();
                 tracing::info!(
@@ -225,7 +243,7 @@ impl EventProcessor {
                 Applied::Yes => {
                     self.metrics
                         .events_processed
-                        .with_label_values(&[entry.outcome.as_str()])
+                        .with_label_values(&[self.pipeline.as_str(), entry.outcome.as_str()])
                         .inc();
                     tracing::info!(
                         outcome = entry.outcome.as_str(),
@@ -348,6 +366,7 @@ impl EventProcessor {
     ) -> Result<(), BackendError> {
         let letter = DeadLetter {
             reason: reason.to_owned(),
+            pipeline: self.pipeline.clone(),
             topic: origin.topic.clone(),
             partition: origin.partition,
             offset: origin.offset,
@@ -357,7 +376,10 @@ impl EventProcessor {
         let bytes =
             serde_json::to_vec(&letter).map_err(|e| BackendError::Invalid(e.to_string()))?;
         self.events.publish_dead_letter(order_id, &bytes).await?;
-        self.metrics.dead_letters.with_label_values(&[cause]).inc();
+        self.metrics
+            .dead_letters
+            .with_label_values(&[self.pipeline.as_str(), cause])
+            .inc();
         tracing::warn!(reason, cause, "sent message to the dead-letter topic");
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The consumer loop. One task per partition processes that partition's events in order
+//! The consumer loop of one pipeline (each pipeline runs its own, on its own topic). One
+//! task per partition processes that partition's events in order
 //! (so each order's events stay in order) while partitions proceed concurrently. A message
 //! is marked done only after its event is fully handled: at-least-once, with redeliveries
 //! made harmless by the processor. While a backend is down the loop pauses the stream.
@@ -39,6 +40,8 @@ pub trait EventHandler: Send + Sync + 'static {
         origin: &MessageOrigin,
         shutdown: &CancellationToken,
     ) -> Result<Handled, Interrupted>;
+    /// The pipeline whose events it handles (for logs).
+    fn pipeline(&self) -> &str;
     /// Says whether an event is waiting on a backend (the loop then pauses the stream).
     fn health(&self) -> &WorkerHealth;
     fn metrics(&self) -> &Metrics;
@@ -53,6 +56,10 @@ impl EventHandler for EventProcessor {
         shutdown: &CancellationToken,
     ) -> Result<Handled, Interrupted> {
         EventProcessor::handle(self, payload, origin, shutdown).await
+    }
+
+    fn pipeline(&self) -> &str {
+        &self.pipeline
     }
 
     fn health(&self) -> &WorkerHealth {
@@ -75,7 +82,7 @@ pub async fn run<H: EventHandler>(
     let mut tasks = JoinSet::new();
     let mut last_error_logged: Option<Instant> = None;
     let mut paused = false;
-    tracing::info!("worker started");
+    tracing::info!(pipeline = %processor.pipeline(), "worker started");
     loop {
         paused = update_pause(stream.as_ref(), processor.as_ref(), paused);
         let received = tokio::select! {
@@ -88,7 +95,7 @@ pub async fn run<H: EventHandler>(
             Err(error) => {
                 // The event log reconnects by itself; say so once in a while, not on every poll.
                 if last_error_logged.is_none_or(|at| at.elapsed() >= STREAM_ERROR_LOG_INTERVAL) {
-                    tracing::warn!(%error, "event log error; retrying");
+                    tracing::warn!(pipeline = %processor.pipeline(), %error, "event log error; retrying");
                     last_error_logged = Some(Instant::now());
                 }
                 tokio::select! {
@@ -121,7 +128,7 @@ pub async fn run<H: EventHandler>(
         }
     }
 
-    tracing::info!("worker draining in-flight events");
+    tracing::info!(pipeline = %processor.pipeline(), "worker draining in-flight events");
     drop(partitions);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while tasks.join_next().await.is_some() {}
@@ -132,7 +139,7 @@ pub async fn run<H: EventHandler>(
         tasks.abort_all();
     }
     stream.close().await;
-    tracing::info!("worker stopped");
+    tracing::info!(pipeline = %processor.pipeline(), "worker stopped");
     Ok(())
 }
 

@@ -276,6 +276,10 @@ impl EventHandler for NativeOrderHandler {
         }
     }
 
+    fn pipeline(&self) -> &str {
+        "orders"
+    }
+
     fn health(&self) -> &WorkerHealth {
         &self.health
     }

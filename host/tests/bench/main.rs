@@ -389,7 +389,9 @@ async fn bench() {
     });
     let shutdown = CancellationToken::new();
     let native_worker = tokio::spawn(worker::run(
-        native_backends.subscribe().expect("subscribe"),
+        native_backends
+            .subscribe(&native_config.kafka.topic)
+            .expect("subscribe"),
         handler.clone(),
         native_config.worker.partition_queue,
         shutdown.clone(),

@@ -44,9 +44,12 @@ impl EventLogs {
 
     pub async fn kafka() -> Self {
         let config = support::config("order").kafka;
-        bounded("creating the test topics", ensure_topics(&config))
-            .await
-            .expect("Kafka answers (cargo xtask servers up)");
+        bounded(
+            "creating the test topics",
+            ensure_topics(&config, std::slice::from_ref(&config.topic)),
+        )
+        .await
+        .expect("Kafka answers (cargo xtask servers up)");
         EventLogs {
             backend: Backend::Kafka(config),
         }
@@ -65,8 +68,10 @@ impl EventLogs {
                 }
             }
             Backend::Kafka(config) => Opened {
-                log: Arc::new(KafkaEventLog::new(config).expect("Kafka producer")),
-                stream: Arc::new(KafkaEventStream::subscribe(config).expect("Kafka consumer")),
+                log: Arc::new(KafkaEventLog::new(config, &config.topic).expect("Kafka producer")),
+                stream: Arc::new(
+                    KafkaEventStream::subscribe(config, &config.topic).expect("Kafka consumer"),
+                ),
             },
         }
     }

@@ -139,7 +139,28 @@ conformance!(Stores { embedded, cassandra }:
     history_is_oldest_first,
     project_status_and_ping_answer,
     an_idempotency_key_is_claimed_once,
+    a_record_keeps_its_pipeline,
 );
+
+async fn a_record_keeps_its_pipeline(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let order = new_order();
+    assert_eq!(order.pipeline, "orders", "Order::new makes an order");
+    let invoice = Order::in_pipeline("invoices", Uuid::new_v4(), order.request.clone(), 0);
+    bounded("creating", store.create_order(&invoice))
+        .await
+        .expect("create");
+    assert_eq!(
+        load(store, invoice.id).await.expect("stored").order,
+        invoice
+    );
+    let issued = advanced(&invoice, "issued");
+    let entry = entry_for(&invoice, &issued, Outcome::Transitioned);
+    assert_eq!(record(store, &issued, 0, &entry).await, Applied::Yes);
+    let stored = load(store, invoice.id).await.expect("stored").order;
+    assert_eq!(stored.pipeline, "invoices");
+    assert_eq!(stored, issued);
+}
 
 async fn create_order_is_if_not_exists(stores: &Stores) {
     let store = stores.orders.as_ref();

@@ -71,7 +71,20 @@ conformance!(Caches { embedded, redis }:
     a_cached_view_round_trips,
     put_never_replaces_a_newer_version,
     concurrent_puts_leave_the_newest_version,
+    a_cached_view_keeps_its_pipeline,
 );
+
+async fn a_cached_view_keeps_its_pipeline(caches: &Caches) {
+    let cache = caches.status.as_ref();
+    let id = Uuid::new_v4();
+    let mut invoice = view(id, 1);
+    invoice.pipeline = "invoices".into();
+    assert!(put(cache, &invoice).await);
+    assert_eq!(
+        get(cache, id).await.map(|view| view.pipeline),
+        Some("invoices".into())
+    );
+}
 
 async fn a_cached_view_round_trips(caches: &Caches) {
     let cache = caches.status.as_ref();

@@ -7,6 +7,7 @@ mod support;
 mod bad_input;
 mod idempotency;
 mod modes;
+mod pipelines;
 mod redelivery;
 mod sandbox;
 mod workflow;

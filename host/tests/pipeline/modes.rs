@@ -33,13 +33,17 @@ async fn api_only_and_worker_only_hosts_split_the_pipeline() {
         .await;
     assert_eq!(view["status"], "processed");
     assert_eq!(
-        api.metric("orderpipe_events_processed_total{outcome=\"transitioned\"}")
-            .await,
+        api.metric(
+            "orderpipe_events_processed_total{outcome=\"transitioned\",pipeline=\"orders\"}"
+        )
+        .await,
         0.0
     );
     assert_eq!(
         worker
-            .metric("orderpipe_events_processed_total{outcome=\"transitioned\"}")
+            .metric(
+                "orderpipe_events_processed_total{outcome=\"transitioned\",pipeline=\"orders\"}"
+            )
             .await,
         1.0
     );
@@ -62,7 +66,7 @@ async fn api_only_and_worker_only_hosts_split_the_pipeline() {
     api.wait_for_version(next, 1, Duration::from_secs(60)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while worker
-        .metric("orderpipe_dead_letters_total{cause=\"undecodable\"}")
+        .metric("orderpipe_dead_letters_total{cause=\"undecodable\",pipeline=\"orders\"}")
         .await
         < 1.0
     {

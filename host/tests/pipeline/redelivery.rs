@@ -67,7 +67,9 @@ async fn replaying_the_whole_topic_applies_no_transition_twice() {
         );
     }
     for outcome in ["transitioned", "rejected", "unchanged", "failed"] {
-        let sample = format!("orderpipe_events_processed_total{{outcome=\"{outcome}\"}}");
+        let sample = format!(
+            "orderpipe_events_processed_total{{outcome=\"{outcome}\",pipeline=\"orders\"}}"
+        );
         assert_eq!(
             replay.metric(&sample).await,
             0.0,

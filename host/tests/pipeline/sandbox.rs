@@ -112,7 +112,7 @@ async fn hostile_plugin_fails_its_events_and_cannot_escape() {
         assert!(!recorded.contains("ESCAPED"), "{kind} escaped: {recorded}");
     }
     assert_eq!(
-        host.metric("orderpipe_dead_letters_total{cause=\"plugin_failure\"}")
+        host.metric("orderpipe_dead_letters_total{cause=\"plugin_failure\",pipeline=\"orders\"}")
             .await,
         5.0
     );

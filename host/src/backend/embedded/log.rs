@@ -18,7 +18,11 @@
 //!   and a brand-new group starts at the oldest record still kept. Dead letters go to their
 //!   own table, of which the newest [`DEAD_LETTER_RETENTION`] are kept.
 //!
-//! One process per data directory (the file is locked), one open stream per group.
+//! **Topics.** Each topic is its own log in its own file: `events.redb` for the `orders`
+//! topic (the file of logs created before topics existed), `events-<topic>.redb` for any
+//! other. Each has its own partitions, consumer offsets, dead letters and writer thread.
+//!
+//! One process per file (the file is locked), one open stream per group and topic.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -37,7 +41,7 @@ use crate::backend::{BackendError, BackendResult, Delivery, EventLog, EventStrea
 
 const BACKEND: &str = "embedded event log";
 
-/// The topic name deliveries carry (the worker keys its partition tasks and dead letters by it).
+/// The topic [`EmbeddedEventLog::open`] opens, kept in [`FILE_NAME`].
 pub const TOPIC: &str = "orders";
 /// Partitions of a new log unless configured otherwise.
 pub const DEFAULT_PARTITIONS: u32 = 6;
@@ -47,7 +51,7 @@ const MAX_PARTITIONS: u32 = 1024;
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// How many dead letters are kept (the oldest are deleted beyond this).
 pub const DEAD_LETTER_RETENTION: u64 = 100_000;
-/// The file inside the data directory.
+/// The file of the [`TOPIC`] log inside the data directory.
 const FILE_NAME: &str = "events.redb";
 /// redb's page cache for the log; records are read once, soon after they are written.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -97,6 +101,8 @@ pub fn partition_for(order_id: Uuid, partitions: u32) -> u32 {
 /// What the writer thread and the handles share.
 struct Core {
     db: Database,
+    /// The topic name deliveries carry (the worker keys its partition tasks by it).
+    topic: String,
     partitions: u32,
     /// Woken after a commit that added records, and when a stream resumes or closes.
     wake: Notify,
@@ -183,16 +189,35 @@ impl EmbeddedEventLog {
     /// different number of partitions (changing it would reorder orders' events).
     /// Blocks briefly on disk: call it at start-up.
     pub fn open(dir: impl AsRef<Path>, partitions: u32) -> anyhow::Result<Self> {
+        Self::open_topic(dir, TOPIC, partitions)
+    }
+
+    /// Opens the log of `topic` in `dir`, like [`EmbeddedEventLog::open`]. `topic` must be
+    /// a valid Kafka topic name (letters, digits, `.`, `-`, `_`), which is also file-safe.
+    pub fn open_topic(dir: impl AsRef<Path>, topic: &str, partitions: u32) -> anyhow::Result<Self> {
         anyhow::ensure!(
             (1..=MAX_PARTITIONS).contains(&partitions),
             "the event log needs 1 to {MAX_PARTITIONS} partitions, not {partitions}"
         );
-        let path = dir.as_ref().join(FILE_NAME);
+        anyhow::ensure!(
+            !topic.is_empty()
+                && !topic.starts_with('.')
+                && topic
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+            "topic {topic:?} is not a valid topic name"
+        );
+        let path = if topic == TOPIC {
+            dir.as_ref().join(FILE_NAME)
+        } else {
+            dir.as_ref().join(format!("events-{topic}.redb"))
+        };
         let db = open_database(&path, CACHE_BYTES)?;
         let (ends, next_dead_letter) = prepare(&db, partitions)
             .map_err(|e| anyhow::anyhow!("opening the event log {}: {e}", path.display()))?;
         let core = Arc::new(Core {
             db,
+            topic: topic.to_owned(),
             partitions,
             wake: Notify::new(),
             marks: Mutex::new(HashMap::new()),
@@ -209,7 +234,7 @@ impl EmbeddedEventLog {
         let writer = std::thread::Builder::new()
             .name("event-log-writer".into())
             .spawn(move || writer.run(receiver))?;
-        tracing::info!(path = %path.display(), partitions, "opened the embedded event log");
+        tracing::info!(path = %path.display(), topic, partitions, "opened the embedded event log");
         Ok(Self {
             shared: Arc::new(Shared {
                 core,
@@ -217,6 +242,11 @@ impl EmbeddedEventLog {
                 writer: Some(writer),
             }),
         })
+    }
+
+    /// The topic this log holds.
+    pub fn topic(&self) -> &str {
+        &self.shared.core.topic
     }
 
     /// How many partitions the log has.
@@ -566,7 +596,7 @@ impl EmbeddedEventStream {
                 {
                     let (key, value) = row.map_err(storage)?;
                     records.push(Delivery {
-                        topic: TOPIC.to_owned(),
+                        topic: core.topic.clone(),
                         partition: partition as i32,
                         offset: key.value().1 as i64,
                         payload: value.value().to_vec(),
@@ -637,7 +667,7 @@ impl EventStream for EmbeddedEventStream {
 
     fn mark_done(&self, delivery: &Delivery) -> BackendResult<()> {
         let core = &self.shared.core;
-        if delivery.topic != TOPIC
+        if delivery.topic != core.topic
             || delivery.partition < 0
             || delivery.partition as u32 >= core.partitions
             || delivery.offset < 0
@@ -752,6 +782,34 @@ mod tests {
         for n in 2..5u8 {
             assert_eq!(next(&stream).await.payload, vec![n]);
         }
+    }
+
+    #[tokio::test]
+    async fn topics_are_separate_logs_in_one_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::new_v4();
+        let orders = EmbeddedEventLog::open(dir.path(), 2).unwrap();
+        let invoices = EmbeddedEventLog::open_topic(dir.path(), "invoices", 2).unwrap();
+        orders.publish(id, b"order").await.unwrap();
+        invoices.publish(id, b"invoice").await.unwrap();
+        let order_stream = orders.subscribe("workers").unwrap();
+        let invoice_stream = invoices.subscribe("workers").unwrap();
+        let order = next(&order_stream).await;
+        let invoice = next(&invoice_stream).await;
+        assert_eq!(
+            (order.topic.as_str(), order.payload.as_slice()),
+            (TOPIC, &b"order"[..])
+        );
+        assert_eq!(
+            (invoice.topic.as_str(), invoice.payload.as_slice()),
+            ("invoices", &b"invoice"[..])
+        );
+        // A delivery of one topic is not a record of the other.
+        assert!(order_stream.mark_done(&invoice).is_err());
+        invoice_stream.mark_done(&invoice).unwrap();
+        assert!(dir.path().join("events.redb").exists());
+        assert!(dir.path().join("events-invoices.redb").exists());
+        assert!(EmbeddedEventLog::open_topic(dir.path(), "../x", 2).is_err());
     }
 
     #[tokio::test]

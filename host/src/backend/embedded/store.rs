@@ -29,7 +29,7 @@ use super::{check_format, open_database, storage_error};
 use crate::backend::{
     Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
 };
-use crate::order::{HistoryEntry, Order, OrderRequest, now_ms};
+use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, now_ms};
 
 const BACKEND: &str = "embedded store";
 
@@ -76,9 +76,16 @@ pub(super) fn encode(value: &impl Serialize) -> BackendResult<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| BackendError::Invalid(e.to_string()))
 }
 
+fn default_pipeline() -> String {
+    DEFAULT_PIPELINE.to_owned()
+}
+
 /// An order's state as stored: the order and the ids of the events recorded for it.
 #[derive(Debug, Serialize, Deserialize)]
 struct OrderRecord {
+    /// Absent in records written before pipelines existed: those are orders.
+    #[serde(default = "default_pipeline")]
+    pipeline: String,
     status: String,
     version: u64,
     request: OrderRequest,
@@ -91,6 +98,7 @@ struct OrderRecord {
 impl OrderRecord {
     fn new(order: &Order, recorded_events: Vec<Uuid>) -> Self {
         Self {
+            pipeline: order.pipeline.clone(),
             status: order.status.clone(),
             version: order.version,
             request: order.request.clone(),
@@ -109,6 +117,7 @@ impl OrderRecord {
         StoredOrder {
             order: Order {
                 id,
+                pipeline: self.pipeline,
                 status: self.status,
                 version: self.version,
                 request: self.request,
@@ -487,6 +496,16 @@ mod tests {
         next.version += 1;
         next.status = to.into();
         next
+    }
+
+    #[test]
+    fn a_record_written_before_pipelines_is_an_order() {
+        let id = Uuid::new_v4();
+        let legacy = br#"{"status":"paid","version":2,"request":{},"attributes":{},
+            "created_at_ms":1,"updated_at_ms":2,"recorded_events":[]}"#;
+        let stored = OrderRecord::decode(id, legacy).unwrap().into_stored(id);
+        assert_eq!(stored.order.pipeline, DEFAULT_PIPELINE);
+        assert_eq!(stored.order.status, "paid");
     }
 
     #[tokio::test]

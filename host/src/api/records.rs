@@ -1,4 +1,7 @@
-//! The order routes.
+//! The record routes of every pipeline: `/api/<pipeline>` (e.g. `/api/orders`,
+//! `/api/invoices`). A pipeline's routes only ever see its own records: a record of another
+//! pipeline is answered 404 like an unknown id. The examples below say "order"; an invoice
+//! is handled the same way on its own topic.
 //!
 //! `POST /api/orders` answers 201 only after Kafka acknowledged the order; it then stores
 //! the new order (status `created`) before answering, so a GET right after never says 404.
@@ -9,12 +12,13 @@
 //! true`): if the order is stored it is not published again; if it is not (the first
 //! attempt got a 503, or is still in flight) its `created` event is published again. That
 //! event's id is derived from the order id, so the worker records it once however often
-//! it is published.
+//! it is published. Keys are scoped by pipeline: one key used on two pipelines makes two
+//! records.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -23,9 +27,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, PipelineRoute};
 use crate::backend::IdempotencyClaim;
-use crate::order::{CREATED_EVENT, HistoryEntry, Order, OrderRequest, OrderView, now_ms};
+use crate::order::{
+    CREATED_EVENT, DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, OrderView, now_ms,
+};
 use crate::pipeline::message::EventMessage;
 
 /// The longest event type accepted.
@@ -69,9 +75,24 @@ pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     Ok(value)
 }
 
-fn parse_order_id(text: &str) -> Result<Uuid, ApiError> {
+fn parse_order_id(pipeline: &PipelineRoute, text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text)
-        .map_err(|_| ApiError::BadRequest(format!("order id {text:?} is not a UUID")))
+        .map_err(|_| ApiError::BadRequest(format!("{} id {text:?} is not a UUID", pipeline.entity)))
+}
+
+fn not_found(pipeline: &PipelineRoute, order_id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("{} {order_id} not found", pipeline.entity))
+}
+
+/// The key a client's `Idempotency-Key` is claimed under: the key itself for the default
+/// pipeline (as before pipelines existed), else prefixed by the pipeline's name and a space
+/// (which no client key contains, so no two pipelines' keys can meet).
+fn scoped_idempotency_key(pipeline: &PipelineRoute, key: &str) -> String {
+    if pipeline.name == DEFAULT_PIPELINE {
+        key.to_owned()
+    } else {
+        format!("{} {key}", pipeline.name)
+    }
 }
 
 /// The `Idempotency-Key` header: absent, or 1 to 255 visible ASCII characters, once.
@@ -148,6 +169,7 @@ fn created_event_id(order_id: Uuid) -> Uuid {
 
 pub(super) async fn create_order(
     State(state): State<AppState>,
+    Extension(pipeline): Extension<PipelineRoute>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -160,7 +182,8 @@ pub(super) async fn create_order(
     };
     if request.items.len() > MAX_ITEMS {
         return Err(ApiError::BadRequest(format!(
-            "an order has at most {MAX_ITEMS} items, this one has {}",
+            "one {} has at most {MAX_ITEMS} items, this one has {}",
+            pipeline.entity,
             request.items.len()
         )));
     }
@@ -168,8 +191,8 @@ pub(super) async fn create_order(
     let Some(key) = key else {
         let order_id = Uuid::new_v4();
         let message = EventMessage::created(order_id, request.clone(), now_ms());
-        accept_order(&state, message, request).await?;
-        return Ok(created_answer(order_id, false));
+        accept_order(&state, &pipeline, message, request).await?;
+        return Ok(created_answer(&pipeline, order_id, false));
     };
 
     // The key is claimed before anything is published: no claim, no order (an outage of
@@ -178,7 +201,7 @@ pub(super) async fn create_order(
     let fresh_id = Uuid::new_v4();
     let claim = state
         .store
-        .claim_idempotency_key(&key, fresh_id, &hash)
+        .claim_idempotency_key(&scoped_idempotency_key(&pipeline, &key), fresh_id, &hash)
         .await
         .inspect_err(|e| state.metrics.backend_error(e))?;
     let (order_id, replayed) = match claim {
@@ -194,10 +217,10 @@ pub(super) async fn create_order(
             }
             // Stored means an earlier attempt was acknowledged: answer with it, publish
             // nothing. A failed lookup is treated as "not stored": publishing again is harmless.
-            match find_order(&state, order_id).await {
+            match find_order(&state, &pipeline, order_id).await {
                 Ok(Some(_)) => {
                     tracing::info!(%order_id, "idempotent retry of a stored order");
-                    return Ok(created_answer(order_id, true));
+                    return Ok(created_answer(&pipeline, order_id, true));
                 }
                 Ok(None) => {}
                 Err(error) => tracing::warn!(%order_id, %error, "could not look the order up"),
@@ -208,27 +231,28 @@ pub(super) async fn create_order(
     };
     let mut message = EventMessage::created(order_id, request.clone(), now_ms());
     message.event.id = created_event_id(order_id);
-    accept_order(&state, message, request).await?;
-    Ok(created_answer(order_id, replayed))
+    accept_order(&state, &pipeline, message, request).await?;
+    Ok(created_answer(&pipeline, order_id, replayed))
 }
 
 /// Publishes an order's `created` event and, once Kafka acknowledged it, stores the order
 /// and caches its view (both best effort: the worker stores it from the event anyway).
 async fn accept_order(
     state: &AppState,
+    pipeline: &PipelineRoute,
     message: EventMessage,
     request: OrderRequest,
 ) -> Result<(), ApiError> {
     let order_id = message.event.order_id;
     let now = message.event.at_ms;
-    state
+    pipeline
         .events
         .publish(order_id, &message.encode())
         .await
         .inspect_err(|e| state.metrics.backend_error(e))?;
 
     // Kafka holds the order now: it will be processed whatever happens below.
-    let order = Order::new(order_id, request, now);
+    let order = Order::in_pipeline(&pipeline.name, order_id, request, now);
     if let Err(error) = state.store.store_accepted_order(&order).await {
         state.metrics.backend_error(&error);
         tracing::warn!(%order_id, %error, "order accepted but not yet stored; the worker will store it");
@@ -238,18 +262,24 @@ async fn accept_order(
         state.metrics.cache_writes_skipped.inc();
     }
     state.metrics.orders_accepted.inc();
-    tracing::info!(%order_id, "order accepted");
+    tracing::info!(pipeline = %pipeline.name, %order_id, "order accepted");
     Ok(())
 }
 
-/// `201 {"order_id", "message"}`, with `Idempotent-Replayed: true` when the order id comes
-/// from an earlier request with the same `Idempotency-Key`.
-fn created_answer(order_id: Uuid, replayed: bool) -> Response {
-    let mut response = (
-        StatusCode::CREATED,
-        Json(json!({ "order_id": order_id, "message": "Order created successfully" })),
-    )
-        .into_response();
+/// `201 {"order_id", "message": "Order created successfully"}` (for invoices
+/// `{"invoice_id", "message": "Invoice created successfully"}`), with `Idempotent-Replayed:
+/// true` when the id comes from an earlier request with the same `Idempotency-Key`.
+fn created_answer(pipeline: &PipelineRoute, order_id: Uuid, replayed: bool) -> Response {
+    let mut answer = serde_json::Map::new();
+    answer.insert(pipeline.id_field(), json!(order_id));
+    answer.insert(
+        "message".into(),
+        json!(format!(
+            "{} created successfully",
+            capitalized(&pipeline.entity)
+        )),
+    );
+    let mut response = (StatusCode::CREATED, Json(Value::Object(answer))).into_response();
     if replayed {
         response
             .headers_mut()
@@ -258,16 +288,46 @@ fn created_answer(order_id: Uuid, replayed: bool) -> Response {
     response
 }
 
-/// The order from the cache, else from the store (refilling the cache).
-async fn find_order(state: &AppState, order_id: Uuid) -> Result<Option<OrderView>, ApiError> {
+/// `invoice` → `Invoice`.
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The view as the pipeline's routes answer it: `order_id` named after the entity
+/// (`invoice_id`), the pipeline tag left out (the route says it).
+fn view_json(pipeline: &PipelineRoute, view: OrderView) -> Value {
+    let mut value = serde_json::to_value(view).expect("an order view always serializes");
+    if let Value::Object(map) = &mut value {
+        map.remove("pipeline");
+        if let Some(id) = map.remove("order_id") {
+            map.insert(pipeline.id_field(), id);
+        }
+    }
+    value
+}
+
+/// The record from the cache, else from the store (refilling the cache); `None` when it does
+/// not exist or belongs to another pipeline.
+async fn find_order(
+    state: &AppState,
+    pipeline: &PipelineRoute,
+    order_id: Uuid,
+) -> Result<Option<OrderView>, ApiError> {
     match state.cache.get(order_id).await {
-        Ok(Some(view)) => return Ok(Some(view)),
+        Ok(Some(view)) => return Ok((view.pipeline == pipeline.name).then_some(view)),
         Ok(None) => {}
         Err(error) => state.metrics.backend_error(&error),
     }
     let Some(stored) = state.store.load_order(order_id).await? else {
         return Ok(None);
     };
+    if stored.order.pipeline != pipeline.name {
+        return Ok(None);
+    }
     let view = stored.order.view();
     if let Err(error) = state.cache.put(&view).await {
         state.metrics.backend_error(&error);
@@ -278,13 +338,14 @@ async fn find_order(state: &AppState, order_id: Uuid) -> Result<Option<OrderView
 
 pub(super) async fn get_order(
     State(state): State<AppState>,
+    Extension(pipeline): Extension<PipelineRoute>,
     Path(order_id): Path<String>,
-) -> Result<Json<OrderView>, ApiError> {
-    let order_id = parse_order_id(&order_id)?;
-    find_order(&state, order_id)
+) -> Result<Json<Value>, ApiError> {
+    let order_id = parse_order_id(&pipeline, &order_id)?;
+    find_order(&state, &pipeline, order_id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("order {order_id} not found")))
+        .map(|view| Json(view_json(&pipeline, view)))
+        .ok_or_else(|| not_found(&pipeline, order_id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,10 +359,11 @@ struct EventRequest {
 
 pub(super) async fn post_event(
     State(state): State<AppState>,
+    Extension(pipeline): Extension<PipelineRoute>,
     Path(order_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let order_id = parse_order_id(&order_id)?;
+    let order_id = parse_order_id(&pipeline, &order_id)?;
     let bytes = body_bytes(body)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
@@ -317,28 +379,26 @@ pub(super) async fn post_event(
     }
     if kind == CREATED_EVENT {
         return Err(ApiError::BadRequest(format!(
-            "invalid field `type`: {CREATED_EVENT:?} is reserved for the order's creation"
+            "invalid field `type`: {CREATED_EVENT:?} is reserved for the {}'s creation",
+            pipeline.entity
         )));
     }
-    if find_order(&state, order_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("order {order_id} not found")));
+    if find_order(&state, &pipeline, order_id).await?.is_none() {
+        return Err(not_found(&pipeline, order_id));
     }
     let data = Value::Object(request.data.unwrap_or_default());
     let message = EventMessage::event(order_id, kind.to_owned(), data, now_ms());
-    state
+    pipeline
         .events
         .publish(order_id, &message.encode())
         .await
         .inspect_err(|e| state.metrics.backend_error(e))?;
     state.metrics.events_accepted.inc();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "order_id": order_id,
-            "event_id": message.event.id,
-            "message": "Event accepted",
-        })),
-    ))
+    let mut answer = serde_json::Map::new();
+    answer.insert(pipeline.id_field(), json!(order_id));
+    answer.insert("event_id".into(), json!(message.event.id));
+    answer.insert("message".into(), json!("Event accepted"));
+    Ok((StatusCode::ACCEPTED, Json(Value::Object(answer))))
 }
 
 fn history_json(entry: &HistoryEntry) -> Value {
@@ -359,17 +419,28 @@ fn history_json(entry: &HistoryEntry) -> Value {
 
 pub(super) async fn get_history(
     State(state): State<AppState>,
+    Extension(pipeline): Extension<PipelineRoute>,
     Path(order_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let order_id = parse_order_id(&order_id)?;
-    let history = state.store.history(order_id).await?;
-    if history.is_empty() && state.store.load_order(order_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("order {order_id} not found")));
+    let order_id = parse_order_id(&pipeline, &order_id)?;
+    let stored = state.store.load_order(order_id).await?;
+    match &stored {
+        Some(stored) if stored.order.pipeline != pipeline.name => {
+            return Err(not_found(&pipeline, order_id));
+        }
+        _ => {}
     }
-    Ok(Json(json!({
-        "order_id": order_id,
-        "history": history.iter().map(history_json).collect::<Vec<_>>(),
-    })))
+    let history = state.store.history(order_id).await?;
+    if history.is_empty() && stored.is_none() {
+        return Err(not_found(&pipeline, order_id));
+    }
+    let mut answer = serde_json::Map::new();
+    answer.insert(pipeline.id_field(), json!(order_id));
+    answer.insert(
+        "history".into(),
+        Value::Array(history.iter().map(history_json).collect()),
+    );
+    Ok(Json(Value::Object(answer)))
 }
 
 #[cfg(test)]
@@ -436,6 +507,64 @@ mod tests {
         );
         let c: OrderRequest = parse_json(br#"{"customer":"bob"}"#).unwrap();
         assert_ne!(request_hash(&a), request_hash(&c));
+    }
+
+    /// An event log these unit tests never publish to.
+    struct Unused;
+
+    #[async_trait::async_trait]
+    impl crate::backend::EventLog for Unused {
+        async fn publish(&self, _: Uuid, _: &[u8]) -> crate::backend::BackendResult<()> {
+            unreachable!("not published in unit tests")
+        }
+        async fn publish_dead_letter(
+            &self,
+            _: Option<Uuid>,
+            _: &[u8],
+        ) -> crate::backend::BackendResult<()> {
+            unreachable!("not published in unit tests")
+        }
+        async fn ping(&self) -> crate::backend::BackendResult<()> {
+            Ok(())
+        }
+    }
+
+    fn route(name: &str, entity: &str) -> PipelineRoute {
+        PipelineRoute {
+            name: name.into(),
+            entity: entity.into(),
+            events: std::sync::Arc::new(Unused),
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_scoped_by_pipeline_except_the_default_one() {
+        assert_eq!(
+            scoped_idempotency_key(&route("orders", "order"), "k1"),
+            "k1"
+        );
+        assert_eq!(
+            scoped_idempotency_key(&route("invoices", "invoice"), "k1"),
+            "invoices k1"
+        );
+        // No client key contains a space, so an orders key can never look like a scoped one.
+        assert!(idempotency_key(&headers(&[b"invoices k1"])).is_err());
+    }
+
+    #[test]
+    fn answers_name_the_entity() {
+        let invoices = route("invoices", "invoice");
+        let id = Uuid::new_v4();
+        let view = Order::in_pipeline("invoices", id, OrderRequest::default(), 0).view();
+        let value = view_json(&invoices, view);
+        assert_eq!(value["invoice_id"], json!(id));
+        assert!(value.get("order_id").is_none() && value.get("pipeline").is_none());
+        assert_eq!(capitalized("invoice"), "Invoice");
+        let orders = route("orders", "order");
+        let view = Order::new(id, OrderRequest::default(), 0).view();
+        let value = view_json(&orders, view);
+        assert_eq!(value["order_id"], json!(id));
+        assert!(value.get("pipeline").is_none());
     }
 
     #[test]
