@@ -15,7 +15,6 @@ mod support;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +24,10 @@ use support::load::{
     place_order,
 };
 use support::process::{HostProcess, log_digest};
+use support::report::{
+    Markers, command_output, machine, percentile, proc_status_kib, replace_section,
+    write_benchmarks_section,
+};
 
 /// Load duration when `ORDERPIPE_SOAK_MINUTES` is unset.
 const DEFAULT_MINUTES: f64 = 10.0;
@@ -58,11 +61,6 @@ const RSS_GROWTH_MAX: f64 = 0.20;
 const ASSERT_FLAT_FROM: Duration = Duration::from_secs(180);
 /// Bound on the final drain of every acknowledged order (tens of thousands of GETs).
 const SOAK_DRAIN_WITHIN: Duration = Duration::from_secs(300);
-
-fn repo_root() -> PathBuf {
-    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
-    host.parent().unwrap_or(host).to_path_buf()
-}
 
 fn env_number(name: &str) -> Option<f64> {
     let value = std::env::var(name).ok()?;
@@ -100,14 +98,7 @@ impl Usage {
 
 /// `VmRSS` of `/proc/<pid>/status`, in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    proc_status_kib(pid, "VmRSS")
 }
 
 /// Inodes of the sockets whose local port is `port` (`/proc/<pid>/net/tcp` and `tcp6`).
@@ -155,15 +146,6 @@ fn open_fds(pid: u32, http_port: u16) -> Option<(usize, usize)> {
         }
     }
     Some((fds, http_fds))
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u128], p: f64) -> Option<u128> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
 }
 
 /// Latencies (ms, sorted) of the answered requests among `samples` matching `kind`.
@@ -285,99 +267,15 @@ async fn calibrate(http: &reqwest::Client, base: &str) -> Calibration {
 // the report
 // ---------------------------------------------------------------------------------------
 
-const BEGIN: &str = "<!-- soak:begin -->";
-const END: &str = "<!-- soak:end -->";
-
-fn command_output(program: &str, args: &[&str]) -> Option<String> {
-    let output = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-/// CPUs, their model, memory and the compiler: `2 CPUs (…), 23.5 GiB memory, rustc 1.x`.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown model".into());
-    let memory_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .split_whitespace()
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or("unknown".into(), |kib| {
-            format!("{:.1}", kib / 1024.0 / 1024.0)
-        });
-    let rustc = command_output("rustc", &["--version"]).unwrap_or_else(|| "rustc unknown".into());
-    format!("{cpus} CPUs ({model}), {memory_gib} GiB memory, {rustc}")
-}
+const MARKERS: Markers = Markers {
+    begin: "<!-- soak:begin -->",
+    end: "<!-- soak:end -->",
+};
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Replaces the soak section of `BENCHMARKS.md` (creating the file with its header if it
-/// is missing, appending the section if the file has none).
-fn write_report(section: &str) -> std::io::Result<PathBuf> {
-    let path = repo_root().join("BENCHMARKS.md");
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => format!(
-            "# Benchmarks\n\nThe latest benchmark and soak figures of orderpipe. Each section is \
-             rewritten in place by the command that measures it (`cargo xtask soak` owns the \
-             soak section, between its HTML comment markers).\n\nMachine: {}; Linux, with \
-             Kafka, Cassandra and Redis on the same machine (`cargo xtask servers up`). Each \
-             section names the machine and load it was measured on.\n",
-            machine()
-        ),
-        Err(error) => return Err(error),
-    };
-    std::fs::write(&path, replace_section(&existing, section))?;
-    Ok(path)
-}
-
-/// `existing` with its soak section (between marker lines) replaced by `section`, or with
-/// the section appended when it has none.
-fn replace_section(existing: &str, section: &str) -> String {
-    let block = format!("{BEGIN}\n{}\n{END}", section.trim_end());
-    // A marker counts only on a line of its own (the text may mention it).
-    let marker = |marker: &str, from: usize| {
-        let mut offset = 0;
-        for line in existing.split_inclusive('\n') {
-            if offset >= from && line.trim_end() == marker {
-                return Some(offset);
-            }
-            offset += line.len();
-        }
-        None
-    };
-    let begin = marker(BEGIN, 0);
-    let end = begin.and_then(|begin| marker(END, begin));
-    match (begin, end) {
-        (Some(begin), Some(end)) => format!(
-            "{}{block}{}",
-            &existing[..begin],
-            &existing[end + END.len()..]
-        ),
-        _ => format!("{}\n\n{block}\n", existing.trim_end()),
-    }
 }
 
 struct Run {
@@ -828,7 +726,7 @@ async fn soak() {
     };
     let section = section(&run);
     println!("\n{section}");
-    match write_report(&section) {
+    match write_benchmarks_section(&MARKERS, &section) {
         Ok(path) => println!("[soak] written to {}", path.display()),
         Err(error) => failures.push(format!("could not write BENCHMARKS.md: {error}")),
     }
@@ -849,13 +747,14 @@ async fn soak() {
 /// text is not a marker (no servers needed: this one runs with the workspace tests).
 #[test]
 fn the_soak_section_is_replaced_in_place() {
-    let header = format!("# Benchmarks\n\nThe soak owns `{BEGIN}` … `{END}`.\n");
-    let first = replace_section(&header, "## Soak\n\nold\n");
-    assert_eq!(first, format!("{header}\n{BEGIN}\n## Soak\n\nold\n{END}\n"));
+    let (begin, end) = (MARKERS.begin, MARKERS.end);
+    let header = format!("# Benchmarks\n\nThe soak owns `{begin}` … `{end}`.\n");
+    let first = replace_section(&header, &MARKERS, "## Soak\n\nold\n");
+    assert_eq!(first, format!("{header}\n{begin}\n## Soak\n\nold\n{end}\n"));
     let with_more = format!("{first}\n## Other\n\nkept\n");
-    let second = replace_section(&with_more, "## Soak\n\nnew");
+    let second = replace_section(&with_more, &MARKERS, "## Soak\n\nnew");
     assert_eq!(
         second,
-        format!("{header}\n{BEGIN}\n## Soak\n\nnew\n{END}\n\n## Other\n\nkept\n")
+        format!("{header}\n{begin}\n## Soak\n\nnew\n{end}\n\n## Other\n\nkept\n")
     );
 }

@@ -574,8 +574,7 @@ async fn bench() {
     let (json_path, md_path) = report.write(&dir).expect("report written");
     let markdown = report.markdown();
     println!("\n{markdown}");
-    report::update_benchmarks_md(&repo_root().join("BENCHMARKS.md"), &markdown)
-        .expect("BENCHMARKS.md updated");
+    report::update_benchmarks_md(&markdown).expect("BENCHMARKS.md updated");
     println!(
         "bench: report in {} and {}; BENCHMARKS.md updated",
         json_path.display(),

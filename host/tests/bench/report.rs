@@ -5,6 +5,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::support::report::{Markers, write_benchmarks_section};
+pub use crate::support::report::{machine, percentile, proc_status_kib};
+
 use serde::Serialize;
 
 /// One measured figure and what it is compared with.
@@ -174,86 +177,12 @@ impl Report {
     }
 }
 
-const BEGIN: &str = "<!-- bench:begin -->";
-const END: &str = "<!-- bench:end -->";
+const MARKERS: Markers = Markers {
+    begin: "<!-- bench:begin -->",
+    end: "<!-- bench:end -->",
+};
 
-/// Replaces the bench section of `BENCHMARKS.md` at `path` (appending it when missing).
-pub fn update_benchmarks_md(path: &Path, section: &str) -> std::io::Result<()> {
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let block = format!("{BEGIN}\n{}\n{END}", section.trim_end());
-    let lines: Vec<&str> = existing.split_inclusive('\n').collect();
-    let position = |marker: &str, from: usize| {
-        let mut offset = 0;
-        for line in &lines {
-            if offset >= from && line.trim_end() == marker {
-                return Some(offset);
-            }
-            offset += line.len();
-        }
-        None
-    };
-    let begin = position(BEGIN, 0);
-    let end = begin.and_then(|b| position(END, b));
-    let text = match (begin, end) {
-        (Some(begin), Some(end)) => format!(
-            "{}{block}{}",
-            &existing[..begin],
-            &existing[end + END.len()..]
-        ),
-        _ => format!("{}\n\n{block}\n", existing.trim_end()),
-    };
-    std::fs::write(path, text)
-}
-
-/// Nearest-rank percentile of sorted values.
-pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
-}
-
-/// `VmHWM` (peak resident set) or `VmRSS` of a process, in KiB.
-pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))?
-        .trim_start_matches(':')
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// CPUs, their model, memory and the compiler.
-pub fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown model".into());
-    let memory_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .split_whitespace()
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or("unknown".into(), |kib| {
-            format!("{:.1}", kib / 1024.0 / 1024.0)
-        });
-    let rustc = std::process::Command::new("rustc")
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "rustc unknown".into());
-    format!("{cpus} CPUs ({model}), {memory_gib} GiB memory, {rustc}")
+/// Replaces the bench section of `BENCHMARKS.md`.
+pub fn update_benchmarks_md(section: &str) -> std::io::Result<PathBuf> {
+    write_benchmarks_section(&MARKERS, section)
 }

@@ -8,6 +8,7 @@
 
 pub mod load;
 pub mod process;
+pub mod report;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
