@@ -2,7 +2,8 @@
 //! them to decide events, inside a sandbox.
 //!
 //! A plugin is compiled and pre-linked once ([`PluginRuntime::load`]); every decision runs on
-//! a fresh instance from the pooling allocator, with a CPU budget (fuel), a memory cap, a
+//! an instance of its own from the pooling allocator (a warm one that has only ever returned
+//! normally, up to `plugins.instance_reuse` events, else a fresh one), with a CPU budget (fuel), a memory cap, a
 //! wall-clock deadline and a quota of host calls. WASI is linked with an empty context: no
 //! files, no sockets, no environment, no arguments; stdout and stderr go to small in-memory
 //! pipes whose tail is kept as part of a failure's reason. Any trap, overrun or illegal

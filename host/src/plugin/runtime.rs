@@ -449,7 +449,8 @@ impl LoadedPlugin {
         result
     }
 
-    /// Asks the plugin what `event` means for `order`, on a fresh instance, under the limits.
+    /// Asks the plugin what `event` means for `order`, on an instance of its own (warm or
+    /// fresh), under the limits.
     /// A transition the state machine does not allow is a failure, like a trap.
     pub async fn decide(
         &self,
@@ -491,7 +492,7 @@ impl LoadedPlugin {
         }
     }
 
-    /// Runs `call` on a fresh instance with fuel, memory, deadline and host-call limits, and
+    /// Runs `call` on a warm or fresh instance with fuel, memory, deadline and host-call limits, and
     /// turns every way it can go wrong into a [`PluginFailure`] with a readable reason.
     async fn invoke<R, F>(
         &self,
