@@ -18,6 +18,7 @@
 mod support;
 
 mod baselines;
+mod cpu;
 mod http;
 mod plugin;
 mod report;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use baselines::NativeOrderHandler;
+use cpu::CpuMeter;
 use report::{Figure, Report, percentile, proc_status_kib};
 
 /// Concurrent HTTP connections (and Kafka/Cassandra clients in their baselines).
@@ -273,10 +275,15 @@ async fn bench() {
     let api = HostProcess::start(&api_config, "bench-api").await;
     // Warm-up: connections, the producer, prepared statements.
     post_orders(&http, &api.base, http::ORDER_BODY, 200).await;
+    let api_processes = cpu::processes(Some(("orderpipe", api.pid())));
+    let meter = CpuMeter::start(&api_processes);
     let post = http::wrk_post(&api.base, CONNECTIONS, RUN);
+    let post_cpu = meter.per(post.requests);
     assert_eq!(post.errors, 0, "every POST answered 201: {post:?}");
     let noop_base = http::serve_noop().await;
+    let meter = CpuMeter::start(&[("no-op handler".into(), std::process::id())]);
     let noop = http::wrk_post(&noop_base, CONNECTIONS, RUN);
+    let noop_cpu = meter.per(noop.requests);
     let kafka = baselines::kafka_produce(&api_config, CONNECTIONS, RUN).await;
     figures.push(
         Figure::new("POST /api/orders", "throughput", post.rate, "req/s")
@@ -285,7 +292,7 @@ async fn bench() {
             .note(format!(
                 "wrk -t2 -c{CONNECTIONS} -d{}s, an order with two items; the host publishes \
                  to Kafka (idempotent, acks=all), then stores the order in Cassandra and \
-                 answers 201",
+                 answers 201. CPU per POST: {post_cpu} (no-op handler: {noop_cpu})",
                 RUN.as_secs()
             )),
     );
@@ -327,7 +334,9 @@ async fn bench() {
         assert!(answer.status().is_success());
     }
     let known_file = write_ids(&known);
+    let meter = CpuMeter::start(&api_processes);
     let hit = http::wrk_get(&api.base, &known_file, CONNECTIONS, RUN);
+    let hit_cpu = meter.per(hit.requests);
     assert_eq!(hit.errors, 0, "every GET answered 200: {hit:?}");
     let redis_port: u16 = api_config
         .redis
@@ -348,7 +357,7 @@ async fn bench() {
         .ratio_at_least(0.5)
         .note(format!(
             "wrk -c{CONNECTIONS}, random ids among 1,000 cached orders (p50 {:.2} ms, p99 \
-                 {:.2} ms); redis-benchmark -c {CONNECTIONS} -P 1 -t get",
+                 {:.2} ms); redis-benchmark -c {CONNECTIONS} -P 1 -t get. CPU per GET: {hit_cpu}",
             hit.p50_ms, hit.p99_ms
         )),
     );
@@ -363,12 +372,14 @@ async fn bench() {
     let worker_backends = Backends::connect(&worker_config).await.expect("backends");
     let mut stored_ids = preload(&worker_backends, CONSUMER_ORDERS).await;
     let worker = HostProcess::start(&worker_config, "bench-worker").await;
+    let meter = CpuMeter::start(&cpu::processes(Some(("orderpipe", worker.pid()))));
     let wasm_rate = drain_rate(CONSUMER_ORDERS, || async {
         support::load::metric(&http, &worker.base, "orderpipe_events_processed_total")
             .await
             .unwrap_or(0.0) as u64
     })
     .await;
+    let wasm_cpu = meter.per(CONSUMER_ORDERS);
     let worker_peak = peak_rss_mib(worker.pid());
     worker.stop().await;
 
@@ -388,6 +399,7 @@ async fn bench() {
         processed: AtomicU64::new(0),
     });
     let shutdown = CancellationToken::new();
+    let meter = CpuMeter::start(&cpu::processes(Some(("bench process", std::process::id()))));
     let native_worker = tokio::spawn(worker::run(
         native_backends
             .subscribe(&native_config.kafka.topic)
@@ -401,6 +413,7 @@ async fn bench() {
         async move { done }
     })
     .await;
+    let native_cpu = meter.per(CONSUMER_ORDERS);
     shutdown.cancel();
     native_worker
         .await
@@ -431,7 +444,8 @@ async fn bench() {
         .note(format!(
             "{CONSUMER_ORDERS} `created` events preloaded on a {partitions}-partition topic, \
                  drained by one worker process; rate between 10 % and 90 % done; each order: \
-                 load, plugin (store.put + cache.incr), conditional batch, status row, Redis view"
+                 load, plugin (store.put + cache.incr), conditional batch, status row, Redis \
+                 view. CPU per order: {wasm_cpu}; native handler: {native_cpu}"
         )),
     );
     figures.push(
