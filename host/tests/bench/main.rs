@@ -162,6 +162,33 @@ where
     }
 }
 
+/// 100 orders posted and waited for until each is `processed`: the worker has its
+/// partitions, connections are open and the plugin is warm before anything is measured.
+async fn warm_up(http: &reqwest::Client, base: &str) {
+    let ids = post_orders(http, base, PLAIN_ORDER, 100).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in ids {
+        loop {
+            let view: Value = http
+                .get(format!("{base}/api/orders/{id}"))
+                .send()
+                .await
+                .expect("GET answered")
+                .json()
+                .await
+                .expect("JSON");
+            if view["status"] == "processed" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "warm-up order {id} not processed: {view}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Open-loop POSTs at `rate` per second for `E2E_FOR`; each order is then read every 2 ms
 /// until GET shows it `processed`. Returns the POST-to-visible latencies (ms, sorted).
 async fn end_to_end(base: &str, rate: f64) -> Vec<f64> {
@@ -514,7 +541,7 @@ async fn bench() {
         "end to end at {e2e_rate:.0} orders/s (half the worker's rate), real servers"
     ));
     let all = HostProcess::start(&servers_config(Mode::All), "bench-all").await;
-    post_orders(&http, &all.base, PLAIN_ORDER, 100).await;
+    warm_up(&http, &all.base).await;
     let servers_e2e = end_to_end(&all.base, e2e_rate).await;
     let all_peak = peak_rss_mib(all.pid());
     all.stop().await;
@@ -527,7 +554,7 @@ async fn bench() {
         ..BackendsConfig::default()
     };
     let embedded = HostProcess::start(&embedded_config, "bench-embedded").await;
-    post_orders(&http, &embedded.base, PLAIN_ORDER, 100).await;
+    warm_up(&http, &embedded.base).await;
     let embedded_e2e = end_to_end(&embedded.base, e2e_rate).await;
     let embedded_peak = peak_rss_mib(embedded.pid());
     embedded.stop().await;
