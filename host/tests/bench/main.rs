@@ -130,7 +130,7 @@ async fn preload(backends: &Backends, count: u64) -> Vec<Uuid> {
 }
 
 /// Events per second between 10 % and 90 % of `total` (leaving out start-up and the tail),
-/// reading a counter every 50 ms.
+/// reading a counter every 50 ms; returns once all `total` are done.
 async fn drain_rate<F, Fut>(total: u64, mut count: F) -> f64
 where
     F: FnMut() -> Fut,
@@ -139,14 +139,18 @@ where
     let (low, high) = (total / 10, total * 9 / 10);
     let started = Instant::now();
     let mut low_at = None;
+    let mut rate = None;
     loop {
         let done = count().await;
         if low_at.is_none() && done >= low {
             low_at = Some((Instant::now(), done));
         }
-        if done >= high {
+        if rate.is_none() && done >= high {
             let (at, from) = low_at.expect("passed 10 % first");
-            return (done - from) as f64 / at.elapsed().as_secs_f64();
+            rate = Some((done - from) as f64 / at.elapsed().as_secs_f64());
+        }
+        if done >= total {
+            return rate.expect("passed 90 % first");
         }
         assert!(
             started.elapsed() < DRAIN_WITHIN,
