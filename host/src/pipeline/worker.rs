@@ -3,11 +3,11 @@
 //! is marked done only after its event is fully handled: at-least-once, with redeliveries
 //! made harmless by the processor. While a backend is down the loop pauses the stream.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -64,22 +64,81 @@ impl EventHandler for EventProcessor {
     }
 }
 
+/// One partition as the consumer loop sees it: the channel to its task, the messages that
+/// did not fit in it yet (in order), and whether the stream is paused for it.
+struct PartitionQueue {
+    sender: mpsc::Sender<Delivery>,
+    backlog: VecDeque<Delivery>,
+    flow_paused: bool,
+}
+
+impl PartitionQueue {
+    /// Moves backlog into the channel while it has room. `false`: the task is gone (shutdown).
+    fn flush(&mut self) -> bool {
+        while let Some(delivery) = self.backlog.pop_front() {
+            match self.sender.try_send(delivery) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(delivery)) => {
+                    self.backlog.push_front(delivery);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
 /// Consumes until `shutdown` fires, then finishes in-flight events, commits and leaves.
+///
+/// The loop never waits for one partition's task: a message that does not fit in its
+/// partition's channel waits in that partition's backlog, and a partition whose backlog
+/// reaches `queue_per_partition` is paused at the stream until its task catches up. (Waiting
+/// for room instead let the first partition of a prefetched batch hold every other one back:
+/// the partitions then ran one after another, not concurrently.)
 pub async fn run<H: EventHandler>(
     stream: Arc<dyn EventStream>,
     processor: Arc<H>,
     queue_per_partition: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut partitions: HashMap<(String, i32), mpsc::Sender<Delivery>> = HashMap::new();
+    let queue_per_partition = queue_per_partition.max(1);
+    let mut partitions: HashMap<(String, i32), PartitionQueue> = HashMap::new();
+    // Signalled by a partition task each time it takes a message (its channel has room).
+    let room = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
     let mut last_error_logged: Option<Instant> = None;
     let mut paused = false;
     tracing::info!("worker started");
-    loop {
+    'consume: loop {
+        let was_paused = paused;
         paused = update_pause(stream.as_ref(), processor.as_ref(), paused);
+        if was_paused && !paused {
+            // Resuming the stream resumed every partition; backlogs pause theirs again below.
+            for queue in partitions.values_mut() {
+                queue.flow_paused = false;
+            }
+        }
+        let mut any_backlog = false;
+        for (key, queue) in partitions.iter_mut() {
+            if !queue.flush() {
+                continue;
+            }
+            if !queue.backlog.is_empty() {
+                any_backlog = true;
+            } else if queue.flow_paused && !paused {
+                if let Err(error) = stream.resume_partition(&key.0, key.1) {
+                    tracing::warn!(%error, partition = key.1, "could not resume a partition");
+                }
+                queue.flow_paused = false;
+            }
+        }
         let received = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = room.notified(), if any_backlog => continue,
             _ = tokio::time::sleep(PAUSE_CHECK_INTERVAL) => continue,
             received = stream.next() => received,
         };
@@ -99,29 +158,65 @@ pub async fn run<H: EventHandler>(
             }
         };
         let key = (delivery.topic.clone(), delivery.partition);
-        let sender = partitions.entry(key.clone()).or_insert_with(|| {
-            let (sender, receiver) = mpsc::channel(queue_per_partition.max(1));
+        let queue = partitions.entry(key.clone()).or_insert_with(|| {
+            let (sender, receiver) = mpsc::channel(queue_per_partition);
             tasks.spawn(process_partition(
                 stream.clone(),
                 processor.clone(),
                 receiver,
+                room.clone(),
                 shutdown.clone(),
             ));
             tracing::debug!(topic = %key.0, partition = key.1, "started partition task");
-            sender
+            PartitionQueue {
+                sender,
+                backlog: VecDeque::new(),
+                flow_paused: false,
+            }
         });
-        tokio::select! {
-            sent = sender.send(delivery) => {
-                if sent.is_err() {
-                    // The task stopped (shutdown); the message is redelivered later.
-                    partitions.remove(&key);
+        queue.backlog.push_back(delivery);
+        if !queue.flush() {
+            // The task stopped (shutdown); the message is redelivered later.
+            partitions.remove(&key);
+            continue;
+        }
+        if queue.backlog.len() < queue_per_partition {
+            continue;
+        }
+        // Paused again even if paused before: a message arriving means the partition is
+        // fetching after all (e.g. it was revoked and assigned again meanwhile).
+        match stream.pause_partition(&key.0, key.1) {
+            Ok(true) => queue.flow_paused = true,
+            other => {
+                if let Err(error) = other {
+                    tracing::warn!(%error, partition = key.1, "could not pause a partition");
+                }
+                // This log cannot pause one partition: wait for room, as a bounded queue does.
+                while queue.backlog.len() >= queue_per_partition {
+                    let reserved = tokio::select! {
+                        permit = queue.sender.reserve() => permit,
+                        _ = shutdown.cancelled() => break 'consume,
+                    };
+                    match reserved {
+                        Ok(permit) => {
+                            if let Some(delivery) = queue.backlog.pop_front() {
+                                permit.send(delivery);
+                            }
+                        }
+                        Err(_) => {
+                            // The task stopped (shutdown); redelivered later.
+                            queue.backlog.clear();
+                            break;
+                        }
+                    }
                 }
             }
-            _ = shutdown.cancelled() => break,
         }
     }
 
     tracing::info!("worker draining in-flight events");
+    // Backlogs are dropped unprocessed: their offsets were never stored, so they are
+    // delivered again later.
     drop(partitions);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while tasks.join_next().await.is_some() {}
@@ -165,9 +260,11 @@ async fn process_partition<H: EventHandler>(
     stream: Arc<dyn EventStream>,
     processor: Arc<H>,
     mut deliveries: mpsc::Receiver<Delivery>,
+    room: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     while let Some(delivery) = deliveries.recv().await {
+        room.notify_one();
         if shutdown.is_cancelled() {
             break;
         }
