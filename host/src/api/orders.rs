@@ -265,6 +265,14 @@ async fn find_order(state: &AppState, order_id: Uuid) -> Result<Option<OrderView
         Ok(None) => {}
         Err(error) => state.metrics.backend_error(&error),
     }
+    find_order_in_store(state, order_id).await
+}
+
+/// The order from the store, refilling the cache.
+async fn find_order_in_store(
+    state: &AppState,
+    order_id: Uuid,
+) -> Result<Option<OrderView>, ApiError> {
     let Some(stored) = state.store.load_order(order_id).await? else {
         return Ok(None);
     };
@@ -279,11 +287,26 @@ async fn find_order(state: &AppState, order_id: Uuid) -> Result<Option<OrderView
 pub(super) async fn get_order(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
-) -> Result<Json<OrderView>, ApiError> {
+) -> Result<Response, ApiError> {
     let order_id = parse_order_id(&order_id)?;
-    find_order(&state, order_id)
+    // A hit answers with the cached JSON as it is: no decoding and encoding per request.
+    match state.cache.get_json(order_id).await {
+        Ok(Some(text)) => {
+            return Ok((
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                text,
+            )
+                .into_response());
+        }
+        Ok(None) => {}
+        Err(error) => state.metrics.backend_error(&error),
+    }
+    find_order_in_store(&state, order_id)
         .await?
-        .map(Json)
+        .map(|view| Json(view).into_response())
         .ok_or_else(|| ApiError::NotFound(format!("order {order_id} not found")))
 }
 

@@ -181,6 +181,17 @@ pub struct StoredOrder {
 #[async_trait]
 pub trait StatusCache: Send + Sync {
     async fn get(&self, id: Uuid) -> BackendResult<Option<OrderView>>;
+    /// The cached view as the JSON `GET /api/orders/<id>` answers with (what `serde_json`
+    /// makes of the [`OrderView`]): a cache that keeps views as JSON hands its text over
+    /// without decoding and encoding it again.
+    async fn get_json(&self, id: Uuid) -> BackendResult<Option<String>> {
+        match self.get(id).await? {
+            Some(view) => serde_json::to_string(&view)
+                .map(Some)
+                .map_err(|e| BackendError::Invalid(e.to_string())),
+            None => Ok(None),
+        }
+    }
     /// Stores the view unless the cache already holds the same or a newer version of the
     /// order; returns whether it was written. A cached status is never replaced by an older one.
     async fn put(&self, view: &OrderView) -> BackendResult<bool>;

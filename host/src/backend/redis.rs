@@ -87,6 +87,19 @@ impl StatusCache for RedisCache {
         }
     }
 
+    async fn get_json(&self, id: Uuid) -> BackendResult<Option<String>> {
+        let mut connection = self.connection.clone();
+        let view: Option<String> = connection
+            .hget(self.order_key(id), "view")
+            .await
+            .map_err(unavailable)?;
+        // Only `put` writes the view, as `serde_json` encoded it; anything that is not a JSON
+        // object is a miss, as in `get` (checked without building the view).
+        Ok(view.filter(|text| {
+            text.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+        }))
+    }
+
     async fn put(&self, view: &OrderView) -> BackendResult<bool> {
         let mut connection = self.connection.clone();
         let text = serde_json::to_string(view).map_err(|e| BackendError::Invalid(e.to_string()))?;
