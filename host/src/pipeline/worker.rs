@@ -290,3 +290,190 @@ async fn process_partition<H: EventHandler>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::backend::BackendResult;
+    use crate::pipeline::processor::{Handled, Interrupted, MessageOrigin};
+
+    /// Hands out its messages in the given order (one partition's batch after another, as
+    /// librdkafka does with prefetched batches), skipping paused partitions.
+    struct BatchedStream {
+        queue: Mutex<VecDeque<Delivery>>,
+        paused: Mutex<HashSet<i32>>,
+        can_pause: bool,
+        pauses: AtomicUsize,
+        done: Mutex<Vec<(i32, i64)>>,
+    }
+
+    impl BatchedStream {
+        fn new(partitions: i32, per_partition: i64, can_pause: bool) -> Self {
+            let queue = (0..partitions)
+                .flat_map(|partition| {
+                    (0..per_partition).map(move |offset| Delivery {
+                        topic: "t".into(),
+                        partition,
+                        offset,
+                        payload: Vec::new(),
+                    })
+                })
+                .collect();
+            Self {
+                queue: Mutex::new(queue),
+                paused: Mutex::new(HashSet::new()),
+                can_pause,
+                pauses: AtomicUsize::new(0),
+                done: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl EventStream for BatchedStream {
+        async fn next(&self) -> BackendResult<Delivery> {
+            loop {
+                {
+                    let paused = self.paused.lock().unwrap();
+                    let mut queue = self.queue.lock().unwrap();
+                    if let Some(at) = queue.iter().position(|d| !paused.contains(&d.partition)) {
+                        return Ok(queue.remove(at).expect("present"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        fn mark_done(&self, delivery: &Delivery) -> BackendResult<()> {
+            self.done
+                .lock()
+                .unwrap()
+                .push((delivery.partition, delivery.offset));
+            Ok(())
+        }
+
+        fn pause(&self) -> BackendResult<()> {
+            Ok(())
+        }
+
+        fn resume(&self) -> BackendResult<()> {
+            Ok(())
+        }
+
+        fn pause_partition(&self, _topic: &str, partition: i32) -> BackendResult<bool> {
+            if !self.can_pause {
+                return Ok(false);
+            }
+            self.pauses.fetch_add(1, Ordering::SeqCst);
+            self.paused.lock().unwrap().insert(partition);
+            Ok(true)
+        }
+
+        fn resume_partition(&self, _topic: &str, partition: i32) -> BackendResult<()> {
+            self.paused.lock().unwrap().remove(&partition);
+            Ok(())
+        }
+
+        async fn close(&self) {}
+    }
+
+    /// Takes a few milliseconds per message and remembers how many ran at once.
+    struct SlowHandler {
+        health: WorkerHealth,
+        metrics: Metrics,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl EventHandler for SlowHandler {
+        async fn handle(
+            &self,
+            _payload: &[u8],
+            _origin: &MessageOrigin,
+            _shutdown: &CancellationToken,
+        ) -> Result<Handled, Interrupted> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(Handled::AlreadyRecorded)
+        }
+
+        fn health(&self) -> &WorkerHealth {
+            &self.health
+        }
+
+        fn metrics(&self) -> &Metrics {
+            &self.metrics
+        }
+    }
+
+    /// Runs 3 partitions × 40 messages through the loop with room for 4 per partition.
+    async fn drain(can_pause: bool) -> (Arc<BatchedStream>, Arc<SlowHandler>) {
+        let stream = Arc::new(BatchedStream::new(3, 40, can_pause));
+        let handler = Arc::new(SlowHandler {
+            health: WorkerHealth::new(),
+            metrics: Metrics::new(),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        });
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(run(
+            stream.clone() as Arc<dyn EventStream>,
+            handler.clone(),
+            4,
+            shutdown.clone(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stream.done.lock().unwrap().len() < 120 {
+            assert!(Instant::now() < deadline, "not every message was handled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        worker.await.expect("worker").expect("worker");
+        (stream, handler)
+    }
+
+    fn assert_each_partition_in_order(stream: &BatchedStream) {
+        let done = stream.done.lock().unwrap();
+        assert_eq!(done.len(), 120);
+        for partition in 0..3 {
+            let offsets: Vec<i64> = done
+                .iter()
+                .filter(|(p, _)| *p == partition)
+                .map(|(_, o)| *o)
+                .collect();
+            assert_eq!(
+                offsets,
+                (0..40).collect::<Vec<_>>(),
+                "partition {partition}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_partition_neither_blocks_the_others_nor_grows_without_bound() {
+        let (stream, handler) = drain(true).await;
+        assert_each_partition_in_order(&stream);
+        assert_eq!(
+            handler.most_in_flight.load(Ordering::SeqCst),
+            3,
+            "the partitions ran one after another"
+        );
+        assert!(
+            stream.pauses.load(Ordering::SeqCst) > 0,
+            "a partition with a full backlog was not paused"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_that_cannot_pause_a_partition_still_delivers_everything_in_order() {
+        let (stream, _) = drain(false).await;
+        assert_each_partition_in_order(&stream);
+    }
+}
