@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
+use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -185,6 +186,21 @@ impl EventStream for KafkaEventStream {
     fn resume(&self) -> BackendResult<()> {
         let assignment = self.consumer.assignment().map_err(unavailable)?;
         self.consumer.resume(&assignment).map_err(unavailable)
+    }
+
+    fn pause_partition(&self, topic: &str, partition: i32) -> BackendResult<bool> {
+        // librdkafka drops what it prefetched for the partition and, on resume, fetches from
+        // the message after the last one it handed out: nothing is skipped or repeated.
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        self.consumer.pause(&list).map_err(unavailable)?;
+        Ok(true)
+    }
+
+    fn resume_partition(&self, topic: &str, partition: i32) -> BackendResult<()> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        self.consumer.resume(&list).map_err(unavailable)
     }
 
     async fn close(&self) {

@@ -92,6 +92,17 @@ pub trait EventStream: Send + Sync {
     /// Stops fetching from every assigned partition (membership is kept).
     fn pause(&self) -> BackendResult<()>;
     fn resume(&self) -> BackendResult<()>;
+    /// Stops fetching from one partition while its messages wait in the worker, so a long
+    /// backlog on one partition neither blocks the others nor piles up in memory; messages
+    /// already delivered stay delivered and fetching resumes after the last one. `Ok(false)`:
+    /// this log cannot pause a single partition (the worker then waits for room instead).
+    fn pause_partition(&self, _topic: &str, _partition: i32) -> BackendResult<bool> {
+        Ok(false)
+    }
+    /// Undoes [`EventStream::pause_partition`].
+    fn resume_partition(&self, _topic: &str, _partition: i32) -> BackendResult<()> {
+        Ok(())
+    }
     /// Commits what was marked done and leaves the group.
     async fn close(&self);
 }

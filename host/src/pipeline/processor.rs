@@ -350,9 +350,15 @@ impl EventProcessor {
         })
     }
 
+    /// Both projections at once: each is guarded by the order's version on its own (cell
+    /// timestamps, the cache's compare-and-set), so their order does not matter, and the
+    /// event is done (its offset stored) only after both.
     async fn refresh_projections(&self, order: &Order) -> Result<(), BackendError> {
-        self.store.project_status(order).await?;
-        self.cache.put(&order.view()).await?;
+        let view = order.view();
+        let (status, cached) =
+            futures::future::join(self.store.project_status(order), self.cache.put(&view)).await;
+        status?;
+        cached?;
         Ok(())
     }
 

@@ -4,11 +4,11 @@
 //! is marked done only after its event is fully handled: at-least-once, with redeliveries
 //! made harmless by the processor. While a backend is down the loop pauses the stream.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -71,22 +71,81 @@ impl EventHandler for EventProcessor {
     }
 }
 
+/// One partition as the consumer loop sees it: the channel to its task, the messages that
+/// did not fit in it yet (in order), and whether the stream is paused for it.
+struct PartitionQueue {
+    sender: mpsc::Sender<Delivery>,
+    backlog: VecDeque<Delivery>,
+    flow_paused: bool,
+}
+
+impl PartitionQueue {
+    /// Moves backlog into the channel while it has room. `false`: the task is gone (shutdown).
+    fn flush(&mut self) -> bool {
+        while let Some(delivery) = self.backlog.pop_front() {
+            match self.sender.try_send(delivery) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(delivery)) => {
+                    self.backlog.push_front(delivery);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
 /// Consumes until `shutdown` fires, then finishes in-flight events, commits and leaves.
+///
+/// The loop never waits for one partition's task: a message that does not fit in its
+/// partition's channel waits in that partition's backlog, and a partition whose backlog
+/// reaches `queue_per_partition` is paused at the stream until its task catches up. (Waiting
+/// for room instead let the first partition of a prefetched batch hold every other one back:
+/// the partitions then ran one after another, not concurrently.)
 pub async fn run<H: EventHandler>(
     stream: Arc<dyn EventStream>,
     processor: Arc<H>,
     queue_per_partition: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut partitions: HashMap<(String, i32), mpsc::Sender<Delivery>> = HashMap::new();
+    let queue_per_partition = queue_per_partition.max(1);
+    let mut partitions: HashMap<(String, i32), PartitionQueue> = HashMap::new();
+    // Signalled by a partition task each time it takes a message (its channel has room).
+    let room = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
     let mut last_error_logged: Option<Instant> = None;
     let mut paused = false;
     tracing::info!(pipeline = %processor.pipeline(), "worker started");
-    loop {
+    'consume: loop {
+        let was_paused = paused;
         paused = update_pause(stream.as_ref(), processor.as_ref(), paused);
+        if was_paused && !paused {
+            // Resuming the stream resumed every partition; backlogs pause theirs again below.
+            for queue in partitions.values_mut() {
+                queue.flow_paused = false;
+            }
+        }
+        let mut any_backlog = false;
+        for (key, queue) in partitions.iter_mut() {
+            if !queue.flush() {
+                continue;
+            }
+            if !queue.backlog.is_empty() {
+                any_backlog = true;
+            } else if queue.flow_paused && !paused {
+                if let Err(error) = stream.resume_partition(&key.0, key.1) {
+                    tracing::warn!(%error, partition = key.1, "could not resume a partition");
+                }
+                queue.flow_paused = false;
+            }
+        }
         let received = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = room.notified(), if any_backlog => continue,
             _ = tokio::time::sleep(PAUSE_CHECK_INTERVAL) => continue,
             received = stream.next() => received,
         };
@@ -106,29 +165,65 @@ pub async fn run<H: EventHandler>(
             }
         };
         let key = (delivery.topic.clone(), delivery.partition);
-        let sender = partitions.entry(key.clone()).or_insert_with(|| {
-            let (sender, receiver) = mpsc::channel(queue_per_partition.max(1));
+        let queue = partitions.entry(key.clone()).or_insert_with(|| {
+            let (sender, receiver) = mpsc::channel(queue_per_partition);
             tasks.spawn(process_partition(
                 stream.clone(),
                 processor.clone(),
                 receiver,
+                room.clone(),
                 shutdown.clone(),
             ));
             tracing::debug!(topic = %key.0, partition = key.1, "started partition task");
-            sender
+            PartitionQueue {
+                sender,
+                backlog: VecDeque::new(),
+                flow_paused: false,
+            }
         });
-        tokio::select! {
-            sent = sender.send(delivery) => {
-                if sent.is_err() {
-                    // The task stopped (shutdown); the message is redelivered later.
-                    partitions.remove(&key);
+        queue.backlog.push_back(delivery);
+        if !queue.flush() {
+            // The task stopped (shutdown); the message is redelivered later.
+            partitions.remove(&key);
+            continue;
+        }
+        if queue.backlog.len() < queue_per_partition {
+            continue;
+        }
+        // Paused again even if paused before: a message arriving means the partition is
+        // fetching after all (e.g. it was revoked and assigned again meanwhile).
+        match stream.pause_partition(&key.0, key.1) {
+            Ok(true) => queue.flow_paused = true,
+            other => {
+                if let Err(error) = other {
+                    tracing::warn!(%error, partition = key.1, "could not pause a partition");
+                }
+                // This log cannot pause one partition: wait for room, as a bounded queue does.
+                while queue.backlog.len() >= queue_per_partition {
+                    let reserved = tokio::select! {
+                        permit = queue.sender.reserve() => permit,
+                        _ = shutdown.cancelled() => break 'consume,
+                    };
+                    match reserved {
+                        Ok(permit) => {
+                            if let Some(delivery) = queue.backlog.pop_front() {
+                                permit.send(delivery);
+                            }
+                        }
+                        Err(_) => {
+                            // The task stopped (shutdown); redelivered later.
+                            queue.backlog.clear();
+                            break;
+                        }
+                    }
                 }
             }
-            _ = shutdown.cancelled() => break,
         }
     }
 
     tracing::info!(pipeline = %processor.pipeline(), "worker draining in-flight events");
+    // Backlogs are dropped unprocessed: their offsets were never stored, so they are
+    // delivered again later.
     drop(partitions);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while tasks.join_next().await.is_some() {}
@@ -172,9 +267,11 @@ async fn process_partition<H: EventHandler>(
     stream: Arc<dyn EventStream>,
     processor: Arc<H>,
     mut deliveries: mpsc::Receiver<Delivery>,
+    room: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     while let Some(delivery) = deliveries.recv().await {
+        room.notify_one();
         if shutdown.is_cancelled() {
             break;
         }
@@ -198,5 +295,196 @@ async fn process_partition<H: EventHandler>(
             }
             Err(_interrupted) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::backend::BackendResult;
+    use crate::pipeline::processor::{Handled, Interrupted, MessageOrigin};
+
+    /// Hands out its messages in the given order (one partition's batch after another, as
+    /// librdkafka does with prefetched batches), skipping paused partitions.
+    struct BatchedStream {
+        queue: Mutex<VecDeque<Delivery>>,
+        paused: Mutex<HashSet<i32>>,
+        can_pause: bool,
+        pauses: AtomicUsize,
+        done: Mutex<Vec<(i32, i64)>>,
+    }
+
+    impl BatchedStream {
+        fn new(partitions: i32, per_partition: i64, can_pause: bool) -> Self {
+            let queue = (0..partitions)
+                .flat_map(|partition| {
+                    (0..per_partition).map(move |offset| Delivery {
+                        topic: "t".into(),
+                        partition,
+                        offset,
+                        payload: Vec::new(),
+                    })
+                })
+                .collect();
+            Self {
+                queue: Mutex::new(queue),
+                paused: Mutex::new(HashSet::new()),
+                can_pause,
+                pauses: AtomicUsize::new(0),
+                done: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl EventStream for BatchedStream {
+        async fn next(&self) -> BackendResult<Delivery> {
+            loop {
+                {
+                    let paused = self.paused.lock().unwrap();
+                    let mut queue = self.queue.lock().unwrap();
+                    if let Some(at) = queue.iter().position(|d| !paused.contains(&d.partition)) {
+                        return Ok(queue.remove(at).expect("present"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        fn mark_done(&self, delivery: &Delivery) -> BackendResult<()> {
+            self.done
+                .lock()
+                .unwrap()
+                .push((delivery.partition, delivery.offset));
+            Ok(())
+        }
+
+        fn pause(&self) -> BackendResult<()> {
+            Ok(())
+        }
+
+        fn resume(&self) -> BackendResult<()> {
+            Ok(())
+        }
+
+        fn pause_partition(&self, _topic: &str, partition: i32) -> BackendResult<bool> {
+            if !self.can_pause {
+                return Ok(false);
+            }
+            self.pauses.fetch_add(1, Ordering::SeqCst);
+            self.paused.lock().unwrap().insert(partition);
+            Ok(true)
+        }
+
+        fn resume_partition(&self, _topic: &str, partition: i32) -> BackendResult<()> {
+            self.paused.lock().unwrap().remove(&partition);
+            Ok(())
+        }
+
+        async fn close(&self) {}
+    }
+
+    /// Takes a few milliseconds per message and remembers how many ran at once.
+    struct SlowHandler {
+        health: WorkerHealth,
+        metrics: Metrics,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl EventHandler for SlowHandler {
+        async fn handle(
+            &self,
+            _payload: &[u8],
+            _origin: &MessageOrigin,
+            _shutdown: &CancellationToken,
+        ) -> Result<Handled, Interrupted> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(Handled::AlreadyRecorded)
+        }
+
+        fn pipeline(&self) -> &str {
+            "orders"
+        }
+
+        fn health(&self) -> &WorkerHealth {
+            &self.health
+        }
+
+        fn metrics(&self) -> &Metrics {
+            &self.metrics
+        }
+    }
+
+    /// Runs 3 partitions × 40 messages through the loop with room for 4 per partition.
+    async fn drain(can_pause: bool) -> (Arc<BatchedStream>, Arc<SlowHandler>) {
+        let stream = Arc::new(BatchedStream::new(3, 40, can_pause));
+        let handler = Arc::new(SlowHandler {
+            health: WorkerHealth::new(),
+            metrics: Metrics::new(),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        });
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(run(
+            stream.clone() as Arc<dyn EventStream>,
+            handler.clone(),
+            4,
+            shutdown.clone(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stream.done.lock().unwrap().len() < 120 {
+            assert!(Instant::now() < deadline, "not every message was handled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        worker.await.expect("worker").expect("worker");
+        (stream, handler)
+    }
+
+    fn assert_each_partition_in_order(stream: &BatchedStream) {
+        let done = stream.done.lock().unwrap();
+        assert_eq!(done.len(), 120);
+        for partition in 0..3 {
+            let offsets: Vec<i64> = done
+                .iter()
+                .filter(|(p, _)| *p == partition)
+                .map(|(_, o)| *o)
+                .collect();
+            assert_eq!(
+                offsets,
+                (0..40).collect::<Vec<_>>(),
+                "partition {partition}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_partition_neither_blocks_the_others_nor_grows_without_bound() {
+        let (stream, handler) = drain(true).await;
+        assert_each_partition_in_order(&stream);
+        assert_eq!(
+            handler.most_in_flight.load(Ordering::SeqCst),
+            3,
+            "the partitions ran one after another"
+        );
+        assert!(
+            stream.pauses.load(Ordering::SeqCst) > 0,
+            "a partition with a full backlog was not paused"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_that_cannot_pause_a_partition_still_delivers_everything_in_order() {
+        let (stream, _) = drain(false).await;
+        assert_each_partition_in_order(&stream);
     }
 }
