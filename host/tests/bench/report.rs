@@ -116,10 +116,18 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "## Benchmark (`cargo xtask bench`)\n\nRun {} on {}; {} build; {:.0} s in all. \
+            "## Benchmark (`cargo xtask bench{}`)\n\nRun {} on {}; {} build; {:.0} s in all. \
              Every figure is next to a baseline measured in the same run, on the same machine, \
              against the same local servers (ratios, because these machines are noisy).\n",
-            self.date, self.machine, self.build, self.duration_s
+            if cfg!(debug_assertions) {
+                ""
+            } else {
+                " --release"
+            },
+            self.date,
+            self.machine,
+            self.build,
+            self.duration_s
         );
         let _ = writeln!(
             out,
@@ -177,12 +185,21 @@ impl Report {
     }
 }
 
-const MARKERS: Markers = Markers {
-    begin: "<!-- bench:begin -->",
-    end: "<!-- bench:end -->",
+/// The dev-profile run (`cargo xtask bench`) and the release run (`--release`) each keep
+/// their own section.
+const MARKERS: Markers = if cfg!(debug_assertions) {
+    Markers {
+        begin: "<!-- bench:begin -->",
+        end: "<!-- bench:end -->",
+    }
+} else {
+    Markers {
+        begin: "<!-- bench-release:begin -->",
+        end: "<!-- bench-release:end -->",
+    }
 };
 
-/// Replaces the bench section of `BENCHMARKS.md`.
+/// Replaces this build profile's bench section of `BENCHMARKS.md`.
 pub fn update_benchmarks_md(section: &str) -> std::io::Result<PathBuf> {
     write_benchmarks_section(&MARKERS, section)
 }
