@@ -18,7 +18,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use crate::log::Level;
+use crate::__bindings::orderpipe::plugin::log::Level;
 use crate::{Event, HostError, LineItem, Order};
 
 /// The fake clock's time until a test sets another: 2023-11-14T22:13:20Z.
@@ -300,7 +300,7 @@ pub(crate) mod fake {
 
     pub(crate) mod log {
         use super::with_state;
-        use crate::log::Level;
+        use crate::__bindings::orderpipe::plugin::log::Level;
 
         pub(crate) fn log(level: Level, message: &str) {
             with_state(|state| state.logs.push((level, message.to_string())));
