@@ -10,7 +10,9 @@ use anyhow::Context as _;
 use super::announcements::PluginAnnouncements;
 use super::cassandra::CassandraStore;
 use super::cassandra_registry::CassandraRegistry;
-use super::embedded::{EmbeddedCache, EmbeddedEventLog, EmbeddedStore, InProcessAnnouncements};
+use super::embedded::{
+    EmbeddedCache, EmbeddedEventLog, EmbeddedRegistry, EmbeddedStore, InProcessAnnouncements,
+};
 use super::kafka::{self, KafkaEventLog, KafkaEventStream};
 use super::redis::RedisCache;
 use super::redis_announcements::RedisAnnouncements;
@@ -104,7 +106,10 @@ impl Backends {
             }
             OrderStoreKind::Embedded => {
                 let store = Arc::new(EmbeddedStore::open(&choice.data_dir)?);
-                let registry = Arc::new(store.registry(&config.plugins.registry_scope));
+                let registry = Arc::new(EmbeddedRegistry::open(
+                    &store,
+                    &config.plugins.registry_scope,
+                )?);
                 (store.clone(), store, registry)
             }
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use orderpipe::backend::cassandra::CassandraStore;
 use orderpipe::backend::cassandra_registry::CassandraRegistry;
-use orderpipe::backend::embedded::EmbeddedStore;
+use orderpipe::backend::embedded::{EmbeddedRegistry, EmbeddedStore};
 use orderpipe::backend::registry::{
     ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored,
 };
@@ -30,8 +30,11 @@ impl Registries {
         let store = EmbeddedStore::open(dir.path()).expect("open the embedded store");
         let scope = format!("test-{}", Uuid::new_v4().simple());
         Registries {
-            registry: Arc::new(store.registry(&scope)),
-            other_scope: Arc::new(store.registry(&format!("{scope}-other"))),
+            registry: Arc::new(EmbeddedRegistry::open(&store, &scope).expect("open the registry")),
+            other_scope: Arc::new(
+                EmbeddedRegistry::open(&store, &format!("{scope}-other"))
+                    .expect("open the other registry"),
+            ),
             _dir: Some(dir),
         }
     }

@@ -46,6 +46,11 @@ fn storage_error(backend: &'static str, error: impl Into<redb::Error>) -> Backen
     BackendError::unavailable(backend, error.into())
 }
 
+/// Serializes a stored row (JSON).
+fn encode(value: &impl serde::Serialize) -> super::BackendResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| BackendError::Invalid(e.to_string()))
+}
+
 /// Stamps a new file's `meta` table with `format`, or refuses a file written in another one.
 fn check_format(meta: &mut redb::Table<&str, u64>, format: u64) -> anyhow::Result<()> {
     use redb::ReadableTable as _;

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::store::{EmbeddedStore, encode, storage};
+use super::store::EmbeddedStore;
+use super::{encode, storage_error};
 use crate::backend::registry::{
     ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored,
 };
@@ -39,9 +40,15 @@ const UNSCOPED_ACTIVE: TableDefinition<&str, &[u8]> = TableDefinition::new("plug
 /// Where the rows of an unscoped registry go: the scope a host has by default.
 const SCOPE_OF_UNSCOPED_ROWS: &str = "default";
 
-/// Creates the registry's tables (called when the store opens), moving the rows of a store
-/// written before scopes existed into the `default` scope.
-pub(super) fn create_tables(write: &WriteTransaction) -> anyhow::Result<()> {
+const BACKEND: &str = "embedded registry";
+
+fn storage(error: impl Into<redb::Error>) -> BackendError {
+    storage_error(BACKEND, error)
+}
+
+/// Creates the registry's tables (when a registry is first opened on a store), moving the
+/// rows of a store written before scopes existed into the `default` scope.
+fn create_tables(write: &WriteTransaction) -> anyhow::Result<()> {
     let mut versions = write.open_table(VERSIONS)?;
     let mut components = write.open_table(COMPONENTS)?;
     let mut active = write.open_table(ACTIVE)?;
@@ -111,13 +118,17 @@ pub struct EmbeddedRegistry {
     scope: String,
 }
 
-impl EmbeddedStore {
-    /// The plugin registry of `scope` in this store.
-    pub fn registry(&self, scope: &str) -> EmbeddedRegistry {
-        EmbeddedRegistry {
-            store: self.clone(),
+impl EmbeddedRegistry {
+    /// Opens the plugin registry of `scope` in `store`, creating its tables when missing.
+    /// Blocks briefly on disk: call it at start-up.
+    pub fn open(store: &EmbeddedStore, scope: &str) -> anyhow::Result<Self> {
+        let write = store.database().begin_write()?;
+        create_tables(&write)?;
+        write.commit()?;
+        Ok(Self {
+            store: store.clone(),
             scope: scope.to_owned(),
-        }
+        })
     }
 }
 
@@ -365,15 +376,15 @@ mod tests {
             write.commit().unwrap();
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let default = store.registry("default");
+        let default = EmbeddedRegistry::open(&store, "default").unwrap();
         let active = default.active("order").await.unwrap().expect("active");
         assert_eq!(active.version, "0.1.0");
         let component = default.component("order", "0.1.0").await.unwrap();
         assert_eq!(component.as_deref(), Some(&b"\0asm"[..]));
         assert_eq!(default.versions("order").await.unwrap().len(), 1);
         assert!(
-            store
-                .registry("staging")
+            EmbeddedRegistry::open(&store, "staging")
+                .unwrap()
                 .plugins()
                 .await
                 .unwrap()
@@ -382,6 +393,14 @@ mod tests {
         drop((store, default));
         // Opening again moves nothing twice and loses nothing.
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(store.registry("default").plugins().await.unwrap().len(), 1);
+        assert_eq!(
+            EmbeddedRegistry::open(&store, "default")
+                .unwrap()
+                .plugins()
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

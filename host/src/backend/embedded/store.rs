@@ -11,7 +11,7 @@
 //! - `order_status` keeps the original service's projection; a projection never replaces a
 //!   newer version's.
 //!
-//! The plugin registry lives in the same file (see [`super::registry`]).
+//! The plugin registry keeps its tables in the same file (see [`super::registry`]).
 //!
 //! Values are JSON, keyed by the order id (history by order id and sequence number, so it
 //! reads oldest first). Each call runs on the blocking pool, never on the async runtime.
@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{check_format, open_database, storage_error};
+use super::{check_format, encode, open_database, storage_error};
 use crate::backend::{
     Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
 };
@@ -64,16 +64,12 @@ fn unavailable(error: impl std::fmt::Display) -> BackendError {
     BackendError::unavailable(BACKEND, error)
 }
 
-pub(super) fn storage(error: impl Into<redb::Error>) -> BackendError {
+fn storage(error: impl Into<redb::Error>) -> BackendError {
     storage_error(BACKEND, error)
 }
 
 fn corrupt(what: &str, id: Uuid, error: serde_json::Error) -> BackendError {
     BackendError::Invalid(format!("stored {what} of order {id} is corrupt: {error}"))
-}
-
-pub(super) fn encode(value: &impl Serialize) -> BackendResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| BackendError::Invalid(e.to_string()))
 }
 
 fn default_pipeline() -> String {
@@ -163,6 +159,11 @@ impl EmbeddedStore {
         Ok(Self { db: Arc::new(db) })
     }
 
+    /// The file's database, for the roles that keep their tables beside the store's.
+    pub(super) fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// Runs `work` on the blocking pool with the database.
     pub(super) async fn run<T: Send + 'static>(
         &self,
@@ -203,7 +204,6 @@ fn prepare(db: &Database) -> anyhow::Result<()> {
         write.open_table(PLUGIN_DATA)?;
         write.open_table(IDEMPOTENCY_KEYS)?;
         write.open_table(IDEMPOTENCY_BY_AGE)?;
-        super::registry::create_tables(&write)?;
     }
     write.commit()?;
     Ok(())
