@@ -212,11 +212,11 @@ pub fn soak(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Servers up, plugins built, `wrk` installed when missing, then the benchmark (an ignored
-/// test binary, built in the same profile as the tests so nothing else is rebuilt; with
-/// `--release`, optimised, which costs a cold release build of its own): each
-/// figure beside its same-run baseline, in `target/bench/report.{json,md}` and
-/// `BENCHMARKS.md`.
+/// The benchmark: the host and the bench binary (an ignored test, built in the same profile
+/// as the tests so nothing else is rebuilt; with `--release`, optimised, which costs a cold
+/// release build of its own) build in the background while the servers come up, the plugins
+/// build and `wrk` is installed when missing; then each figure beside its same-run baseline,
+/// in `target/bench/report.{json,md}` and `BENCHMARKS.md`.
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
     let release = match args {
         [] => false,
@@ -224,6 +224,56 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         _ => anyhow::bail!("unknown arguments {args:?}; usage: cargo xtask bench [--release]"),
     };
     let profile: &[&str] = if release { &["--release"] } else { &[] };
+    let root = crate::repo_root();
+    // The cold build is most of a first run; downloads and JVM start-up leave the cores idle.
+    crate::step("building the host and the benchmark (in the background)");
+    let mut build = cargo(&root)
+        .args([
+            "build",
+            "--package",
+            "orderpipe",
+            "--bins",
+            "--test",
+            "bench",
+        ])
+        .args(profile)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting cargo build: {e}"))?;
+    let dist = match prepare_bench() {
+        Ok(dist) => dist,
+        Err(error) => {
+            let _ = build.kill();
+            let _ = build.wait();
+            return Err(error);
+        }
+    };
+    crate::step("waiting for the host and benchmark build");
+    let built = build
+        .wait()
+        .map_err(|e| anyhow::anyhow!("waiting for cargo build: {e}"))?;
+    anyhow::ensure!(
+        built.success(),
+        "building the host and the benchmark failed ({built})"
+    );
+    crate::step("bench: about 2½ minutes of load on loopback (figures into BENCHMARKS.md)");
+    let mut command = cargo(&root);
+    command
+        .args(["test", "--package", "orderpipe", "--test", "bench"])
+        .args(profile)
+        .args(["--", "--ignored", "--nocapture"]);
+    with_server_env(&mut command, &dist);
+    let status = command
+        .status()
+        .map_err(|e| anyhow::anyhow!("starting cargo test: {e}"))?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
+/// What the benchmark needs beside its build: the servers up, the plugins built (their folder
+/// is returned), `wrk` and `redis-benchmark` on the PATH.
+fn prepare_bench() -> anyhow::Result<std::path::PathBuf> {
     servers::up(&servers::ALL)?;
     let dist = plugins::build()?;
     if !process::on_path("wrk") {
@@ -238,32 +288,5 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         "redis-benchmark",
         "install Debian's redis-tools (it ships with redis-server)",
     )?;
-    let root = crate::repo_root();
-    crate::step("building the host and the benchmark");
-    process::run(
-        cargo(&root)
-            .args([
-                "build",
-                "--package",
-                "orderpipe",
-                "--bins",
-                "--test",
-                "bench",
-            ])
-            .args(profile),
-    )?;
-    crate::step("bench: about 4 minutes of load on loopback (figures into BENCHMARKS.md)");
-    let mut command = cargo(&root);
-    command
-        .args(["test", "--package", "orderpipe", "--test", "bench"])
-        .args(profile)
-        .args(["--", "--ignored", "--nocapture"]);
-    with_server_env(&mut command, &dist);
-    let status = command
-        .status()
-        .map_err(|e| anyhow::anyhow!("starting cargo test: {e}"))?;
-    if !status.success() {
-        std::process::exit(status.code().unwrap_or(1));
-    }
-    Ok(())
+    Ok(dist)
 }
