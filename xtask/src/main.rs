@@ -13,7 +13,8 @@
 //!   (default 10 minutes at half the measured maximum rate); checks that nothing is lost and
 //!   that memory and descriptors stay flat, and writes the figures into `BENCHMARKS.md`.
 //!   Not in CI.
-//! - `bench [--release]`: servers up, plugins, `wrk` installed if missing, then the benchmark: POST, GET
+//! - `bench [--release]`: the host builds while the servers come up, the plugins build and `wrk`
+//!   is installed if missing; then the benchmark: POST, GET
 //!   (cache hit and miss), consumer, plugin overhead, end-to-end latency and peak RSS, each
 //!   beside a baseline measured in the same run; report in `target/bench/` and
 //!   `BENCHMARKS.md`. About 3 minutes once built (dev profile, as the tests;
