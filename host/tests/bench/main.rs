@@ -654,7 +654,7 @@ async fn bench() {
         date,
         machine: report::machine(),
         build: if cfg!(debug_assertions) {
-            "dev profile (the one CI builds: orderpipe and most dependencies at opt-level 0, the plugin compiler at 1)"
+            "dev profile (the one CI builds: orderpipe at opt-level 0, the plugin compiler and the host's hot path at 1)"
         } else {
             "release profile (`cargo xtask bench --release`)"
         }
