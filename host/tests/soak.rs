@@ -347,7 +347,8 @@ fn section(run: &Run) -> String {
          Kafka, Cassandra and Redis on loopback, a steady load of orders (every other one \
          with items and then a payment event), the host's RSS and open descriptors sampled \
          every {} s, then a drain and exact counts. Built with the test profile (orderpipe \
-         unoptimised, the plugin compiler and the host's hot path at opt-level 1), client and servers on the same machine.\n",
+         unoptimised, the plugin compiler and the host's hot path at opt-level 1), client \
+         and servers on the same machine.\n",
         run.minutes,
         if run.calibration.is_some() {
             String::new()
