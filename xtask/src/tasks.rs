@@ -215,8 +215,9 @@ pub fn soak(args: &[String]) -> anyhow::Result<()> {
 /// The benchmark: the host and the bench binary (an ignored test, built in the same profile
 /// as the tests so nothing else is rebuilt; with `--release`, optimised, which costs a cold
 /// release build of its own) build in the background while the servers come up, the plugins
-/// build and `wrk` is installed when missing; then each figure beside its same-run baseline,
-/// in `target/bench/report.{json,md}` and `BENCHMARKS.md`.
+/// build and `wrk` is installed when missing; then, once the servers' own rates have stopped
+/// climbing, each figure beside its same-run baseline, in `target/bench/report.{json,md}` and
+/// `BENCHMARKS.md`.
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
     let release = match args {
         [] => false,
@@ -255,7 +256,10 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         built.success(),
         "building the host and the benchmark failed ({built})"
     );
-    crate::step("bench: about 2½ minutes of load on loopback (figures into BENCHMARKS.md)");
+    crate::step(
+        "bench: the servers warmed up (½-1 minute, 2 on servers just started), then about \
+         2½ minutes of load on loopback (figures into BENCHMARKS.md)",
+    );
     let mut command = cargo(&root);
     command
         .args(["test", "--package", "orderpipe", "--test", "bench"])

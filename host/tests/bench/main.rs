@@ -13,6 +13,9 @@
 //! | plugin overhead | per `decide` of the order plugin, in memory | a fresh instance per event |
 //! | end to end | POST → `processed` seen by GET, at half the maximum sustained rate of one host (API + worker) | the same on the embedded backends |
 //! | peak RSS | `VmHWM` of each host process | the same load in embedded mode |
+//!
+//! Before the first figure that uses the servers, their own loops run until their rates stop
+//! climbing (`servers_warm_up`), so orderpipe and its baselines meet equally warm JVMs.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -22,6 +25,7 @@ mod cpu;
 mod http;
 mod plugin;
 mod report;
+mod servers_warm_up;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -340,6 +344,11 @@ async fn bench() {
         )
         .note("RSS growth with 64 invocations parked at once inside their store.put, / 64"),
     );
+
+    // ---- the servers, warmed up before the first figure that uses them ----
+    step("servers warm-up: Kafka and Cassandra loops until their rates stop climbing");
+    let servers_warm_up =
+        servers_warm_up::warm_up(&servers_config(Mode::Worker), CONNECTIONS).await;
 
     // ---- POST ----
     step("POST /api/orders: wrk against an API-only host, a no-op handler, raw rdkafka");
@@ -660,6 +669,7 @@ async fn bench() {
         }
         .into(),
         duration_s: started.elapsed().as_secs_f64(),
+        servers_warm_up,
         figures,
     };
     let dir = repo_root().join("target/bench");

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::servers_warm_up::WarmUp;
 use crate::support::report::{Markers, write_benchmarks_section};
 pub use crate::support::report::{machine, percentile, proc_status_kib};
 
@@ -97,6 +98,7 @@ pub struct Report {
     pub machine: String,
     pub build: String,
     pub duration_s: f64,
+    pub servers_warm_up: WarmUp,
     pub figures: Vec<Figure>,
 }
 
@@ -116,7 +118,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "## Benchmark (`cargo xtask bench{}`)\n\nRun {} on {}; {} build; {:.0} s in all. \
+            "## Benchmark (`cargo xtask bench{}`)\n\nRun {} on {}; {} build; {:.0} s in all; {}. \
              Every figure is next to a baseline measured in the same run, on the same machine, \
              against the same local servers (ratios, because these machines are noisy).\n",
             if cfg!(debug_assertions) {
@@ -127,7 +129,8 @@ impl Report {
             self.date,
             self.machine,
             self.build,
-            self.duration_s
+            self.duration_s,
+            self.servers_warm_up.summary()
         );
         let _ = writeln!(
             out,
