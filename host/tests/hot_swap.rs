@@ -490,6 +490,24 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
             "Bearer",
         ),
         (
+            // Refused before the body is read: the host must still read it (up to the upload
+            // limit) before answering, or a client still writing sees a reset connection.
+            "no token, half a megabyte still being sent",
+            vec![0; 512 * 1024],
+            None,
+            "application/wasm",
+            StatusCode::UNAUTHORIZED,
+            "Bearer",
+        ),
+        (
+            "wrong content type, half a megabyte still being sent",
+            vec![0; 512 * 1024],
+            Some(TOKEN),
+            "application/octet-stream",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/wasm",
+        ),
+        (
             "wrong token",
             component("order_v2"),
             Some("nope"),
@@ -539,7 +557,9 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         ),
     ];
     for (what, body, token, content_type, status, needle) in cases {
-        let response = upload(body, token, content_type).await.unwrap();
+        let response = upload(body, token, content_type)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: no answer: {e:?}"));
         assert_eq!(response.status(), status, "{what}");
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         let error = answer["error"].as_str().unwrap_or_default();

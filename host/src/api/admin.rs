@@ -70,15 +70,25 @@ pub(super) async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    match given {
+    let refused = match given {
         Some(token) if same_token(token.as_bytes(), admin.token.as_bytes()) => {
-            Ok(next.run(request).await)
+            return Ok(next.run(request).await);
         }
-        Some(_) => Err(ApiError::Unauthorized("the admin token is wrong".into())),
-        None => Err(ApiError::Unauthorized(
-            "the admin API needs `Authorization: Bearer <token>`".into(),
-        )),
-    }
+        Some(_) => ApiError::Unauthorized("the admin token is wrong".into()),
+        None => {
+            ApiError::Unauthorized("the admin API needs `Authorization: Bearer <token>`".into())
+        }
+    };
+    discard_body(request.into_body(), admin.deployer.max_component_bytes()).await;
+    Err(refused)
+}
+
+/// Reads and drops the body of a request refused before its body was needed, up to `limit`
+/// bytes: answering while the client is still sending makes the server close a connection with
+/// unread data, which the client sees as a reset instead of the answer (and a pooled
+/// connection as a broken pipe on its next request).
+async fn discard_body(body: axum::body::Body, limit: usize) {
+    let _ = axum::body::to_bytes(body, limit).await;
 }
 
 pub(super) async fn upload_version(
@@ -92,11 +102,6 @@ pub(super) async fn upload_version(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type != "application/wasm" {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "upload the component with `Content-Type: application/wasm` (got {content_type:?})"
-        )));
-    }
     let limit = admin.deployer.max_component_bytes();
     let too_large =
         || ApiError::PayloadTooLarge(format!("the component is over the limit of {limit} bytes"));
@@ -107,6 +112,13 @@ pub(super) async fn upload_version(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
+    }
+    if content_type != "application/wasm" {
+        let refused = ApiError::UnsupportedMediaType(format!(
+            "upload the component with `Content-Type: application/wasm` (got {content_type:?})"
+        ));
+        discard_body(body, limit).await;
+        return Err(refused);
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
         let over_limit = std::error::Error::source(&error)
