@@ -252,8 +252,10 @@ async fn two_hundred_concurrent_orders_reach_their_expected_status_exactly_once(
         assert_eq!(view["status"], final_status, "{order_id} through GET");
         assert_eq!(view["version"], steps.len() as u64);
         assert_eq!(
-            backends.cassandra_status(*order_id).await.as_deref(),
-            Some(final_status),
+            backends
+                .cassandra_status_at(*order_id, steps.len() as u64, Duration::from_secs(10))
+                .await,
+            Some((final_status.to_string(), steps.len() as u64)),
             "{order_id} in Cassandra"
         );
         assert_eq!(

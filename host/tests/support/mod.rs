@@ -233,20 +233,41 @@ impl Backends {
         }
     }
 
-    /// The original service's query: `SELECT status FROM order_status WHERE order_id = ?`.
-    pub async fn cassandra_status(&self, order_id: Uuid) -> Option<String> {
-        self.cassandra
+    /// The original service's table, `order_status`: the status and version projected there.
+    pub async fn cassandra_status(&self, order_id: Uuid) -> Option<(String, u64)> {
+        let (status, version) = self
+            .cassandra
             .query_unpaged(
-                format!("SELECT status FROM {KEYSPACE}.order_status WHERE order_id = ?"),
+                format!("SELECT status, version FROM {KEYSPACE}.order_status WHERE order_id = ?"),
                 (order_id,),
             )
             .await
             .expect("query")
             .into_rows_result()
             .expect("rows")
-            .maybe_first_row::<(Option<String>,)>()
-            .expect("row")
-            .and_then(|(status,)| status)
+            .maybe_first_row::<(Option<String>, Option<i64>)>()
+            .expect("row")?;
+        Some((status?, u64::try_from(version?).ok()?))
+    }
+
+    /// `order_status` once it holds `version` or later. The worker writes that projection and
+    /// the Redis cache at the same time, so GET (read from the cache) may show a version a
+    /// moment before `order_status` does; past `within`, whatever the table holds is returned.
+    pub async fn cassandra_status_at(
+        &self,
+        order_id: Uuid,
+        version: u64,
+        within: Duration,
+    ) -> Option<(String, u64)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let projected = self.cassandra_status(order_id).await;
+            if projected.as_ref().is_some_and(|(_, v)| *v >= version) || Instant::now() >= deadline
+            {
+                return projected;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The status and version in the cached order view.
