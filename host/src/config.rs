@@ -10,8 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::registry::LimitOverrides;
-use crate::plugin::PluginLimits;
+use crate::plugin_limits::{LimitOverrides, PluginLimits};
 
 /// Which halves of the pipeline this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -351,20 +350,21 @@ pub struct PluginsConfig {
     /// The plugin that decides order events. Its active version comes from the registry;
     /// when the registry has none, `dir/<order>.wasm` is uploaded and activated.
     pub order: String,
-    /// The limits of every plugin invocation, unless overridden for the plugin.
+    /// The limits of every plugin invocation, unless overridden for the plugin (among them
+    /// `instance_reuse`: 1, a fresh instance for every event, unless a plugin is opted in).
     pub limits: PluginLimits,
-    /// Events one plugin instance decides before it is replaced by a fresh one (1: a fresh
-    /// instance for every event). Instantiating costs tens of µs for a Rust guest and about a
-    /// millisecond for JavaScript or Python, so reuse is the default; an instance whose call
-    /// failed in any way, or wrote to stderr, is never reused. Plugins must not rely on
-    /// global state either way.
-    pub instance_reuse: u32,
     /// Limits of one plugin replacing some defaults (`[plugins.limits_for.<name>]`); an
     /// override set through the admin API (`PUT /api/plugins/<name>/limits`) wins.
     pub limits_for: BTreeMap<String, LimitOverrides>,
     /// The most memory any plugin may be given, in MiB: the pooling allocator's per-instance
     /// maximum, and the ceiling for every `memory_mib`.
     pub max_memory_mib: u32,
+    /// Plugin instances that may exist at once on this host (the pooling allocator's slots,
+    /// idle warm instances included). An invocation that finds none free waits for one.
+    pub instance_slots: u32,
+    /// How long an invocation waits for a free instance slot before the event is retried
+    /// later (never recorded as the plugin's failure).
+    pub slot_wait_ms: u64,
     /// The largest component the registry accepts, in bytes.
     pub max_component_bytes: usize,
     /// How often a host checks the registry for a newly activated version or new limits,
@@ -380,9 +380,10 @@ impl Default for PluginsConfig {
             dir: PathBuf::from("plugins/dist"),
             order: "order".into(),
             limits: PluginLimits::default(),
-            instance_reuse: 1_000,
             limits_for: BTreeMap::new(),
             max_memory_mib: 256,
+            instance_slots: crate::plugin_limits::DEFAULT_INSTANCE_SLOTS,
+            slot_wait_ms: crate::plugin_limits::DEFAULT_SLOT_WAIT_MS,
             max_component_bytes: 32 * 1024 * 1024,
             watch_interval_ms: 2_000,
             registry_scope: "default".into(),

@@ -13,5 +13,6 @@ pub mod config;
 pub mod order;
 pub mod pipeline;
 pub mod plugin;
+pub mod plugin_limits;
 pub mod server;
 pub mod telemetry;

@@ -46,15 +46,16 @@ impl Host {
 
         let backends = Backends::connect(&config).await?;
         let shutdown = CancellationToken::new();
-        let runtime = PluginRuntime::with_memory_ceiling(
+        let runtime = PluginRuntime::with_slots(
             config.plugins.limits.clone(),
             config.plugins.max_memory_mib,
-        )?
-        .with_instance_reuse(config.plugins.instance_reuse);
+            config.plugins.instance_slots,
+            Duration::from_millis(config.plugins.slot_wait_ms),
+        )?;
         tracing::info!(
             limits = ?runtime.limits(),
             max_memory_mib = config.plugins.max_memory_mib,
-            instance_reuse = runtime.instance_reuse(),
+            instance_slots = runtime.instance_slots(),
             "plugin runtime ready"
         );
         let deployer = Arc::new(PluginDeployer::new(

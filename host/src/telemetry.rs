@@ -36,6 +36,10 @@ pub struct Metrics {
     pub plugin_invocations: IntCounterVec,
     pub plugin_duration: HistogramVec,
     pub plugin_fuel: HistogramVec,
+    /// Plugin log lines dropped past the plugin's log budget.
+    pub plugin_log_dropped: IntCounterVec,
+    /// How long invocations waited for a free instance slot (only those that waited).
+    pub plugin_slot_wait: HistogramVec,
     pub backend_errors: IntCounterVec,
     pub cache_writes_skipped: IntCounter,
     pub worker_retries: IntCounter,
@@ -127,6 +131,23 @@ impl Metrics {
                 &["plugin", "version"],
             )
             .expect("valid metric"),
+            plugin_log_dropped: IntCounterVec::new(
+                Opts::new(
+                    "plugin_log_dropped_total",
+                    "Plugin log lines dropped past the plugin's log budget per event",
+                ),
+                &["plugin", "version"],
+            )
+            .expect("valid metric"),
+            plugin_slot_wait: HistogramVec::new(
+                HistogramOpts::new(
+                    "plugin_slot_wait_seconds",
+                    "Time invocations waited for a free plugin instance slot (those that waited)",
+                )
+                .buckets(vec![0.001, 0.01, 0.1, 1.0, 10.0, 60.0]),
+                &["plugin", "version"],
+            )
+            .expect("valid metric"),
             backend_errors: IntCounterVec::new(
                 Opts::new("backend_errors_total", "Failed backend calls, by backend"),
                 &["backend"],
@@ -189,6 +210,8 @@ impl Metrics {
             Box::new(metrics.plugin_invocations.clone()),
             Box::new(metrics.plugin_duration.clone()),
             Box::new(metrics.plugin_fuel.clone()),
+            Box::new(metrics.plugin_log_dropped.clone()),
+            Box::new(metrics.plugin_slot_wait.clone()),
             Box::new(metrics.backend_errors.clone()),
             Box::new(metrics.cache_writes_skipped.clone()),
             Box::new(metrics.worker_retries.clone()),

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
@@ -57,10 +58,43 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "007_pipelines",
         include_str!("../../../schema/007_pipelines.cql"),
     ),
+    (
+        "008_plugin_limit_map",
+        include_str!("../../../schema/008_plugin_limit_map.cql"),
+    ),
 ];
 
 fn unavailable(err: impl std::fmt::Display) -> BackendError {
     BackendError::unavailable(BACKEND, err)
+}
+
+/// A failed request as the worker must treat it: a refusal that the same request would meet
+/// again (too large, invalid, not serializable) is [`BackendError::Invalid`]; anything else
+/// (a timeout, an unavailable or overloaded node, a broken connection) is an outage, retried.
+pub(crate) fn refusal_or_outage(err: ExecutionError) -> BackendError {
+    let refused = match &err {
+        ExecutionError::BadQuery(_) => true,
+        ExecutionError::LastAttemptError(attempt) => match attempt {
+            RequestAttemptError::DbError(db_error, _) => matches!(
+                db_error,
+                // "Request is too big: length … exceeds maximum allowed length …" is a
+                // protocol error of that one request.
+                DbError::SyntaxError
+                    | DbError::Invalid
+                    | DbError::ProtocolError
+                    | DbError::FunctionFailure { .. }
+            ),
+            RequestAttemptError::SerializationError(_)
+            | RequestAttemptError::CqlRequestSerialization(_) => true,
+            _ => false,
+        },
+        _ => false,
+    };
+    if refused {
+        BackendError::Invalid(format!("{BACKEND} refused the request: {err}"))
+    } else {
+        unavailable(err)
+    }
 }
 
 /// A connected Cassandra session with every statement prepared.
@@ -324,7 +358,7 @@ impl OrderStore for CassandraStore {
                 ),
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(refusal_or_outage)?;
         was_applied(result)
     }
 
@@ -346,7 +380,7 @@ impl OrderStore for CassandraStore {
                 ),
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(refusal_or_outage)?;
         Ok(())
     }
 
@@ -428,7 +462,7 @@ impl OrderStore for CassandraStore {
             .session
             .batch(&batch, values)
             .await
-            .map_err(unavailable)?;
+            .map_err(refusal_or_outage)?;
         Ok(if was_applied(result)? {
             Applied::Yes
         } else {
@@ -488,7 +522,7 @@ impl OrderStore for CassandraStore {
                 ),
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(refusal_or_outage)?;
         Ok(())
     }
 
@@ -581,7 +615,7 @@ impl PluginStore for CassandraStore {
                 ),
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(refusal_or_outage)?;
         Ok(())
     }
 

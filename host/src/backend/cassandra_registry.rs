@@ -76,12 +76,12 @@ impl CassandraRegistry {
             ))
             .await?,
             limits: prepare(format!(
-                "SELECT fuel, memory_mib, timeout_ms, host_calls FROM {ks}.plugin_limits WHERE scope = ? AND name = ?"
+                "SELECT fuel, memory_mib, timeout_ms, host_calls, limits FROM {ks}.plugin_limits WHERE scope = ? AND name = ?"
             ))
             .await?,
             set_limits: prepare(format!(
-                "INSERT INTO {ks}.plugin_limits (scope, name, fuel, memory_mib, timeout_ms, host_calls, changed_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {ks}.plugin_limits (scope, name, fuel, memory_mib, timeout_ms, host_calls, limits, changed_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?,
             session,
@@ -131,7 +131,7 @@ impl PluginRegistry for CassandraRegistry {
                 ),
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(super::cassandra::refusal_or_outage)?;
         let rows = result.into_rows_result().map_err(unavailable)?;
         let row: Row = rows.first_row().map_err(unavailable)?;
         if let Some(Some(CqlValue::Boolean(true))) = row.columns.first() {
@@ -264,18 +264,32 @@ impl PluginRegistry for CassandraRegistry {
             .await
             .map_err(unavailable)?;
         let rows = result.into_rows_result().map_err(unavailable)?;
-        let row = rows
-            .maybe_first_row::<(Option<i64>, Option<i32>, Option<i64>, Option<i32>)>()
-            .map_err(unavailable)?;
-        let Some((fuel, memory_mib, timeout_ms, host_calls)) = row else {
+        type LimitsRow = (
+            Option<i64>,
+            Option<i32>,
+            Option<i64>,
+            Option<i32>,
+            Option<BTreeMap<String, i64>>,
+        );
+        let row = rows.maybe_first_row::<LimitsRow>().map_err(unavailable)?;
+        let Some((fuel, memory_mib, timeout_ms, host_calls, by_name)) = row else {
             return Ok(LimitOverrides::default());
         };
         // Written from validated values only; a negative cell is read as "no override".
+        if let Some(by_name) = by_name {
+            let by_name = by_name
+                .into_iter()
+                .filter_map(|(name, value)| u64::try_from(value).ok().map(|value| (name, value)))
+                .collect();
+            return Ok(LimitOverrides::from_map(&by_name));
+        }
+        // A row written before migration 008: only the four columns.
         Ok(LimitOverrides {
             fuel: fuel.and_then(|v| u64::try_from(v).ok()),
             memory_mib: memory_mib.and_then(|v| u32::try_from(v).ok()),
             timeout_ms: timeout_ms.and_then(|v| u64::try_from(v).ok()),
             host_calls: host_calls.and_then(|v| u32::try_from(v).ok()),
+            ..LimitOverrides::default()
         })
     }
 
@@ -305,6 +319,15 @@ impl PluginRegistry for CassandraRegistry {
             .map(i32::try_from)
             .transpose()
             .map_err(|_| too_large("host_calls"))?;
+        let by_name: BTreeMap<String, i64> = overrides
+            .to_map()
+            .into_iter()
+            .map(|(name, value)| {
+                i64::try_from(value)
+                    .map(|value| (name.clone(), value))
+                    .map_err(|_| too_large(&name))
+            })
+            .collect::<Result<_, _>>()?;
         self.session
             .execute_unpaged(
                 &self.set_limits,
@@ -315,6 +338,7 @@ impl PluginRegistry for CassandraRegistry {
                     memory_mib,
                     timeout_ms,
                     host_calls,
+                    by_name,
                     CqlTimestamp(now_ms()),
                 ),
             )

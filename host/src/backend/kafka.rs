@@ -13,7 +13,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use uuid::Uuid;
@@ -72,12 +72,31 @@ impl KafkaEventLog {
         // message.timeout.ms bounds delivery; this outer bound also covers a full queue.
         match tokio::time::timeout(self.timeout + Duration::from_millis(500), delivery).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err((error, _message))) => Err(unavailable(error)),
+            Ok(Err((error, _message))) => Err(refusal_or_outage(error)),
             Err(_) => Err(unavailable(format!(
                 "no acknowledgement within {:?}",
                 self.timeout
             ))),
         }
+    }
+}
+
+/// A failed publish as the caller must treat it: a message the broker (or the client) refuses
+/// as such (too large, an invalid record) would be refused again, so it is
+/// [`BackendError::Invalid`]; anything else (no broker, a timeout, a full queue) is an outage.
+fn refusal_or_outage(error: KafkaError) -> BackendError {
+    let code = match &error {
+        KafkaError::MessageProduction(code) => Some(*code),
+        _ => error.rdkafka_error_code(),
+    };
+    match code {
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidRecord,
+        ) => BackendError::Invalid(format!("kafka refused the message: {error}")),
+        _ => unavailable(error),
     }
 }
 

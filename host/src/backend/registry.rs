@@ -3,9 +3,10 @@
 //! same limits. Each registry is confined to one scope (`plugins.registry_scope`).
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::BackendResult;
+pub use crate::plugin_limits::LimitOverrides;
 
 /// One uploaded version of a plugin (without its bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,23 +25,6 @@ pub struct ActiveVersion {
     pub version: String,
     pub sha256: String,
     pub activated_at_ms: i64,
-}
-
-/// Per-plugin limits that replace the host's defaults; `None` keeps the default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitOverrides {
-    pub fuel: Option<u64>,
-    pub memory_mib: Option<u32>,
-    pub timeout_ms: Option<u64>,
-    pub host_calls: Option<u32>,
-}
-
-impl LimitOverrides {
-    /// True when nothing is overridden.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 /// What happened to an upload.

@@ -10,8 +10,11 @@
 //!    reload and decide again.
 //! 6. Refresh the projections: the original `order_status` row and the Redis cache.
 //!
-//! A backend error at any step is retried with jittered exponential backoff, without
-//! storing the offset; a backend outage never produces a dead letter.
+//! A backend outage at any step is retried with jittered exponential backoff, without
+//! storing the offset; an outage never produces a dead letter. A backend's refusal that would
+//! repeat on every retry (a request too large, an invalid request) is not an outage: the
+//! event is recorded as `failed` with the refusal as its reason, dead-lettered, and the
+//! partition moves on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,9 +110,40 @@ impl EventProcessor {
         );
         async {
             let mut failures = 0u32;
+            // Set once a backend refused this event in a way that will not change on a retry
+            // (a request too large, an invalid request): from then on the event is recorded
+            // as failed instead of being processed again.
+            let mut refused: Option<String> = None;
             let result = loop {
-                match self.process(&message, payload, origin).await {
+                let attempt = match &refused {
+                    None => self.process(&message, payload, origin).await,
+                    Some(detail) => self.record_refusal(&message, payload, origin, detail).await,
+                };
+                match attempt {
                     Ok(handled) => break Ok(handled),
+                    Err(BackendError::Invalid(detail)) if refused.is_none() => {
+                        tracing::warn!(%detail, "a backend refused this event; recording it as failed");
+                        refused = Some(detail);
+                    }
+                    Err(BackendError::Invalid(detail)) => {
+                        // Even the failure could not be recorded (the stored order itself is
+                        // refused): the event goes to the dead letters, the pipeline goes on.
+                        tracing::error!(%detail, "a backend refused the failure record too; dead-lettering the event");
+                        let reason = format!(
+                            "a backend refused this event: {}; and then its failure record: {detail}",
+                            refused.as_deref().unwrap_or_default()
+                        );
+                        break self
+                            .dead_letter_until_sent(
+                                Some(message.event.order_id),
+                                &reason,
+                                "refused",
+                                payload,
+                                origin,
+                                shutdown,
+                            )
+                            .await;
+                    }
                     Err(error) => {
                         if failures == 0 {
                             self.health.outage_began(&error.to_string());
@@ -136,6 +170,67 @@ impl EventProcessor {
         }
         .instrument(span)
         .await
+    }
+
+    /// Records an event a backend refused (`detail`) as `failed`, status and attributes
+    /// unchanged, and sends it to the dead letters: the refusal would repeat on every retry,
+    /// so only this event fails and the partition moves on.
+    async fn record_refusal(
+        &self,
+        message: &EventMessage,
+        payload: &[u8],
+        origin: &MessageOrigin,
+        detail: &str,
+    ) -> Result<Handled, BackendError> {
+        let event = &message.event;
+        let reason = format!("a backend refused to record this event: {detail}");
+        for _ in 0..MAX_VERSION_CONFLICTS {
+            let Some(stored) = self.store.load_order(event.order_id).await? else {
+                self.dead_letter(Some(event.order_id), &reason, "refused", payload, origin)
+                    .await?;
+                return Ok(Handled::DeadLettered(reason));
+            };
+            let order = stored.order;
+            if stored.recorded_events.contains(&event.id) {
+                self.refresh_projections(&order).await?;
+                return Ok(Handled::AlreadyRecorded);
+            }
+            self.dead_letter(Some(order.id), &reason, "refused", payload, origin)
+                .await?;
+            let plugin = self.plugin.current();
+            let mut updated = order.clone();
+            updated.version = order.version + 1;
+            updated.updated_at_ms = now_ms().max(order.updated_at_ms);
+            let entry = HistoryEntry {
+                seq: updated.version,
+                event_id: event.id,
+                event_type: event.kind.clone(),
+                outcome: Outcome::Failed,
+                from: order.status.clone(),
+                to: order.status.clone(),
+                reason: reason.clone(),
+                plugin: plugin.name.clone(),
+                plugin_version: plugin.version.clone(),
+                at_ms: updated.updated_at_ms,
+            };
+            if self
+                .store
+                .record_event(&updated, order.version, &entry)
+                .await?
+                == Applied::Yes
+            {
+                self.metrics
+                    .events_processed
+                    .with_label_values(&[self.pipeline.as_str(), entry.outcome.as_str()])
+                    .inc();
+                self.refresh_projections(&updated).await?;
+                return Ok(Handled::Recorded(Outcome::Failed));
+            }
+        }
+        Err(BackendError::unavailable(
+            "order store",
+            format!("order kept changing concurrently ({MAX_VERSION_CONFLICTS} version conflicts)"),
+        ))
     }
 
     fn backoff(&self, failures: u32) -> Duration {
@@ -283,10 +378,22 @@ impl EventProcessor {
         let attempts = self.config.plugin_attempts.max(1);
         let mut last_failure = String::new();
         for attempt in 1..=attempts {
-            match plugin
-                .decide(order, &message.event, self.plugin_host.clone())
-                .await
-            {
+            let trace = plugin
+                .decide_traced(order, &message.event, self.plugin_host.clone())
+                .await;
+            if trace.log_lines_dropped > 0 {
+                self.metrics
+                    .plugin_log_dropped
+                    .with_label_values(&labels)
+                    .inc_by(u64::from(trace.log_lines_dropped));
+            }
+            if !trace.slot_wait.is_zero() {
+                self.metrics
+                    .plugin_slot_wait
+                    .with_label_values(&labels)
+                    .observe(trace.slot_wait.as_secs_f64());
+            }
+            match trace.into_invocation() {
                 Ok(invocation) => {
                     self.metrics
                         .plugin_invocations
@@ -381,7 +488,29 @@ impl EventProcessor {
         };
         let bytes =
             serde_json::to_vec(&letter).map_err(|e| BackendError::Invalid(e.to_string()))?;
-        self.events.publish_dead_letter(order_id, &bytes).await?;
+        match self.events.publish_dead_letter(order_id, &bytes).await {
+            Ok(()) => {}
+            Err(BackendError::Invalid(refusal)) => {
+                // The log refuses the letter itself (too large): send it without the payload,
+                // and if even that is refused, say so in the log rather than stall the
+                // partition.
+                let slim = DeadLetter {
+                    payload: format!("(omitted: the event log refused the full letter: {refusal})"),
+                    ..letter
+                };
+                let bytes =
+                    serde_json::to_vec(&slim).map_err(|e| BackendError::Invalid(e.to_string()))?;
+                match self.events.publish_dead_letter(order_id, &bytes).await {
+                    Ok(()) => {}
+                    Err(BackendError::Invalid(refusal)) => {
+                        tracing::error!(reason, cause, %refusal, "the event log refused the dead letter; it is only in this log");
+                        return Ok(());
+                    }
+                    Err(outage) => return Err(outage),
+                }
+            }
+            Err(outage) => return Err(outage),
+        }
         self.metrics
             .dead_letters
             .with_label_values(&[self.pipeline.as_str(), cause])

@@ -18,13 +18,15 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::limits::{EffectiveLimits, LimitPolicy, LimitsChange};
-use super::runtime::{LoadedPlugin, PluginRuntime};
+use super::loaded::LoadedPlugin;
+use super::runtime::PluginRuntime;
 use crate::backend::BackendError;
 use crate::backend::announcements::{Announcement, PluginAnnouncements};
 use crate::backend::registry::{
     ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored,
 };
 use crate::order::now_ms;
+use crate::plugin_limits::LIMIT_NAMES;
 use crate::telemetry::Metrics;
 
 /// The version of one plugin that decides events now.
@@ -172,9 +174,13 @@ impl PluginDeployer {
         change: &LimitsChange,
     ) -> Result<EffectiveLimits, DeployError> {
         if change.is_empty() {
-            return Err(DeployError::InvalidLimits(
-                "name at least one of fuel, memory_mib, timeout_ms, host_calls (null restores the default)".into(),
-            ));
+            return Err(DeployError::InvalidLimits(format!(
+                "name at least one of {} (null restores the default)",
+                LIMIT_NAMES.join(", ")
+            )));
+        }
+        if let Some(reason) = change.out_of_range() {
+            return Err(DeployError::InvalidLimits(reason));
         }
         if self.registry.versions(name).await?.is_empty() {
             return Err(DeployError::NotFound(format!(

@@ -15,15 +15,14 @@ use uuid::Uuid;
 use super::bindings::orderpipe::plugin::{cache, clock, log, store, types};
 use super::bindings::wit::HostError;
 use crate::backend::{BackendError, PluginCache, PluginStore};
+use crate::plugin_limits::PluginLimits;
 
 /// The longest table name a plugin may use.
 const MAX_TABLE_BYTES: usize = 64;
 /// The longest key a plugin may use (store or cache).
 const MAX_KEY_BYTES: usize = 512;
-/// The largest value a plugin may store or cache.
-const MAX_VALUE_BYTES: usize = 64 * 1024;
-/// The longest log line kept; longer lines are cut.
-const MAX_LOG_BYTES: usize = 4 * 1024;
+/// The longest log line kept; longer lines are cut (and count against the log budget as cut).
+const MAX_LOG_LINE_BYTES: usize = 4 * 1024;
 /// The most host calls one invocation keeps a record of; later calls are only counted, so a
 /// plugin that floods the host cannot make the host hoard records.
 const MAX_RECORDED_CALLS: usize = 64;
@@ -94,14 +93,24 @@ fn done(_: &()) -> String {
 /// What a plugin's host functions reach during one invocation.
 pub(crate) struct HostContext {
     pub plugin: String,
+    pub version: String,
     pub order_id: Option<Uuid>,
     pub store: Arc<dyn PluginStore>,
     pub cache: Arc<dyn PluginCache>,
+    /// What `clock.now-ms` answers: the time of the event being decided.
+    pub now_ms: u64,
     /// Host calls still allowed in this invocation.
     pub calls_left: u32,
     /// Host calls made so far in this invocation.
     pub calls_made: u32,
     pub call_quota: u32,
+    /// The largest value one write may carry (the plugin's `write_bytes`).
+    pub write_bytes: usize,
+    /// The first write refused as too large (by the bound or by the backend): the event
+    /// fails with this reason, whatever the plugin decides after it.
+    pub refused_write: Option<String>,
+    /// The log budget left in this invocation, and what was dropped past it.
+    pub log: LogBudget,
     /// The first backend outage a host call ran into: the event is retried later rather
     /// than decided on a plugin's reaction to an outage.
     pub unavailable: Option<(&'static str, String)>,
@@ -111,7 +120,51 @@ pub(crate) struct HostContext {
     pub calls_not_logged: u32,
 }
 
+/// Log lines and bytes one invocation may still write to the host's log, and the lines
+/// dropped past that budget.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogBudget {
+    pub lines_left: u32,
+    pub bytes_left: usize,
+    pub dropped_lines: u32,
+    pub dropped_bytes: u64,
+}
+
 impl HostContext {
+    /// The host functions of one invocation of plugin `plugin` (version `version`) under
+    /// `limits`, deciding for `order_id` at `now_ms`.
+    pub(crate) fn new(
+        plugin: (&str, &str),
+        order_id: Option<Uuid>,
+        store: Arc<dyn PluginStore>,
+        cache: Arc<dyn PluginCache>,
+        limits: &PluginLimits,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            plugin: plugin.0.to_owned(),
+            version: plugin.1.to_owned(),
+            order_id,
+            store,
+            cache,
+            now_ms,
+            calls_left: limits.host_calls,
+            calls_made: 0,
+            call_quota: limits.host_calls,
+            write_bytes: limits.write_bytes as usize,
+            refused_write: None,
+            log: LogBudget {
+                lines_left: limits.log_lines,
+                bytes_left: limits.log_bytes as usize,
+                dropped_lines: 0,
+                dropped_bytes: 0,
+            },
+            unavailable: None,
+            call_log: Vec::new(),
+            calls_not_logged: 0,
+        }
+    }
+
     fn charge(&mut self, function: &str) -> Result<(), HostError> {
         if self.calls_left == 0 {
             return Err(HostError::QuotaExceeded(format!(
@@ -121,6 +174,21 @@ impl HostContext {
         }
         self.calls_left -= 1;
         self.calls_made += 1;
+        Ok(())
+    }
+
+    /// Refuses a value over the plugin's `write_bytes`, and remembers the refusal: a write
+    /// that did not happen fails the event.
+    fn check_write(&mut self, function: &str, value: &str) -> Result<(), HostError> {
+        if value.len() > self.write_bytes {
+            let reason = format!(
+                "{function} of a {} byte value is over the plugin's write_bytes limit of {}",
+                value.len(),
+                self.write_bytes
+            );
+            self.refused_write.get_or_insert(reason.clone());
+            return Err(HostError::Invalid(reason));
+        }
         Ok(())
     }
 
@@ -153,6 +221,23 @@ fn check_len(what: &str, text: &str, max: usize) -> Result<(), HostError> {
 
 impl HostContext {
     fn answer<T>(&mut self, result: Result<T, BackendError>) -> Result<T, HostError> {
+        self.answer_as(result, None)
+    }
+
+    /// [`HostContext::answer`] for a write (`function`): a refusal of the write fails the event.
+    fn answer_write<T>(
+        &mut self,
+        function: &str,
+        result: Result<T, BackendError>,
+    ) -> Result<T, HostError> {
+        self.answer_as(result, Some(function))
+    }
+
+    fn answer_as<T>(
+        &mut self,
+        result: Result<T, BackendError>,
+        write: Option<&str>,
+    ) -> Result<T, HostError> {
         result.map_err(|err| match err {
             BackendError::Unavailable {
                 backend,
@@ -161,7 +246,13 @@ impl HostContext {
                 self.unavailable.get_or_insert((backend, detail.clone()));
                 HostError::Unavailable(err.to_string())
             }
-            BackendError::Invalid(detail) => HostError::Invalid(detail),
+            BackendError::Invalid(detail) => {
+                if let Some(function) = write {
+                    self.refused_write
+                        .get_or_insert(format!("{function} was refused: {detail}"));
+                }
+                HostError::Invalid(detail)
+            }
         })
     }
 }
@@ -188,9 +279,9 @@ impl store::Host for HostContext {
             self.charge("store.put")?;
             check_len("table", &table, MAX_TABLE_BYTES)?;
             check_len("key", &key, MAX_KEY_BYTES)?;
-            check_len("value", &value, MAX_VALUE_BYTES)?;
+            self.check_write("store.put", &value)?;
             let result = self.store.put(&self.plugin, &table, &key, &value).await;
-            self.answer(result)
+            self.answer_write("store.put", result)
         }
         .await;
         let arguments = format!("{} {} = {}", short(&table), short(&key), quoted(&value));
@@ -235,7 +326,7 @@ impl cache::Host for HostContext {
         let result = async {
             self.charge("cache.set")?;
             check_len("key", &key, MAX_KEY_BYTES)?;
-            check_len("value", &value, MAX_VALUE_BYTES)?;
+            self.check_write("cache.set", &value)?;
             if ttl_seconds == Some(0) {
                 return Err(HostError::Invalid("ttl-seconds must be positive".into()));
             }
@@ -243,7 +334,7 @@ impl cache::Host for HostContext {
                 .cache
                 .set(&self.plugin, &key, &value, ttl_seconds)
                 .await;
-            self.answer(result)
+            self.answer_write("cache.set", result)
         }
         .await;
         let ttl = ttl_seconds
@@ -286,10 +377,12 @@ impl cache::Host for HostContext {
 
 impl log::Host for HostContext {
     async fn log(&mut self, level: log::Level, message: String) {
-        // Logging is not charged against the quota, but it is bounded in size.
+        // Logging is not charged against the host-call quota; it has a budget of its own
+        // (lines and bytes per invocation). Past it, lines are dropped and counted, and the
+        // invocation's end logs one line saying how many.
         let mut message = message;
-        if message.len() > MAX_LOG_BYTES {
-            let mut cut = MAX_LOG_BYTES;
+        if message.len() > MAX_LOG_LINE_BYTES {
+            let mut cut = MAX_LOG_LINE_BYTES;
             while !message.is_char_boundary(cut) {
                 cut -= 1;
             }
@@ -301,21 +394,34 @@ impl log::Host for HostContext {
             log::Level::Warn => "log.warn",
             log::Level::Error => "log.error",
         };
+        if self.log.lines_left == 0 || self.log.bytes_left < message.len() {
+            self.log.dropped_lines = self.log.dropped_lines.saturating_add(1);
+            self.log.dropped_bytes = self.log.dropped_bytes.saturating_add(message.len() as u64);
+            self.record(
+                function,
+                quoted(&message),
+                "dropped: over the log budget".into(),
+            );
+            return;
+        }
+        self.log.lines_left -= 1;
+        self.log.bytes_left -= message.len();
         self.record(function, quoted(&message), String::new());
         let plugin = self.plugin.as_str();
+        let version = self.version.as_str();
         let order_id = self.order_id.map(|id| id.to_string()).unwrap_or_default();
         match level {
             log::Level::Debug => {
-                tracing::debug!(target: "orderpipe::plugin_log", plugin, order_id, "{message}")
+                tracing::debug!(target: "orderpipe::plugin_log", plugin, version, order_id, "{message}")
             }
             log::Level::Info => {
-                tracing::info!(target: "orderpipe::plugin_log", plugin, order_id, "{message}")
+                tracing::info!(target: "orderpipe::plugin_log", plugin, version, order_id, "{message}")
             }
             log::Level::Warn => {
-                tracing::warn!(target: "orderpipe::plugin_log", plugin, order_id, "{message}")
+                tracing::warn!(target: "orderpipe::plugin_log", plugin, version, order_id, "{message}")
             }
             log::Level::Error => {
-                tracing::error!(target: "orderpipe::plugin_log", plugin, order_id, "{message}")
+                tracing::error!(target: "orderpipe::plugin_log", plugin, version, order_id, "{message}")
             }
         }
     }
@@ -323,12 +429,11 @@ impl log::Host for HostContext {
 
 impl clock::Host for HostContext {
     async fn now_ms(&mut self) -> u64 {
-        let now = crate::order::now_ms().max(0) as u64;
+        let now = self.now_ms;
         self.record("clock.now-ms", String::new(), now.to_string());
         now
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,18 +441,11 @@ mod tests {
 
     fn context(quota: u32) -> HostContext {
         let data = Arc::new(MemoryPluginData::new());
-        HostContext {
-            plugin: "recorder".into(),
-            order_id: None,
-            store: data.clone(),
-            cache: data,
-            calls_left: quota,
-            calls_made: 0,
-            call_quota: quota,
-            unavailable: None,
-            call_log: Vec::new(),
-            calls_not_logged: 0,
-        }
+        let limits = PluginLimits {
+            host_calls: quota,
+            ..PluginLimits::default()
+        };
+        HostContext::new(("recorder", "0.1.0"), None, data.clone(), data, &limits, 42)
     }
 
     fn lines(host: &HostContext) -> Vec<String> {
@@ -405,5 +503,66 @@ mod tests {
         assert_eq!(host.calls_not_logged, 5);
         assert!(host.call_log[0].arguments.len() <= MAX_RECORDED_TEXT_BYTES + '…'.len_utf8());
         assert!(host.call_log[0].arguments.ends_with('…'));
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use crate::backend::memory::MemoryPluginData;
+
+    fn context(limits: PluginLimits) -> HostContext {
+        let data = Arc::new(MemoryPluginData::new());
+        HostContext::new(("recorder", "0.1.0"), None, data.clone(), data, &limits, 42)
+    }
+
+    #[tokio::test]
+    async fn lines_past_the_log_budget_are_dropped_and_counted() {
+        let mut host = context(PluginLimits {
+            log_lines: 3,
+            log_bytes: 1_000,
+            ..PluginLimits::default()
+        });
+        for _ in 0..10 {
+            log::Host::log(&mut host, log::Level::Info, "x".repeat(100)).await;
+        }
+        assert_eq!(host.log.dropped_lines, 7);
+        assert_eq!(host.log.dropped_bytes, 700);
+        let mut bytes = context(PluginLimits {
+            log_lines: 100,
+            log_bytes: 250,
+            ..PluginLimits::default()
+        });
+        for _ in 0..10 {
+            log::Host::log(&mut bytes, log::Level::Info, "x".repeat(100)).await;
+        }
+        assert_eq!(
+            bytes.log.dropped_lines, 8,
+            "two lines of 100 bytes fit in 250"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_over_the_bound_is_refused_and_remembered() {
+        let mut host = context(PluginLimits {
+            write_bytes: 10,
+            ..PluginLimits::default()
+        });
+        store::Host::put(&mut host, "t".into(), "k".into(), "short".into())
+            .await
+            .unwrap();
+        assert!(host.refused_write.is_none());
+        let refused = cache::Host::set(&mut host, "k".into(), "x".repeat(11), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, HostError::Invalid(_)));
+        let reason = host.refused_write.clone().unwrap();
+        assert!(reason.contains("write_bytes limit of 10"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn the_clock_answers_the_events_time() {
+        let mut host = context(PluginLimits::default());
+        assert_eq!(clock::Host::now_ms(&mut host).await, 42);
     }
 }

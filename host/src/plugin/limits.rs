@@ -1,22 +1,14 @@
 //! Limits per plugin: the host's defaults (`[plugins.limits]`), overridden per plugin from
 //! the configuration (`[plugins.limits_for.<name>]`) and then from the shared registry
 //! (`PUT /api/plugins/<name>/limits`, which wins), checked against the host's ceilings.
+//! The limits themselves (names, defaults, bounds) are declared in [`crate::plugin_limits`].
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
-use super::runtime::PluginLimits;
-use crate::backend::registry::LimitOverrides;
-
-/// The largest CPU budget a plugin may get: about ten seconds of wasm on one core, far past
-/// any sane decision; larger numbers are typos.
-pub const MAX_FUEL: u64 = 10_000_000_000;
-/// The longest deadline: an event holds its partition while it runs, so a plugin may not
-/// stall a partition for more than a minute.
-pub const MAX_TIMEOUT_MS: u64 = 60_000;
-/// The most host calls per invocation: each is a round trip to Cassandra or Redis.
-pub const MAX_HOST_CALLS: u32 = 10_000;
+use crate::plugin_limits::{LIMIT_BOUNDS, LIMIT_NAMES, LimitOverrides, PluginLimits};
 
 /// Where an effective limit came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,14 +22,8 @@ pub enum LimitSource {
     Override,
 }
 
-/// The source of each limit of [`EffectiveLimits::limits`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LimitSources {
-    pub fuel: LimitSource,
-    pub memory_mib: LimitSource,
-    pub timeout_ms: LimitSource,
-    pub host_calls: LimitSource,
-}
+/// The source of each limit of [`EffectiveLimits::limits`], by limit name.
+pub type LimitSources = BTreeMap<&'static str, LimitSource>;
 
 /// The limits a plugin runs under, and where each came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,44 +33,74 @@ pub struct EffectiveLimits {
 }
 
 /// A change to a plugin's overrides, as `PUT /api/plugins/<name>/limits` sends it: an absent
-/// field keeps its override, a number sets it, `null` removes it (back to the default).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// limit keeps its override, a number sets it, `null` removes it (back to the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LimitsChange {
-    #[serde(default, deserialize_with = "present")]
-    pub fuel: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    pub memory_mib: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    pub timeout_ms: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    pub host_calls: Option<Option<u32>>,
+    changes: BTreeMap<&'static str, Option<u64>>,
 }
 
-/// A field that is present, possibly `null` (absent fields stay `None` through `default`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
+impl<'de> Deserialize<'de> for LimitsChange {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChangeVisitor;
+        impl<'de> Visitor<'de> for ChangeVisitor {
+            type Value = LimitsChange;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of plugin limits")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LimitsChange, A::Error> {
+                let mut changes = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let Some(name) = LIMIT_NAMES.iter().find(|name| **name == key) else {
+                        return Err(serde::de::Error::unknown_field(&key, LIMIT_NAMES));
+                    };
+                    let value: Option<u64> = map.next_value()?;
+                    changes.insert(*name, value);
+                }
+                Ok(LimitsChange { changes })
+            }
+        }
+        deserializer.deserialize_map(ChangeVisitor)
+    }
 }
 
 impl LimitsChange {
     /// True when the change names no limit.
     pub fn is_empty(&self) -> bool {
-        self.fuel.is_none()
-            && self.memory_mib.is_none()
-            && self.timeout_ms.is_none()
-            && self.host_calls.is_none()
+        self.changes.is_empty()
     }
 
     /// `overrides` with this change applied.
     pub fn apply(&self, overrides: &LimitOverrides) -> LimitOverrides {
-        LimitOverrides {
-            fuel: self.fuel.unwrap_or(overrides.fuel),
-            memory_mib: self.memory_mib.unwrap_or(overrides.memory_mib),
-            timeout_ms: self.timeout_ms.unwrap_or(overrides.timeout_ms),
-            host_calls: self.host_calls.unwrap_or(overrides.host_calls),
+        let mut changed = overrides.clone();
+        for (name, value) in &self.changes {
+            // A value its type cannot hold is out of bounds anyway: it is left as it was and
+            // the check of the result refuses nothing it should not.
+            let _ = changed.set(name, *value);
         }
+        changed
+    }
+
+    /// Values no limit's type can hold (e.g. `memory_mib` past 2^32), named.
+    pub fn out_of_range(&self) -> Option<String> {
+        self.changes.iter().find_map(|(name, value)| {
+            let value = (*value)?;
+            PluginLimits::default().set(name, value).err().map(|_| {
+                format!(
+                    "{name} must be at most {}, not {value}",
+                    ceiling_of_type(name)
+                )
+            })
+        })
+    }
+}
+
+fn ceiling_of_type(name: &str) -> u64 {
+    // Every limit is a u32 or a u64; probe which.
+    let mut probe = PluginLimits::default();
+    if probe.set(name, u64::from(u32::MAX) + 1).is_ok() {
+        u64::MAX
+    } else {
+        u64::from(u32::MAX)
     }
 }
 
@@ -125,95 +141,47 @@ impl LimitPolicy {
         &self.defaults
     }
 
-    /// The limits of plugin `name` given its registry overrides.
+    /// The limits of plugin `name` given its registry overrides: for each limit, the
+    /// registry's override, else the configured one, else the default.
     pub fn effective(&self, name: &str, overrides: &LimitOverrides) -> EffectiveLimits {
         let configured = self.configured.get(name).cloned().unwrap_or_default();
-        fn pick<T: Copy>(
-            default: T,
-            configured: Option<T>,
-            overridden: Option<T>,
-        ) -> (T, LimitSource) {
-            match (overridden, configured) {
-                (Some(value), _) => (value, LimitSource::Override),
-                (None, Some(value)) => (value, LimitSource::Config),
-                (None, None) => (default, LimitSource::Default),
+        let mut limits = self.defaults.clone();
+        let mut sources = LimitSources::new();
+        for limit in LIMIT_NAMES {
+            let (value, source) = match (overrides.get(limit), configured.get(limit)) {
+                (Some(value), _) => (Some(value), LimitSource::Override),
+                (None, Some(value)) => (Some(value), LimitSource::Config),
+                (None, None) => (None, LimitSource::Default),
+            };
+            if let Some(value) = value {
+                // Overrides hold values of the limit's own type, so this cannot fail.
+                let _ = limits.set(limit, value);
             }
+            sources.insert(limit, source);
         }
-        let d = &self.defaults;
-        let (fuel, fuel_source) = pick(d.fuel, configured.fuel, overrides.fuel);
-        let (memory_mib, memory_source) =
-            pick(d.memory_mib, configured.memory_mib, overrides.memory_mib);
-        let (timeout_ms, timeout_source) =
-            pick(d.timeout_ms, configured.timeout_ms, overrides.timeout_ms);
-        let (host_calls, calls_source) =
-            pick(d.host_calls, configured.host_calls, overrides.host_calls);
-        EffectiveLimits {
-            limits: PluginLimits {
-                fuel,
-                memory_mib,
-                timeout_ms,
-                host_calls,
-            },
-            sources: LimitSources {
-                fuel: fuel_source,
-                memory_mib: memory_source,
-                timeout_ms: timeout_source,
-                host_calls: calls_source,
-            },
-        }
+        EffectiveLimits { limits, sources }
     }
 
     /// Checks limits against the ceilings; the error names the limit and its bounds.
     pub fn check(&self, limits: &PluginLimits) -> Result<(), String> {
-        fn within<T: PartialOrd + std::fmt::Display>(
-            what: &str,
-            value: T,
-            min: T,
-            max: T,
-            why: &str,
-        ) -> Result<(), String> {
-            if value < min || value > max {
+        for bounds in LIMIT_BOUNDS {
+            let max = bounds.max.unwrap_or(u64::from(self.max_memory_mib));
+            let value = limits.get(bounds.name).unwrap_or_default();
+            if value < bounds.min || value > max {
                 return Err(format!(
-                    "{what} must be between {min} and {max} ({why}), not {value}"
+                    "{} must be between {} and {max} ({}), not {value}",
+                    bounds.name, bounds.min, bounds.why
                 ));
             }
-            Ok(())
         }
-        within(
-            "fuel",
-            limits.fuel,
-            1,
-            MAX_FUEL,
-            "wasm instructions per event",
-        )?;
-        within(
-            "memory_mib",
-            limits.memory_mib,
-            1,
-            self.max_memory_mib,
-            "the host's plugins.max_memory_mib",
-        )?;
-        within(
-            "timeout_ms",
-            limits.timeout_ms,
-            1,
-            MAX_TIMEOUT_MS,
-            "an event holds its partition while it runs",
-        )?;
-        // Zero host calls is a legitimate sandbox: a plugin that may not touch store or cache.
-        within(
-            "host_calls",
-            limits.host_calls,
-            0,
-            MAX_HOST_CALLS,
-            "store and cache calls per event",
-        )
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin_limits::MAX_TIMEOUT_MS;
 
     fn policy() -> LimitPolicy {
         let mut configured = BTreeMap::new();
@@ -236,14 +204,14 @@ mod tests {
         };
         let effective = policy().effective("order", &overrides);
         assert_eq!(effective.limits.fuel, 1_000);
-        assert_eq!(effective.sources.fuel, LimitSource::Override);
+        assert_eq!(effective.sources["fuel"], LimitSource::Override);
         assert_eq!(effective.limits.timeout_ms, 700);
-        assert_eq!(effective.sources.timeout_ms, LimitSource::Override);
+        assert_eq!(effective.sources["timeout_ms"], LimitSource::Override);
         assert_eq!(effective.limits.memory_mib, 64);
-        assert_eq!(effective.sources.memory_mib, LimitSource::Default);
+        assert_eq!(effective.sources["memory_mib"], LimitSource::Default);
         let configured = policy().effective("order", &LimitOverrides::default());
         assert_eq!(configured.limits.timeout_ms, 500);
-        assert_eq!(configured.sources.timeout_ms, LimitSource::Config);
+        assert_eq!(configured.sources["timeout_ms"], LimitSource::Config);
         let other = policy().effective("other", &LimitOverrides::default());
         assert_eq!(other.limits, PluginLimits::default());
     }

@@ -109,6 +109,7 @@ async fn failures_name_their_cause_and_the_next_call_works() {
         memory_mib: 16,
         timeout_ms: 5_000,
         host_calls: 50,
+        ..PluginLimits::default()
     };
     let plugin = load_with("hostile", limits).await;
     let order = order("processed", vec![]);
@@ -219,9 +220,11 @@ async fn bytes_that_are_not_a_component_are_refused() {
 
 #[tokio::test]
 async fn warm_instances_are_reused_up_to_the_limit_and_never_after_a_failure() {
-    let runtime = PluginRuntime::new(PluginLimits::default())
-        .expect("engine")
-        .with_instance_reuse(3);
+    let runtime = PluginRuntime::new(PluginLimits {
+        instance_reuse: 3,
+        ..PluginLimits::default()
+    })
+    .expect("engine");
     let plugin = runtime
         .load(&plugin_path("hostile"))
         .await
@@ -275,4 +278,190 @@ async fn warm_instances_are_reused_up_to_the_limit_and_never_after_a_failure() {
 
     plugin.discard_warm_instances();
     assert_eq!(plugin.warm_instances(), 0);
+}
+
+/// The reason of a decision that did not transition, or of a failure.
+fn reason_of(trace: &super::Trace) -> String {
+    match &trace.outcome {
+        Ok(Decision::NoChange { reason }) | Ok(Decision::Reject { reason }) => reason.clone(),
+        Ok(Decision::Transition { reason, .. }) => format!("transitioned: {reason}"),
+        Err(failure) => format!("failed: {}", failure.reason),
+    }
+}
+
+#[tokio::test]
+async fn time_and_randomness_are_the_events_not_the_hosts() {
+    let plugin = load("hostile").await;
+    let order = order("processed", vec![]);
+    let mut first = event(&order, "ambient", json!({}));
+    first.at_ms = 1_700_000_000_123;
+    let decide = |event: Event| {
+        let plugin = plugin.clone();
+        let order = order.clone();
+        async move {
+            reason_of(
+                &plugin
+                    .decide_traced(&order, &event, PluginHost::in_memory())
+                    .await,
+            )
+        }
+    };
+    let once = decide(first.clone()).await;
+    assert!(
+        once.starts_with("ambient: wall_is_event_time=true wall_ms=1700000000123"),
+        "{once}"
+    );
+    assert_eq!(
+        decide(first.clone()).await,
+        once,
+        "deciding the same event again sees the same clocks and random numbers"
+    );
+    let other = Event {
+        id: Uuid::new_v4(),
+        ..first
+    };
+    let random = |reason: &str| reason.split(" random=").nth(1).map(str::to_owned);
+    assert_ne!(
+        random(&decide(other).await),
+        random(&once),
+        "another event draws other random numbers"
+    );
+}
+
+#[tokio::test]
+async fn no_state_survives_from_one_order_to_the_next_unless_reuse_is_opted_into() {
+    let fresh = load("hostile").await;
+    for _ in 0..3 {
+        let order = order("processed", vec![]);
+        let trace = fresh
+            .decide_traced(
+                &order,
+                &event(&order, "remember", json!({})),
+                PluginHost::in_memory(),
+            )
+            .await;
+        assert_eq!(reason_of(&trace), "remember: previous=none");
+    }
+    // What reuse means, said by a test: an opted-in plugin's globals reach the next order.
+    let reused = load_with(
+        "hostile",
+        PluginLimits {
+            instance_reuse: 10,
+            ..PluginLimits::default()
+        },
+    )
+    .await;
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let order = order("processed", vec![]);
+        let trace = reused
+            .decide_traced(
+                &order,
+                &event(&order, "remember", json!({})),
+                PluginHost::in_memory(),
+            )
+            .await;
+        reasons.push(reason_of(&trace));
+    }
+    assert_eq!(reasons[0], "remember: previous=none");
+    assert!(reasons[1].starts_with("ESCAPED"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_decision_over_its_bounds_fails_naming_the_bound() {
+    let plugin = load("hostile").await;
+    let order = order("processed", vec![]);
+    let trace = plugin
+        .decide_traced(
+            &order,
+            &event(&order, "huge_attribute", json!({"bytes": 200_000})),
+            PluginHost::in_memory(),
+        )
+        .await;
+    let reason = reason_of(&trace);
+    assert!(
+        reason.contains("attribute_value_bytes limit of 16384"),
+        "{reason}"
+    );
+    let roomy = plugin.with_limits(PluginLimits {
+        attribute_value_bytes: 1 << 20,
+        ..PluginLimits::default()
+    });
+    let trace = roomy
+        .decide_traced(
+            &order,
+            &event(&order, "huge_attribute", json!({"bytes": 200_000})),
+            PluginHost::in_memory(),
+        )
+        .await;
+    let reason = reason_of(&trace);
+    assert!(reason.contains("decision_bytes limit of 65536"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_write_over_its_bound_fails_the_event_whatever_the_plugin_decides() {
+    let plugin = load("hostile").await;
+    let order = order("processed", vec![]);
+    let trace = plugin
+        .decide_traced(
+            &order,
+            &event(&order, "huge_write", json!({"bytes": 100_000})),
+            PluginHost::in_memory(),
+        )
+        .await;
+    let reason = reason_of(&trace);
+    assert!(reason.contains("write_bytes limit of 65536"), "{reason}");
+    assert!(reason.starts_with("failed:"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_log_flood_is_cut_at_the_budget_and_counted() {
+    let plugin = load("hostile").await;
+    let order = order("processed", vec![]);
+    let trace = plugin
+        .decide_traced(
+            &order,
+            &event(&order, "log_flood", json!({"lines": 1_000, "bytes": 100})),
+            PluginHost::in_memory(),
+        )
+        .await;
+    assert_eq!(reason_of(&trace), "log_flood: done");
+    let limits = PluginLimits::default();
+    let kept = (limits.log_lines as usize).min(limits.log_bytes as usize / 100) as u32;
+    assert_eq!(trace.log_lines_dropped, 1_000 - kept);
+}
+
+#[tokio::test]
+async fn invocations_wait_for_a_free_instance_slot_instead_of_failing() {
+    let runtime = PluginRuntime::with_slots(
+        PluginLimits::default(),
+        64,
+        1,
+        std::time::Duration::from_secs(30),
+    )
+    .expect("engine");
+    let plugin = runtime
+        .load(&plugin_path("hostile"))
+        .await
+        .expect("plugin loads");
+    let mut running = Vec::new();
+    for _ in 0..4 {
+        let plugin = plugin.clone();
+        running.push(tokio::spawn(async move {
+            let order = order("processed", vec![]);
+            let event = event(&order, "spin", json!({"iterations": 2_000_000}));
+            plugin
+                .decide_traced(&order, &event, PluginHost::in_memory())
+                .await
+        }));
+    }
+    for task in running {
+        let trace = task.await.expect("task");
+        let reason = reason_of(&trace);
+        assert!(reason.starts_with("spin: done"), "{reason}");
+    }
+    assert!(
+        runtime.slot_waits() >= 1,
+        "someone had to wait for the one slot"
+    );
 }

@@ -24,12 +24,14 @@ pub struct Overhead {
 
 async fn load(reuse: u32) -> LoadedPlugin {
     let path = crate::support::plugins_dir().join("order.wasm");
-    PluginRuntime::new(PluginLimits::default())
-        .expect("engine")
-        .with_instance_reuse(reuse)
-        .load(&path)
-        .await
-        .expect("order plugin loads")
+    PluginRuntime::new(PluginLimits {
+        instance_reuse: reuse,
+        ..PluginLimits::default()
+    })
+    .expect("engine")
+    .load(&path)
+    .await
+    .expect("order plugin loads")
 }
 
 fn created(order: &Order) -> Event {

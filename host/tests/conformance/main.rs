@@ -48,4 +48,5 @@ mod order_store;
 mod plugin_announcements;
 mod plugin_data;
 mod plugin_registry;
+mod refusals;
 mod status_cache;

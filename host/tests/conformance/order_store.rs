@@ -53,7 +53,7 @@ impl Stores {
     }
 }
 
-fn new_order() -> Order {
+pub(crate) fn new_order() -> Order {
     let request = OrderRequest {
         customer: Some("ada".into()),
         items: vec![
@@ -78,7 +78,7 @@ fn new_order() -> Order {
 }
 
 /// The order after one more event moved it to `to`, with an attribute a plugin set.
-fn advanced(order: &Order, to: &str) -> Order {
+pub(crate) fn advanced(order: &Order, to: &str) -> Order {
     let mut next = order.clone();
     next.version += 1;
     next.status = to.into();
@@ -88,7 +88,7 @@ fn advanced(order: &Order, to: &str) -> Order {
     next
 }
 
-fn entry_for(before: &Order, after: &Order, outcome: Outcome) -> HistoryEntry {
+pub(crate) fn entry_for(before: &Order, after: &Order, outcome: Outcome) -> HistoryEntry {
     HistoryEntry {
         seq: after.version,
         event_id: Uuid::new_v4(),

@@ -207,6 +207,10 @@ async fn limit_overrides_are_stored_replaced_and_removed(registries: &Registries
         memory_mib: Some(128),
         timeout_ms: None,
         host_calls: Some(0),
+        decision_bytes: Some(1 << 20),
+        log_lines: Some(7),
+        instance_reuse: Some(1_000),
+        ..LimitOverrides::default()
     };
     write_overrides(registry, &name, &some).await;
     assert_eq!(read_overrides(registry, &name).await, some);

@@ -23,7 +23,7 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
         Mode::Worker => "worker",
     };
     let backend = |value: &dyn std::fmt::Debug| format!("{value:?}").to_lowercase();
-    let mut env = vec![
+    let env = vec![
         ("ORDERPIPE_MODE", mode.to_owned()),
         (
             "ORDERPIPE_BACKENDS__EVENT_LOG",
@@ -77,22 +77,6 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
             config.plugins.watch_interval_ms.to_string(),
         ),
         (
-            "ORDERPIPE_PLUGINS__LIMITS__FUEL",
-            config.plugins.limits.fuel.to_string(),
-        ),
-        (
-            "ORDERPIPE_PLUGINS__LIMITS__MEMORY_MIB",
-            config.plugins.limits.memory_mib.to_string(),
-        ),
-        (
-            "ORDERPIPE_PLUGINS__LIMITS__TIMEOUT_MS",
-            config.plugins.limits.timeout_ms.to_string(),
-        ),
-        (
-            "ORDERPIPE_PLUGINS__LIMITS__HOST_CALLS",
-            config.plugins.limits.host_calls.to_string(),
-        ),
-        (
             "ORDERPIPE_PLUGINS__MAX_MEMORY_MIB",
             config.plugins.max_memory_mib.to_string(),
         ),
@@ -102,13 +86,27 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
         ),
         ("ORDERPIPE_LOG__FILTER", "info".to_owned()),
     ];
+    let mut env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    // Every plugin limit, by name, so a new limit reaches the process without a change here.
+    for name in orderpipe::plugin_limits::LIMIT_NAMES {
+        if let Some(value) = config.plugins.limits.get(name) {
+            env.push((
+                format!("ORDERPIPE_PLUGINS__LIMITS__{}", name.to_uppercase()),
+                value.to_string(),
+            ));
+        }
+    }
+    env.push((
+        "ORDERPIPE_PLUGINS__INSTANCE_SLOTS".to_owned(),
+        config.plugins.instance_slots.to_string(),
+    ));
     if let Some(token) = &config.admin.token {
-        env.push(("ORDERPIPE_ADMIN__TOKEN", token.clone()));
+        env.push(("ORDERPIPE_ADMIN__TOKEN".to_owned(), token.clone()));
     }
     if let Some(instance) = &config.kafka.instance_id {
-        env.push(("ORDERPIPE_KAFKA__INSTANCE_ID", instance.clone()));
+        env.push(("ORDERPIPE_KAFKA__INSTANCE_ID".to_owned(), instance.clone()));
     }
-    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    env
 }
 
 /// WARN and ERROR lines of a process log (count and the last few), for failure reports.

@@ -16,6 +16,12 @@
 //! | `open_socket` | connects to 127.0.0.1:`port` (data `{"port": n}`, default 19042) through wasi:sockets and `std::net` | reject "open_socket denied: ..." |
 //! | `read_foreign` | reads store `table`/`key` and cache `cache_key` from data | reject "read_foreign: store=none, cache=none" for another plugin's keys |
 //! | `host_call_flood` | calls `cache.get` up to 100,000 times | reject "host_call_flood: quota-exceeded: ... after N calls" |
+//! | `huge_attribute` | moves `processed → done` setting an attribute of `bytes` bytes (data, default 20,000,000) | a failure naming the decision bound (or the store's refusal) |
+//! | `huge_write` | writes a `bytes`-byte value (data, default 20,000,000) with `store.put`, then moves `processed → done` | a failure naming `write_bytes` |
+//! | `log_flood` | logs `lines` lines (data, default 1,000,000) of `bytes` bytes each (default 4,096) | at most the log budget in the host's log; unchanged "log_flood: done" |
+//! | `remember` | reports the order id a previous call left in a global, then leaves its own | unchanged "remember: previous=none" (a fresh instance per order) |
+//! | `ambient` | reads the WASI wall clock, monotonic clock and both random sources | unchanged "ambient: wall_is_event_time=true …" with values that depend only on the event |
+//! | `spin` | spins `iterations` loop turns (data, default 20,000,000), then stays unchanged | unchanged "spin: done" (for instance-slot exhaustion) |
 //!
 //! Whenever an attack gets through, the decision's reason starts with `ESCAPED:`.
 
@@ -24,7 +30,7 @@ use std::hint::black_box;
 use orderpipe_plugin_sdk::serde_json::Value;
 use orderpipe_plugin_sdk::{
     Decision, Event, HostError, Order, OrderPlugin, PluginInfo, StateMachine, cache, export_plugin,
-    store,
+    log, store,
 };
 
 /// The port `open_socket` tries when the event names none.
@@ -73,12 +79,96 @@ impl OrderPlugin for Hostile {
                 read_foreign(&field("table"), &field("key"), &field("cache_key"))
             }
             "host_call_flood" => host_call_flood(),
+            "huge_attribute" => huge_attribute(number(&data, "bytes", 20_000_000) as usize),
+            "huge_write" => huge_write(number(&data, "bytes", 20_000_000) as usize),
+            "log_flood" => log_flood(
+                number(&data, "lines", 1_000_000),
+                number(&data, "bytes", 4_096) as usize,
+            ),
+            "remember" => remember(&order.id),
+            "ambient" => ambient(&event),
+            "spin" => {
+                let mut counter: u64 = 0;
+                for _ in 0..number(&data, "iterations", 20_000_000) {
+                    counter = black_box(counter.wrapping_add(1));
+                }
+                Decision::no_change(format!("spin: done after {counter} turns"))
+            }
             other => Decision::reject(format!("unknown event type {other}")),
         }
     }
 }
 
 export_plugin!(Hostile);
+
+fn number(data: &Value, name: &str, default: u64) -> u64 {
+    data.get(name).and_then(Value::as_u64).unwrap_or(default)
+}
+
+fn huge_attribute(bytes: usize) -> Decision {
+    Decision::transition("done", "hostile: a huge attribute")
+        .with_attribute("blob", &"x".repeat(bytes))
+}
+
+fn huge_write(bytes: usize) -> Decision {
+    match store::put("hoard", "blob", &"x".repeat(bytes)) {
+        Ok(()) => Decision::transition("done", format!("ESCAPED: stored {bytes} bytes")),
+        Err(error) => Decision::transition(
+            "done",
+            format!("huge_write: ignoring the refusal ({})", error.reason()),
+        ),
+    }
+}
+
+fn log_flood(lines: u64, bytes: usize) -> Decision {
+    let line = "L".repeat(bytes);
+    for _ in 0..lines {
+        log::info(&line);
+    }
+    Decision::no_change("log_flood: done")
+}
+
+/// The order id the previous `remember` call on this instance left behind, if any.
+static REMEMBERED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn remember(order_id: &str) -> Decision {
+    let mut remembered = REMEMBERED.lock().unwrap_or_else(|e| e.into_inner());
+    let previous = remembered.replace(order_id.to_string());
+    match previous {
+        None => Decision::no_change("remember: previous=none"),
+        Some(other) if other == order_id => Decision::no_change("remember: previous=this order"),
+        Some(other) => Decision::no_change(format!("ESCAPED: remember: previous={other}")),
+    }
+}
+
+/// What the guest's ambient time and randomness are, as a reason.
+fn ambient(event: &Event) -> Decision {
+    let (wall_ms, monotonic_ns, random, insecure) = ambient_readings();
+    Decision::no_change(format!(
+        "ambient: wall_is_event_time={} wall_ms={wall_ms} monotonic_ns={monotonic_ns} random={random} insecure={insecure}",
+        wall_ms == event.at_ms
+    ))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn ambient_readings() -> (u64, u64, u64, u64) {
+    use wasip2::clocks::{monotonic_clock, wall_clock};
+    use wasip2::random::{insecure, random};
+    let wall = wall_clock::now();
+    let wall_ms = wall.seconds * 1_000 + u64::from(wall.nanoseconds) / 1_000_000;
+    (
+        wall_ms,
+        monotonic_clock::now(),
+        random::get_random_u64(),
+        insecure::get_insecure_random_u64(),
+    )
+}
+
+/// Off wasm there is no WASI to read.
+#[cfg(not(target_arch = "wasm32"))]
+fn ambient_readings() -> (u64, u64, u64, u64) {
+    (0, 0, 0, 0)
+}
 
 fn spin_forever() -> ! {
     let mut counter: u64 = 0;

@@ -1,0 +1,138 @@
+//! One plugin instance's store: its WASI sandbox, its host functions, its memory limiter and
+//! its instance slot; and the warm instances a plugin version keeps when the operator opted
+//! it into reuse.
+
+use std::sync::Mutex;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::OrderPlugin;
+use super::host_functions::HostContext;
+use super::sandbox::{self, Determinism, Inputs};
+use super::slots::Slot;
+
+/// How often (in fuel units) a running plugin yields to the async runtime, so a busy plugin
+/// cannot starve other tasks and the wall-clock deadline can fire.
+const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+/// Warm instances one plugin version keeps for reuse at most (about one per partition task
+/// working concurrently); the rest of the slots stay free for other versions.
+pub(crate) const MAX_WARM_INSTANCES: usize = 8;
+/// The largest table a plugin may grow, in elements.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// The data of one instance's store.
+pub(crate) struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) host: HostContext,
+    pub(crate) limiter: MemoryLimiter,
+    /// Re-seeds the sandbox's clocks and generators for a reused instance's next event.
+    pub(crate) determinism: Determinism,
+    /// The instance slot this store's instance occupies; freed with the store.
+    _slot: Slot,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers whether the cap was hit, so the failure can say so.
+pub(crate) struct MemoryLimiter {
+    pub(crate) max_bytes: usize,
+    pub(crate) exceeded: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// A store ready for an instance: the sandbox built from `inputs`, the host functions, the
+/// memory cap and the fuel settings, holding `slot`. Also gives the stderr pipe.
+pub(crate) fn new_store(
+    engine: &Engine,
+    host: HostContext,
+    memory_bytes: usize,
+    inputs: Inputs,
+    slot: Slot,
+) -> wasmtime::Result<(Store<InstanceState>, MemoryOutputPipe)> {
+    let (wasi, stderr, determinism) = sandbox::wasi_context(inputs);
+    let state = InstanceState {
+        wasi,
+        table: ResourceTable::new(),
+        host,
+        limiter: MemoryLimiter {
+            max_bytes: memory_bytes,
+            exceeded: None,
+        },
+        determinism,
+        _slot: slot,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
+    Ok((store, stderr))
+}
+
+/// An instantiated plugin between calls (only with `instance_reuse` above 1).
+pub(crate) struct WarmInstance {
+    pub(crate) store: Store<InstanceState>,
+    pub(crate) plugin: OrderPlugin,
+    pub(crate) stderr: MemoryOutputPipe,
+    /// Calls it has served.
+    pub(crate) calls: u32,
+}
+
+/// The idle instances of one plugin version, shared by its clones.
+#[derive(Default)]
+pub(crate) struct WarmInstances {
+    idle: Mutex<Vec<WarmInstance>>,
+}
+
+impl WarmInstances {
+    pub(crate) fn take(&self) -> Option<WarmInstance> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    pub(crate) fn keep(&self, instance: WarmInstance) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_WARM_INSTANCES {
+            idle.push(instance);
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}

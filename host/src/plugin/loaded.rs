@@ -1,0 +1,393 @@
+//! A compiled plugin version, and one decision: an instance of its own (fresh unless the
+//! operator opted the plugin into reuse), the limits, the bounds on what it returns, and
+//! everything it cost.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Engine, Store};
+
+use super::bindings::{OrderPlugin, OrderPluginPre, wit};
+use super::convert::{from_wit_decision, to_wit_event, to_wit_order};
+use super::decision_bounds;
+use super::failure::{self, PluginFailure};
+use super::host_functions::{HostCall, HostContext};
+use super::instance::{self, InstanceState, WarmInstance, WarmInstances};
+use super::sandbox::Inputs;
+use super::slots::InstanceSlots;
+use super::state_machine::StateMachine;
+use crate::backend::memory::MemoryPluginData;
+use crate::backend::{PluginCache, PluginStore};
+use crate::order::{Decision, Event, Order};
+use crate::plugin_limits::PluginLimits;
+
+/// A plugin's decision and what it cost.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub decision: Decision,
+    pub fuel_used: u64,
+    pub host_calls: u32,
+    pub duration: Duration,
+    /// The host calls it made, in order, logging included; bounded, so a plugin that made
+    /// very many calls has only its first few dozen here.
+    pub host_call_log: Vec<HostCall>,
+}
+
+/// Everything one decision attempt did, whether or not the plugin decided: the decision or
+/// the failure, what it cost and the host calls it made. [`LoadedPlugin::decide`] keeps only
+/// the decision's side; the worker and `orderpipe plugin test` use all of it.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The decision (already checked against the bounds and the state machine), or why
+    /// there is none.
+    pub outcome: Result<Decision, PluginFailure>,
+    pub fuel_used: u64,
+    /// Store and cache calls (the ones the quota counts).
+    pub host_calls: u32,
+    pub duration: Duration,
+    /// The host calls made, in order, logging included; the first few dozen only.
+    pub host_call_log: Vec<HostCall>,
+    /// Host calls made after `host_call_log` was full.
+    pub host_calls_not_logged: u32,
+    /// Log lines (and their bytes) dropped past the plugin's log budget.
+    pub log_lines_dropped: u32,
+    pub log_bytes_dropped: u64,
+    /// How long the invocation waited for a free instance slot (zero when one was free).
+    pub slot_wait: Duration,
+}
+
+impl Trace {
+    /// The decision and its cost, or the failure.
+    pub fn into_invocation(self) -> Result<Invocation, PluginFailure> {
+        let decision = self.outcome?;
+        Ok(Invocation {
+            decision,
+            fuel_used: self.fuel_used,
+            host_calls: self.host_calls,
+            duration: self.duration,
+            host_call_log: self.host_call_log,
+        })
+    }
+}
+
+/// The plugin's view of the world: its own rows and its own cache keys.
+#[derive(Clone)]
+pub struct PluginHost {
+    pub store: Arc<dyn PluginStore>,
+    pub cache: Arc<dyn PluginCache>,
+}
+
+impl PluginHost {
+    /// Host functions backed by process memory: for tests and for trying a plugin out.
+    pub fn in_memory() -> Self {
+        let data = Arc::new(MemoryPluginData::new());
+        Self {
+            store: data.clone(),
+            cache: data,
+        }
+    }
+}
+
+/// A compiled, linked, validated plugin. Cheap to share. Each call runs on an instance of
+/// its own: a fresh one for every event unless the plugin's `instance_reuse` opts it into
+/// warm instances (which have only ever returned normally).
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    pub name: String,
+    pub version: String,
+    pub state_machine: StateMachine,
+    pub(super) pre: OrderPluginPre<InstanceState>,
+    pub(super) engine: Engine,
+    pub(super) limits: PluginLimits,
+    pub(super) slots: Arc<InstanceSlots>,
+    /// Idle instances ready for their next call (shared by clones of this version).
+    pub(super) warm: Arc<WarmInstances>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an invocation cost, whatever its outcome.
+#[derive(Debug, Default)]
+struct Usage {
+    fuel_used: u64,
+    host_calls: u32,
+    call_log: Vec<HostCall>,
+    calls_not_logged: u32,
+    log_lines_dropped: u32,
+    log_bytes_dropped: u64,
+    slot_wait: Duration,
+}
+
+/// The event an invocation decides, when it decides one (`describe` decides none).
+struct Deciding {
+    order_id: uuid::Uuid,
+    inputs: Inputs,
+}
+
+impl LoadedPlugin {
+    /// Drops the idle instances (their slots and memory go back to the engine); used when
+    /// this version stops deciding events.
+    pub fn discard_warm_instances(&self) {
+        self.warm.clear();
+    }
+
+    /// How many idle instances this version keeps now.
+    pub fn warm_instances(&self) -> usize {
+        self.warm.len()
+    }
+
+    /// The same compiled plugin under other limits (the runtime's memory ceiling still caps
+    /// `memory_mib`).
+    pub fn with_limits(&self, limits: PluginLimits) -> LoadedPlugin {
+        LoadedPlugin {
+            limits,
+            // Idle instances carry the old limits in their stores: start a new pool.
+            warm: Arc::new(WarmInstances::default()),
+            ..self.clone()
+        }
+    }
+
+    /// The limits every invocation of this plugin runs under.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    pub(super) async fn describe(&self) -> Result<wit::PluginInfo, PluginFailure> {
+        let host = PluginHost::in_memory();
+        let (result, _) = self
+            .invoke(host, None, |plugin, store| {
+                Box::pin(async move { plugin.call_describe(store).await })
+            })
+            .await;
+        result
+    }
+
+    /// Asks the plugin what `event` means for `order`, on an instance of its own, under the
+    /// limits. A decision over the plugin's bounds, or a transition the state machine does
+    /// not allow, is a failure, like a trap.
+    pub async fn decide(
+        &self,
+        order: &Order,
+        event: &Event,
+        host: PluginHost,
+    ) -> Result<Invocation, PluginFailure> {
+        self.decide_traced(order, event, host)
+            .await
+            .into_invocation()
+    }
+
+    /// [`LoadedPlugin::decide`], also reporting what a failed attempt cost, which host calls
+    /// it made, what its log dropped and how long it waited for an instance slot.
+    pub async fn decide_traced(&self, order: &Order, event: &Event, host: PluginHost) -> Trace {
+        let started = Instant::now();
+        let wit_order = to_wit_order(order);
+        let wit_event = to_wit_event(event);
+        let deciding = Deciding {
+            order_id: order.id,
+            inputs: Inputs {
+                now_ms: wit_event.at_ms,
+                seed: *event.id.as_bytes(),
+            },
+        };
+        let (result, usage) = self
+            .invoke(host, Some(deciding), move |plugin, store| {
+                Box::pin(async move { plugin.call_decide(store, &wit_order, &wit_event).await })
+            })
+            .await;
+        let outcome = result
+            .and_then(|decision| {
+                decision_bounds::check(&self.limits, &decision)?;
+                from_wit_decision(decision)
+            })
+            .and_then(|decision| {
+                if let Decision::Transition { to, .. } = &decision
+                    && let Some(refusal) = self.state_machine.refusal(&order.status, to)
+                {
+                    return Err(PluginFailure::new(refusal));
+                }
+                Ok(decision)
+            });
+        Trace {
+            outcome,
+            fuel_used: usage.fuel_used,
+            host_calls: usage.host_calls,
+            duration: started.elapsed(),
+            host_call_log: usage.call_log,
+            host_calls_not_logged: usage.calls_not_logged,
+            log_lines_dropped: usage.log_lines_dropped,
+            log_bytes_dropped: usage.log_bytes_dropped,
+            slot_wait: usage.slot_wait,
+        }
+    }
+
+    /// Runs `call` on a warm or fresh instance with fuel, memory, deadline, host-call, write
+    /// and log limits, and turns every way it can go wrong into a [`PluginFailure`] with a
+    /// readable reason.
+    async fn invoke<R, F>(
+        &self,
+        host: PluginHost,
+        deciding: Option<Deciding>,
+        call: F,
+    ) -> (Result<R, PluginFailure>, Usage)
+    where
+        R: Send,
+        F: for<'a> FnOnce(
+                &'a OrderPlugin,
+                &'a mut Store<InstanceState>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
+            > + Send,
+    {
+        let inputs = deciding.as_ref().map(|d| d.inputs).unwrap_or(Inputs {
+            now_ms: crate::order::now_ms().max(0) as u64,
+            seed: [0; 16],
+        });
+        let context = HostContext::new(
+            (&self.name, &self.version),
+            deciding.as_ref().map(|d| d.order_id),
+            host.store,
+            host.cache,
+            &self.limits,
+            inputs.now_ms,
+        );
+        let mut usage = Usage::default();
+        let warm = if self.limits.instance_reuse > 1 {
+            self.warm.take()
+        } else {
+            None
+        };
+        let (mut store, stderr, instance, calls) = match warm {
+            Some(mut warm) => {
+                let state = warm.store.data_mut();
+                state.host = context;
+                state.limiter.max_bytes = self.limits.memory_bytes();
+                state.determinism.reset(inputs);
+                (warm.store, warm.stderr, Some(warm.plugin), warm.calls)
+            }
+            None => {
+                let slot = match self.slots.acquire().await {
+                    Ok((slot, waited)) => {
+                        usage.slot_wait = waited;
+                        slot
+                    }
+                    Err(refused) => {
+                        usage.slot_wait = refused.waited;
+                        let failure = PluginFailure::transient(
+                            "plugin instance pool",
+                            format!(
+                                "all {} instance slots stayed busy for {} ms",
+                                refused.capacity,
+                                refused.waited.as_millis()
+                            ),
+                        );
+                        return (Err(failure), usage);
+                    }
+                };
+                match instance::new_store(
+                    &self.engine,
+                    context,
+                    self.limits.memory_bytes(),
+                    inputs,
+                    slot,
+                ) {
+                    Ok((store, stderr)) => (store, stderr, None, 0),
+                    Err(e) => {
+                        return (
+                            Err(PluginFailure::new(format!(
+                                "host could not prepare an instance: {e}"
+                            ))),
+                            usage,
+                        );
+                    }
+                }
+            }
+        };
+        if let Err(e) = store.set_fuel(self.limits.fuel) {
+            return (
+                Err(PluginFailure::new(format!(
+                    "host could not set the CPU budget: {e}"
+                ))),
+                usage,
+            );
+        }
+
+        let deadline = Duration::from_millis(self.limits.timeout_ms);
+        let outcome = tokio::time::timeout(deadline, async {
+            let plugin = match instance {
+                Some(plugin) => plugin,
+                None => self.pre.instantiate_async(&mut store).await?,
+            };
+            let result = call(&plugin, &mut store).await;
+            result.map(|value| (value, plugin))
+        })
+        .await;
+
+        usage.fuel_used = self
+            .limits
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or(0));
+        let host = &mut store.data_mut().host;
+        usage.host_calls = host.calls_made;
+        usage.call_log = std::mem::take(&mut host.call_log);
+        usage.calls_not_logged = host.calls_not_logged;
+        usage.log_lines_dropped = host.log.dropped_lines;
+        usage.log_bytes_dropped = host.log.dropped_bytes;
+        if host.log.dropped_lines > 0 {
+            tracing::warn!(
+                target: "orderpipe::plugin_log",
+                plugin = %self.name,
+                version = %self.version,
+                order_id = %host.order_id.map(|id| id.to_string()).unwrap_or_default(),
+                dropped_lines = host.log.dropped_lines,
+                dropped_bytes = host.log.dropped_bytes,
+                "dropped {} plugin log lines past the log budget ({} lines, {} bytes per event)",
+                host.log.dropped_lines,
+                self.limits.log_lines,
+                self.limits.log_bytes,
+            );
+        }
+        if let Some((backend, detail)) = host.unavailable.clone() {
+            return (Err(PluginFailure::transient(backend, detail)), usage);
+        }
+        if let Some(refused) = host.refused_write.clone() {
+            return (
+                Err(PluginFailure::new(format!(
+                    "the plugin's write was refused: {refused}"
+                ))),
+                usage,
+            );
+        }
+        let result = match outcome {
+            Err(_elapsed) => Err(PluginFailure::new(format!(
+                "the plugin exceeded its time limit of {} ms",
+                self.limits.timeout_ms
+            ))),
+            Ok(Ok((value, plugin))) => {
+                // Only an instance that returned normally and said nothing on stderr is
+                // used again, and only when the operator opted this plugin into reuse.
+                let calls = calls + 1;
+                if calls < self.limits.instance_reuse
+                    && store.data().limiter.exceeded.is_none()
+                    && stderr.contents().is_empty()
+                {
+                    self.warm.keep(WarmInstance {
+                        store,
+                        plugin,
+                        stderr,
+                        calls,
+                    });
+                }
+                Ok(value)
+            }
+            Ok(Err(error)) => Err(failure::explain(&self.limits, &error, &store, &stderr)),
+        };
+        (result, usage)
+    }
+}

@@ -1,0 +1,161 @@
+//! The WASI world a plugin instance sees: nothing granted, nothing ambient.
+//!
+//! No files, no environment, no arguments, no sockets; stdout and stderr go to small
+//! in-memory pipes. Time and randomness are functions of the event being decided, never of
+//! the host: the wall clock reads the event's time (what `clock.now-ms` answers too), the
+//! monotonic clock starts at zero and advances one microsecond per read, and both random
+//! interfaces are generators seeded from the event id. Deciding an event again (after a
+//! redelivery, or in a replay) therefore sees exactly the same inputs.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand_for_wasi::rngs::StdRng;
+use rand_for_wasi::{Rng as _, SeedableRng as _, TryRng};
+use sha2::{Digest, Sha256};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+
+/// How much of a plugin's stdout and stderr is kept (its panic message usually lands there).
+pub(crate) const CAPTURED_OUTPUT_BYTES: usize = 16 * 1024;
+/// How far the monotonic clock advances on every read, in nanoseconds: time seems to pass
+/// (so a guest measuring a duration sees a positive one) but only as the guest reads it.
+const MONOTONIC_TICK_NS: u64 = 1_000;
+
+/// What an instance's time and randomness derive from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inputs {
+    /// The wall clock's only reading, in milliseconds since the Unix epoch.
+    pub now_ms: u64,
+    /// The seed of both random generators (the event id's bytes).
+    pub seed: [u8; 16],
+}
+
+/// The state behind an instance's clocks and generators; a reused instance gets the next
+/// event's inputs through [`Determinism::reset`] before it decides it.
+#[derive(Clone)]
+pub(crate) struct Determinism {
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    now: Duration,
+    monotonic_ticks: u64,
+    secure: StdRng,
+    insecure: StdRng,
+}
+
+impl State {
+    fn from(inputs: Inputs) -> Self {
+        let seed: [u8; 32] = Sha256::digest(inputs.seed).into();
+        let mut insecure_seed = seed;
+        insecure_seed[0] ^= 0xff;
+        Self {
+            now: Duration::from_millis(inputs.now_ms),
+            monotonic_ticks: 0,
+            secure: StdRng::from_seed(seed),
+            insecure: StdRng::from_seed(insecure_seed),
+        }
+    }
+}
+
+impl Determinism {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Clocks and generators as a fresh instance deciding `inputs`' event would see them.
+    pub(crate) fn reset(&self, inputs: Inputs) {
+        *self.lock() = State::from(inputs);
+    }
+}
+
+/// A WASI context that grants nothing, with its time and randomness from `inputs`; also the
+/// stderr pipe (kept for a failure's reason) and the handle that re-seeds it.
+pub(crate) fn wasi_context(inputs: Inputs) -> (WasiCtx, MemoryOutputPipe, Determinism) {
+    let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
+    let determinism = Determinism {
+        state: Arc::new(Mutex::new(State::from(inputs))),
+    };
+    let wasi = WasiCtxBuilder::new()
+        .stdout(MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES))
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .wall_clock(EventClock(determinism.clone()))
+        .monotonic_clock(EventClock(determinism.clone()))
+        .secure_random(EventRandom {
+            determinism: determinism.clone(),
+            secure: true,
+        })
+        .insecure_random(EventRandom {
+            determinism: determinism.clone(),
+            secure: false,
+        })
+        .insecure_random_seed(u128::from_le_bytes(inputs.seed))
+        .build();
+    (wasi, stderr, determinism)
+}
+
+/// Both WASI clocks: the wall clock always reads the event's time; the monotonic clock starts
+/// at zero and advances [`MONOTONIC_TICK_NS`] per read.
+struct EventClock(Determinism);
+
+impl HostWallClock for EventClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0.lock().now
+    }
+}
+
+impl HostMonotonicClock for EventClock {
+    fn resolution(&self) -> u64 {
+        MONOTONIC_TICK_NS
+    }
+
+    fn now(&self) -> u64 {
+        let mut state = self.0.lock();
+        state.monotonic_ticks += 1;
+        state.monotonic_ticks * MONOTONIC_TICK_NS
+    }
+}
+
+/// One of the two WASI random generators, seeded from the event.
+struct EventRandom {
+    determinism: Determinism,
+    secure: bool,
+}
+
+impl EventRandom {
+    fn with<T>(&mut self, f: impl FnOnce(&mut StdRng) -> T) -> T {
+        let mut state = self.determinism.lock();
+        f(if self.secure {
+            &mut state.secure
+        } else {
+            &mut state.insecure
+        })
+    }
+}
+
+impl TryRng for EventRandom {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(self.with(|rng| rng.next_u32()))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.with(|rng| rng.next_u64()))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.with(|rng| rng.fill_bytes(dst));
+        Ok(())
+    }
+}
