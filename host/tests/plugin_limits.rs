@@ -218,13 +218,19 @@ async fn a_cpu_budget_set_on_one_host_applies_on_every_host_and_can_be_restored(
     b.stop().await;
 }
 
+/// Every limit's source: `fuel` overridden, every other limit the default.
 fn answer_sources_after_fuel_override() -> Value {
-    json!({
-        "fuel": "override",
-        "memory_mib": "default",
-        "timeout_ms": "default",
-        "host_calls": "default",
-    })
+    let mut sources = serde_json::Map::new();
+    for name in orderpipe::plugin_limits::LIMIT_NAMES {
+        let source = if *name == "fuel" {
+            "override"
+        } else {
+            "default"
+        };
+        sources.insert((*name).to_owned(), json!(source));
+    }
+    assert!(sources.contains_key("decision_bytes") && sources.contains_key("log_lines"));
+    Value::Object(sources)
 }
 
 /// Runs `orderpipe plugin ...` against `host` and returns its stdout; panics on failure.

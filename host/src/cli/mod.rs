@@ -112,12 +112,33 @@ pub enum PluginCommand {
         /// Store and cache calls per event.
         #[arg(long, value_name = "N")]
         host_calls: Option<u32>,
+        /// Set any limit by name, e.g. `--set decision_bytes=131072 --set instance_reuse=1000`;
+        /// repeat for several (the names `plugin list` shows).
+        #[arg(long = "set", value_name = "LIMIT=N", value_parser = parse_limit_setting)]
+        set: Vec<(String, u64)>,
         /// Restore a limit to the hosts' default; repeat for several.
         #[arg(long, value_name = "LIMIT", value_parser = clap::builder::PossibleValuesParser::new(plugin_admin::LIMIT_NAMES))]
         reset: Vec<String>,
         #[command(flatten)]
         admin: AdminArgs,
     },
+}
+
+/// `name=N` for `plugin limits --set`: a known limit and a whole number.
+fn parse_limit_setting(text: &str) -> Result<(String, u64), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected LIMIT=N"))?;
+    if !plugin_admin::LIMIT_NAMES.contains(&name) {
+        return Err(format!(
+            "{name:?} is not a plugin limit (one of {})",
+            plugin_admin::LIMIT_NAMES.join(", ")
+        ));
+    }
+    let value = value
+        .parse()
+        .map_err(|_| format!("{name}: {value:?} is not a whole number"))?;
+    Ok((name.to_owned(), value))
 }
 
 /// Where the admin API is.
@@ -181,6 +202,7 @@ pub async fn run(command: PluginCommand, limits: &PluginLimits) -> anyhow::Resul
             memory_mib,
             timeout_ms,
             host_calls,
+            set,
             reset,
             admin,
         } => {
@@ -198,6 +220,9 @@ pub async fn run(command: PluginCommand, limits: &PluginLimits) -> anyhow::Resul
                 if let Some(value) = value {
                     change.insert(limit.to_owned(), value);
                 }
+            }
+            for (limit, value) in set {
+                change.insert(limit, serde_json::Value::from(value));
             }
             plugin_admin::limits(&admin.target(), &name, change).await
         }

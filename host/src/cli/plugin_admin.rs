@@ -160,8 +160,7 @@ pub async fn list(target: &Target) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The limit names, as the admin API and `plugin limits --reset` spell them.
-pub const LIMIT_NAMES: [&str; 4] = ["fuel", "memory_mib", "timeout_ms", "host_calls"];
+pub use crate::plugin_limits::LIMIT_NAMES;
 
 /// `fuel 50000000 (default), memory_mib 32 (override), …` from a plugin's admin answer.
 fn describe_limits(plugin: &Value) -> String {

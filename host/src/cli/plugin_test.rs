@@ -155,6 +155,21 @@ fn print_plugin(
         thousands(limits.timeout_ms),
         limits.host_calls
     );
+    println!(
+        "               decisions ≤ {} bytes, ≤ {} attributes (keys ≤ {}, values ≤ {} bytes) | writes ≤ {} bytes | log ≤ {} lines, {} bytes | {}",
+        thousands(u64::from(limits.decision_bytes)),
+        limits.attributes,
+        limits.attribute_key_bytes,
+        thousands(u64::from(limits.attribute_value_bytes)),
+        thousands(u64::from(limits.write_bytes)),
+        limits.log_lines,
+        thousands(u64::from(limits.log_bytes)),
+        if limits.instance_reuse <= 1 {
+            "a fresh instance per event".to_owned()
+        } else {
+            format!("instances reused for {} events", limits.instance_reuse)
+        }
+    );
     for state in unreachable_states(plugin) {
         println!(
             "  warning: state {state} cannot be reached from {}",
@@ -256,6 +271,15 @@ async fn run_fixture(plugin: &LoadedPlugin, fixture: &Fixture, number: usize, ta
             println!(
                 "       … and {} more host call(s), not recorded",
                 trace.host_calls_not_logged
+            );
+        }
+        if trace.log_lines_dropped > 0 {
+            println!(
+                "       {} log line(s) ({} bytes) dropped past the log budget ({} lines, {} bytes per event)",
+                trace.log_lines_dropped,
+                trace.log_bytes_dropped,
+                plugin.limits().log_lines,
+                plugin.limits().log_bytes
             );
         }
 

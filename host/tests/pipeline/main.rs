@@ -8,6 +8,7 @@ mod bad_input;
 mod idempotency;
 mod modes;
 mod pipelines;
+mod plugin_bounds;
 mod redelivery;
 mod sandbox;
 mod workflow;

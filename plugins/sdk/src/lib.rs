@@ -95,8 +95,9 @@ pub use serde_json;
 
 /// What a plugin implements: describe itself, and decide on events.
 ///
-/// Both are called on a fresh instance; nothing survives from one call to the next except
-/// what the plugin puts in the host's [`store`] or [`cache`].
+/// Every event runs on a fresh instance unless the operator opts the plugin into reuse, so
+/// nothing survives in memory from one order to the next: keep what must last in the host's
+/// [`store`] or [`cache`].
 pub trait OrderPlugin {
     /// The plugin's name, version and state machine. Called once when the host loads it.
     fn describe() -> PluginInfo;
