@@ -253,7 +253,19 @@ impl PluginDeployer {
             size: bytes.len() as u64,
             uploaded_at_ms: now_ms(),
         };
-        match self.registry.store_version(&version, bytes).await? {
+        let stored =
+            self.registry
+                .store_version(&version, bytes)
+                .await
+                .map_err(|error| match error {
+                    // E.g. a component over what one Cassandra request may carry (16 MiB).
+                    BackendError::Invalid(refusal) => DeployError::Invalid(format!(
+                        "the registry refused to store it ({} bytes): {refusal}",
+                        bytes.len()
+                    )),
+                    outage => DeployError::Backend(outage),
+                })?;
+        match stored {
             Stored::Created => Ok(Uploaded {
                 version,
                 created: true,

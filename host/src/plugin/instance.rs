@@ -31,8 +31,6 @@ pub(crate) struct InstanceState {
     pub(crate) limiter: MemoryLimiter,
     /// Re-seeds the sandbox's clocks and generators for a reused instance's next event.
     pub(crate) determinism: Determinism,
-    /// The instance slot this store's instance occupies; freed with the store.
-    _slot: Slot,
 }
 
 impl WasiView for InstanceState {
@@ -75,13 +73,16 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 }
 
 /// A store ready for an instance: the sandbox built from `inputs`, the host functions, the
-/// memory cap and the fuel settings, holding `slot`. Also gives the stderr pipe.
+/// memory cap and the fuel settings. Also gives the stderr pipe.
+///
+/// The caller holds the instance's [`Slot`] beside the store and must drop it only after the
+/// store: wasmtime frees the pool's instance slot while dropping the store, after the store's
+/// data, so a slot kept inside the data would be handed on a moment too early.
 pub(crate) fn new_store(
     engine: &Engine,
     host: HostContext,
     memory_bytes: usize,
     inputs: Inputs,
-    slot: Slot,
 ) -> wasmtime::Result<(Store<InstanceState>, MemoryOutputPipe)> {
     let (wasi, stderr, determinism) = sandbox::wasi_context(inputs);
     let state = InstanceState {
@@ -93,7 +94,6 @@ pub(crate) fn new_store(
             exceeded: None,
         },
         determinism,
-        _slot: slot,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -103,11 +103,14 @@ pub(crate) fn new_store(
 
 /// An instantiated plugin between calls (only with `instance_reuse` above 1).
 pub(crate) struct WarmInstance {
+    // Fields drop in this order: the store (freeing wasmtime's pool slot) before `slot`.
     pub(crate) store: Store<InstanceState>,
     pub(crate) plugin: OrderPlugin,
     pub(crate) stderr: MemoryOutputPipe,
     /// Calls it has served.
     pub(crate) calls: u32,
+    /// The instance slot it occupies.
+    pub(crate) slot: Slot,
 }
 
 /// The idle instances of one plugin version, shared by its clones.

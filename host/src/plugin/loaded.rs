@@ -263,16 +263,19 @@ impl LoadedPlugin {
         } else {
             None
         };
+        // Declared before the store, so it is dropped after it (see `instance::new_store`).
+        let slot;
         let (mut store, stderr, instance, calls) = match warm {
             Some(mut warm) => {
                 let state = warm.store.data_mut();
                 state.host = context;
                 state.limiter.max_bytes = self.limits.memory_bytes();
                 state.determinism.reset(inputs);
+                slot = warm.slot;
                 (warm.store, warm.stderr, Some(warm.plugin), warm.calls)
             }
             None => {
-                let slot = match self.slots.acquire().await {
+                slot = match self.slots.acquire().await {
                     Ok((slot, waited)) => {
                         usage.slot_wait = waited;
                         slot
@@ -290,13 +293,8 @@ impl LoadedPlugin {
                         return (Err(failure), usage);
                     }
                 };
-                match instance::new_store(
-                    &self.engine,
-                    context,
-                    self.limits.memory_bytes(),
-                    inputs,
-                    slot,
-                ) {
+                match instance::new_store(&self.engine, context, self.limits.memory_bytes(), inputs)
+                {
                     Ok((store, stderr)) => (store, stderr, None, 0),
                     Err(e) => {
                         return (
@@ -382,6 +380,7 @@ impl LoadedPlugin {
                         plugin,
                         stderr,
                         calls,
+                        slot,
                     });
                 }
                 Ok(value)
