@@ -1,19 +1,23 @@
 //! The admin API: upload, list and activate plugin versions, and set each plugin's limits.
-//! Every route requires `Authorization: Bearer <admin.token>`; without a configured token the
-//! routes do not exist. Limits are shown as this host computes them from the shared
+//! Every route requires `Authorization: Bearer <admin.token>` (compared in constant time);
+//! without a configured token the routes do not exist. A request without the token, or
+//! declaring a body over its route's limit, is answered from its headers alone, before any
+//! of its body is read. Limits are shown as this host computes them from the shared
 //! registry's overrides and its own configured defaults.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
 
 use super::{ApiError, AppState};
 use crate::plugin::{DeployError, EffectiveLimits, LimitsChange, PluginDeployer};
@@ -48,23 +52,21 @@ fn admin(state: &AppState) -> Result<&Admin, ApiError> {
         .ok_or_else(|| ApiError::NotFound("the admin API is not enabled".into()))
 }
 
-/// Compares in constant time, so the token cannot be guessed byte by byte from timings.
+/// Compares in constant time (`subtle`), so the token cannot be guessed byte by byte from
+/// timings. Only the length can leak, and every accepted token is at least
+/// `MIN_ADMIN_TOKEN_BYTES` long.
 fn same_token(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    given.ct_eq(expected).into()
 }
 
-/// Refuses requests without the admin bearer token.
+/// Refuses requests without the admin bearer token, and a declared `Content-Length` over
+/// the route's limit, from the headers alone: nothing of the body is read first.
 pub(super) async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    let admin = admin(&state)?;
+) -> Result<Response, Response> {
+    let admin = admin(&state).map_err(IntoResponse::into_response)?;
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -72,31 +74,69 @@ pub(super) async fn require_token(
         .and_then(|value| value.strip_prefix("Bearer "));
     let refused = match given {
         Some(token) if same_token(token.as_bytes(), admin.token.as_bytes()) => {
-            return Ok(next.run(request).await);
+            let limit = route_body_limit(&state, &request);
+            match declared_length(request.headers()) {
+                Some(length) if length > limit as u64 => ApiError::PayloadTooLarge(format!(
+                    "the body is {length} bytes, over the limit of {limit} bytes for this route"
+                )),
+                _ => return Ok(next.run(request).await),
+            }
         }
         Some(_) => ApiError::Unauthorized("the admin token is wrong".into()),
         None => {
             ApiError::Unauthorized("the admin API needs `Authorization: Bearer <token>`".into())
         }
     };
-    discard_body(request.into_body(), admin.deployer.max_component_bytes()).await;
-    Err(refused)
+    Err(refuse_before_body(refused, request.into_body()))
 }
 
-/// Reads and drops the body of a request refused before its body was needed, up to `limit`
-/// bytes: answering while the client is still sending makes the server close a connection with
-/// unread data, which the client sees as a reset instead of the answer (and a pooled
-/// connection as a broken pipe on its next request).
-async fn discard_body(body: axum::body::Body, limit: usize) {
-    let _ = axum::body::to_bytes(body, limit).await;
+/// The body limit of an admin route: the component limit for uploads, the common one else.
+fn route_body_limit(state: &AppState, request: &Request) -> usize {
+    let upload = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|path| path.as_str().ends_with("/versions"));
+    match (upload, &state.admin) {
+        (true, Some(admin)) => admin.deployer.max_component_bytes(),
+        _ => state.http.max_body_bytes,
+    }
 }
+
+/// The `Content-Length` a request declares, if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The answer to a request refused before its body was read: sent at once, with
+/// `Connection: close`. The body is then read and dropped in the background (at most
+/// [`LINGER_BYTES`] for [`LINGER_TIME`]), so that a client still sending is not reset before
+/// it reads the answer (closing a socket with unread data sends a reset, which can overtake
+/// the answer); a client sending more than that is cut off once it has had its answer.
+fn refuse_before_body(error: ApiError, body: axum::body::Body) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(LINGER_TIME, axum::body::to_bytes(body, LINGER_BYTES)).await;
+    });
+    response
+}
+
+/// How much of a refused request's body is read and dropped after the answer.
+const LINGER_BYTES: usize = 1024 * 1024;
+/// How long a refused request's connection stays open for its client to read the answer.
+const LINGER_TIME: Duration = Duration::from_secs(2);
 
 pub(super) async fn upload_version(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let admin = admin(&state)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -105,26 +145,20 @@ pub(super) async fn upload_version(
     let limit = admin.deployer.max_component_bytes();
     let too_large =
         || ApiError::PayloadTooLarge(format!("the component is over the limit of {limit} bytes"));
-    // Refuse by the declared length before reading: no reason to receive a body we will drop.
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
+    // A declared length over the limit was refused before this handler (`require_token`).
     if content_type != "application/wasm" {
         let refused = ApiError::UnsupportedMediaType(format!(
             "upload the component with `Content-Type: application/wasm` (got {content_type:?})"
         ));
-        discard_body(body, limit).await;
-        return Err(refused);
+        return Ok(refuse_before_body(refused, body));
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
         let over_limit = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if over_limit {
             too_large()
+        } else if super::edge::is_body_timeout(&error) {
+            ApiError::RequestTimeout("the component arrived too slowly".into())
         } else {
             ApiError::BadRequest(format!("could not read the component: {error}"))
         }
@@ -142,7 +176,8 @@ pub(super) async fn upload_version(
             "version": uploaded.version.version,
             "sha256": uploaded.version.sha256,
         })),
-    ))
+    )
+        .into_response())
 }
 
 /// `limits` (the effective values) and `limit_sources` (default, config or override), as

@@ -17,8 +17,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -45,10 +45,17 @@ const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-repl
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
+/// History entries one page holds unless the client asks for fewer (`limit`).
+pub(super) const DEFAULT_HISTORY_LIMIT: usize = 100;
+/// The most history entries one page holds.
+pub(super) const MAX_HISTORY_LIMIT: usize = 1_000;
+
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge("the request body is larger than the limit".into())
+        } else if super::edge::is_body_timeout(&rejection) {
+            ApiError::RequestTimeout("the request body arrived too slowly".into())
         } else {
             ApiError::BadRequest(format!("could not read the request body: {rejection}"))
         }
@@ -383,8 +390,17 @@ pub(super) async fn post_event(
             pipeline.entity
         )));
     }
-    if find_order(&state, &pipeline, order_id).await?.is_none() {
+    let Some(view) = find_order(&state, &pipeline, order_id).await? else {
         return Err(not_found(&pipeline, order_id));
+    };
+    // The version counts the events recorded so far; events still on their way are not
+    // counted, so the cap may be passed by the few in flight, never by more.
+    let cap = state.http.max_events_per_order;
+    if view.version >= cap {
+        return Err(ApiError::Conflict(format!(
+            "{} {order_id} has reached the limit of {cap} events (http.max_events_per_order)",
+            pipeline.entity
+        )));
     }
     let data = Value::Object(request.data.unwrap_or_default());
     let message = EventMessage::event(order_id, kind.to_owned(), data, now_ms());
@@ -417,12 +433,53 @@ fn history_json(entry: &HistoryEntry) -> Value {
     })
 }
 
+/// `GET …/<id>/history` query: `limit` entries after the `cursor` of the previous page.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct HistoryQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl HistoryQuery {
+    /// (after this sequence number, at most this many entries), or a 400 naming the problem.
+    fn page(&self) -> Result<(u64, usize), ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_HISTORY_LIMIT,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| (1..=MAX_HISTORY_LIMIT).contains(limit))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "invalid query parameter `limit`: must be a whole number from 1 to \
+                         {MAX_HISTORY_LIMIT} (got {text:?})"
+                    ))
+                })?,
+        };
+        let after = match self.cursor.as_deref() {
+            None => 0,
+            Some(text) => text.parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "invalid query parameter `cursor`: use the `next_cursor` of the previous \
+                     page (got {text:?})"
+                ))
+            })?,
+        };
+        Ok((after, limit))
+    }
+}
+
 pub(super) async fn get_history(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
     Path(order_id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&pipeline, &order_id)?;
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::BadRequest(format!("invalid query string: {}", rejection.body_text()))
+    })?;
+    let (after, limit) = query.page()?;
     let stored = state.store.load_order(order_id).await?;
     match &stored {
         Some(stored) if stored.order.pipeline != pipeline.name => {
@@ -430,16 +487,21 @@ pub(super) async fn get_history(
         }
         _ => {}
     }
-    let history = state.store.history(order_id).await?;
+    let history = state.store.history_page(order_id, after, limit).await?;
     if history.is_empty() && stored.is_none() {
         return Err(not_found(&pipeline, order_id));
     }
+    // A full page may have a next one; the cursor is the last sequence number it holds.
+    let next_cursor = (history.len() == limit)
+        .then(|| history.last().map(|entry| entry.seq.to_string()))
+        .flatten();
     let mut answer = serde_json::Map::new();
     answer.insert(pipeline.id_field(), json!(order_id));
     answer.insert(
         "history".into(),
         Value::Array(history.iter().map(history_json).collect()),
     );
+    answer.insert("next_cursor".into(), json!(next_cursor));
     Ok(Json(Value::Object(answer)))
 }
 
