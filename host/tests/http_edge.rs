@@ -408,3 +408,65 @@ async fn history_pages_through_1000_events_and_the_cap_is_enforced() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_is_routed() {
+    bounded("openapi", async {
+        let mut config = config("order");
+        config.admin.token = Some(TOKEN.into());
+        let host = TestHost::start(config).await;
+        let (status, document) = host.get("/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            document["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{document}"
+        );
+        let schemes = &document["components"]["securitySchemes"]["admin_token"];
+        assert_eq!(schemes["scheme"], "bearer", "{document}");
+        let paths = document["paths"].as_object().expect("paths");
+        for expected in [
+            "/api/orders",
+            "/api/orders/{order_id}",
+            "/api/orders/{order_id}/events",
+            "/api/orders/{order_id}/history",
+            "/api/plugins/{name}/versions",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(paths.contains_key(expected), "{expected} is not documented");
+        }
+        let mut operations = 0;
+        for (path, item) in paths {
+            assert!(!path.contains("{pipeline}"), "{path} was not expanded");
+            let concrete = path
+                .replace("{order_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{name}", "order");
+            for (method, operation) in item.as_object().unwrap() {
+                let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let mut request = host.http.request(method.clone(), host.url(&concrete));
+                if operation.get("security").is_some() {
+                    request = request.bearer_auth(TOKEN);
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status();
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                let error = answer["error"].as_str().unwrap_or_default();
+                assert!(
+                    !error.starts_with("no route for") && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is documented but not routed: {status} {answer}"
+                );
+                for status in ["400", "404", "408", "413", "429", "503"] {
+                    assert!(
+                        operation["responses"].get(status).is_some(),
+                        "{method} {path} does not document {status}"
+                    );
+                }
+                operations += 1;
+            }
+        }
+        println!("{operations} documented operations, every one routed");
+    })
+    .await;
+}

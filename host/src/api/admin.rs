@@ -131,6 +131,23 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// How long a refused request's connection stays open for its client to read the answer.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 
+/// Uploads a plugin version (a component), validated before it is stored.
+#[utoipa::path(
+    post,
+    path = "/api/plugins/{name}/versions",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The plugin's name")),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
+    responses(
+        (status = 201, description = "Stored", body = super::openapi::Uploaded),
+        (status = 200, description = "This version was stored before with the same bytes", body = super::openapi::Uploaded),
+        (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody),
+        (status = 409, description = "This version was stored with other bytes", body = super::openapi::ErrorBody),
+        (status = 415, description = "Not `application/wasm`", body = super::openapi::ErrorBody),
+        (status = 422, description = "Not a valid plugin component", body = super::openapi::ErrorBody),
+    )
+)]
 pub(super) async fn upload_version(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -186,6 +203,14 @@ fn limits_json(effective: &EffectiveLimits) -> (Value, Value) {
     (json!(effective.limits), json!(effective.sources))
 }
 
+/// Every plugin: its active version and effective limits, and the host's default limits.
+#[utoipa::path(
+    get,
+    path = "/api/plugins",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The plugins", body = super::openapi::PluginList), (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn list_plugins(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let admin = admin(&state)?;
     let mut plugins = Vec::new();
@@ -204,6 +229,15 @@ pub(super) async fn list_plugins(State(state): State<AppState>) -> Result<Json<V
     })))
 }
 
+/// One plugin: its versions, the active one and its effective limits.
+#[utoipa::path(
+    get,
+    path = "/api/plugins/{name}",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "The plugin", body = super::openapi::PluginDetail), (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn get_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -228,6 +262,19 @@ pub(super) async fn get_plugin(
 /// `PUT /api/plugins/<name>/limits`: a partial change of the plugin's overrides (a number
 /// sets one, `null` restores the default, an absent field is kept). Malformed JSON is `400`;
 /// an unknown field, a wrong type or a value out of bounds is `422` and changes nothing.
+#[utoipa::path(
+    put,
+    path = "/api/plugins/{name}/limits",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The plugin's name")),
+    request_body(content = super::openapi::LimitsChange, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The plugin's limits now", body = super::openapi::PluginLimits),
+        (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody),
+        (status = 422, description = "An unknown field, a wrong type, an empty change or a value out of bounds", body = super::openapi::ErrorBody),
+    )
+)]
 pub(super) async fn set_limits(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -265,12 +312,23 @@ fn parse_limits_change(bytes: &[u8]) -> Result<LimitsChange, ApiError> {
     Ok(change)
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `PUT /api/plugins/<name>/active`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Activation {
     version: String,
 }
 
+/// Activates (or rolls back to) a stored version on every host.
+#[utoipa::path(
+    put,
+    path = "/api/plugins/{name}/active",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The plugin's name")),
+    request_body(content = Activation, content_type = "application/json"),
+    responses((status = 200, description = "Activated", body = super::openapi::Activated), (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn activate(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -8,6 +8,7 @@ mod admin;
 mod edge;
 mod error;
 mod health;
+mod openapi;
 mod records;
 pub mod serve;
 
@@ -73,7 +74,12 @@ pub struct AppState {
 /// The whole HTTP app.
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.http.max_body_bytes;
+    let document = openapi::document_json(&state);
     let mut app = Router::new()
+        .route(
+            "/openapi.json",
+            get(openapi::openapi_json).layer(Extension(document)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));

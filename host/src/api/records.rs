@@ -174,6 +174,23 @@ fn created_event_id(order_id: Uuid) -> Uuid {
     Uuid::new_v5(&order_id, b"orderpipe:created")
 }
 
+/// Accepts a new record: answered once its event log acknowledged it.
+#[utoipa::path(
+    post,
+    path = "/api/{pipeline}",
+    tag = "records",
+    params(
+        ("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"),
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "Makes the request safe to retry: 1–255 visible ASCII characters, kept 24 h"),
+    ),
+    request_body(content = OrderRequest, content_type = "application/json",
+                 description = "Every field is optional; an empty body is a record too"),
+    responses(
+        (status = 201, description = "Accepted", body = super::openapi::Created),
+        (status = 422, description = "The Idempotency-Key was used with another request", body = super::openapi::ErrorBody),
+    )
+)]
 pub(super) async fn create_order(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
@@ -343,6 +360,14 @@ async fn find_order(
     Ok(Some(view))
 }
 
+/// The record's current state (from the cache, else the store).
+#[utoipa::path(
+    get,
+    path = "/api/{pipeline}/{order_id}",
+    tag = "records",
+    params(("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"), ("order_id" = Uuid, Path, description = "The record's id")),
+    responses((status = 200, description = "The record", body = super::openapi::RecordView))
+)]
 pub(super) async fn get_order(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
@@ -355,15 +380,32 @@ pub(super) async fn get_order(
         .ok_or_else(|| not_found(&pipeline, order_id))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST …/<id>/events`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EventRequest {
+pub(super) struct EventRequest {
+    /// The event type (not `created`, which is the record's own creation).
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     kind: String,
+    /// What the plugin needs to decide it, e.g. `{"amount": 24.98}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<serde_json::Map<String, Value>>,
 }
 
+/// Publishes an event for the record; the worker has its plugin decide it.
+#[utoipa::path(
+    post,
+    path = "/api/{pipeline}/{order_id}/events",
+    tag = "records",
+    params(("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"), ("order_id" = Uuid, Path, description = "The record's id")),
+    request_body(content = EventRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted", body = super::openapi::EventAccepted),
+        (status = 409, description = "The record has reached `http.max_events_per_order`", body = super::openapi::ErrorBody),
+    )
+)]
 pub(super) async fn post_event(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
@@ -434,9 +476,14 @@ fn history_json(entry: &HistoryEntry) -> Value {
 }
 
 /// `GET …/<id>/history` query: `limit` entries after the `cursor` of the previous page.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
+    /// Entries on this page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[param(value_type = Option<String>, pattern = "^[0-9]+$")]
     cursor: Option<String>,
 }
 
@@ -469,6 +516,14 @@ impl HistoryQuery {
     }
 }
 
+/// One page of the record's history, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/{pipeline}/{order_id}/history",
+    tag = "records",
+    params(("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"), ("order_id" = Uuid, Path, description = "The record's id"), HistoryQuery),
+    responses((status = 200, description = "A page of the history", body = super::openapi::HistoryPage))
+)]
 pub(super) async fn get_history(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
