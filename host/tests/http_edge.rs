@@ -1,5 +1,6 @@
 //! The HTTP edge as a hostile client meets it, on a live host (real Kafka, Cassandra and
-//! Redis; port 0): slow request heads and idle connections are closed, slow bodies get 408,
+//! Redis; port 0): slow request heads and idle connections are closed, connections over the cap
+//! wait, slow bodies get 408,
 //! an unauthenticated or oversized upload is answered before its body is sent, invented
 //! methods add no metric series, a client over its rate gets 429 while others are served,
 //! and history pages through 1,000 events up to the per-order cap.
@@ -110,6 +111,38 @@ async fn slow_request_heads_and_idle_connections_are_closed_within_the_timeout()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    bounded("connection cap", async {
+        let mut config = config("order");
+        config.http.max_connections = 2;
+        let host = TestHost::start(config).await;
+        let addr = host.host.as_ref().expect("running").addr();
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        for stream in [&mut first, &mut second] {
+            stream.write_all(request).await.unwrap();
+            let (head, _) = read_head(stream, Duration::from_secs(5)).await;
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        }
+        // The third connection is accepted by the kernel but not served while two are open.
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        third.write_all(request).await.unwrap();
+        let mut byte = [0u8; 1];
+        let waited = tokio::time::timeout(Duration::from_millis(700), third.read(&mut byte)).await;
+        assert!(
+            waited.is_err(),
+            "a third connection was served over the cap of 2"
+        );
+        drop(first);
+        let (head, took) = read_head(&mut third, Duration::from_secs(5)).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        println!("the third connection was served {took:?} after the first closed");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stops_arriving_gets_408() {
     bounded("slow body", async {
         let mut config = config("order");
@@ -188,6 +221,19 @@ async fn unauthenticated_or_oversized_uploads_are_answered_before_the_body_is_se
             assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
             assert!(answer.contains("\"error\""), "{path}: {answer}");
         }
+
+        // The record routes refuse a declared length over `http.max_body_bytes` the same way.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 31457280\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("over the limit of 65536 bytes"), "{answer}");
 
         // A client that sends its whole (refused) body still gets its answer, and its next
         // request on the same client is served.

@@ -6,19 +6,19 @@
 //! registry's overrides and its own configured defaults.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{MatchedPath, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
 
+use super::edge::refuse_before_body;
 use super::{ApiError, AppState};
 use crate::plugin::{DeployError, EffectiveLimits, LimitsChange, PluginDeployer};
 
@@ -59,8 +59,9 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
     given.ct_eq(expected).into()
 }
 
-/// Refuses requests without the admin bearer token, and a declared `Content-Length` over
-/// the route's limit, from the headers alone: nothing of the body is read first.
+/// Refuses requests without the admin bearer token from the headers alone: nothing of the
+/// body is read first (a declared length over the route's limit was refused before this, by
+/// `edge::refuse_oversized`).
 pub(super) async fn require_token(
     State(state): State<AppState>,
     request: Request,
@@ -74,13 +75,7 @@ pub(super) async fn require_token(
         .and_then(|value| value.strip_prefix("Bearer "));
     let refused = match given {
         Some(token) if same_token(token.as_bytes(), admin.token.as_bytes()) => {
-            let limit = route_body_limit(&state, &request);
-            match declared_length(request.headers()) {
-                Some(length) if length > limit as u64 => ApiError::PayloadTooLarge(format!(
-                    "the body is {length} bytes, over the limit of {limit} bytes for this route"
-                )),
-                _ => return Ok(next.run(request).await),
-            }
+            return Ok(next.run(request).await);
         }
         Some(_) => ApiError::Unauthorized("the admin token is wrong".into()),
         None => {
@@ -89,47 +84,6 @@ pub(super) async fn require_token(
     };
     Err(refuse_before_body(refused, request.into_body()))
 }
-
-/// The body limit of an admin route: the component limit for uploads, the common one else.
-fn route_body_limit(state: &AppState, request: &Request) -> usize {
-    let upload = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|path| path.as_str().ends_with("/versions"));
-    match (upload, &state.admin) {
-        (true, Some(admin)) => admin.deployer.max_component_bytes(),
-        _ => state.http.max_body_bytes,
-    }
-}
-
-/// The `Content-Length` a request declares, if any.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
-/// The answer to a request refused before its body was read: sent at once, with
-/// `Connection: close`. The body is then read and dropped in the background (at most
-/// [`LINGER_BYTES`] for [`LINGER_TIME`]), so that a client still sending is not reset before
-/// it reads the answer (closing a socket with unread data sends a reset, which can overtake
-/// the answer); a client sending more than that is cut off once it has had its answer.
-fn refuse_before_body(error: ApiError, body: axum::body::Body) -> Response {
-    let mut response = error.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(LINGER_TIME, axum::body::to_bytes(body, LINGER_BYTES)).await;
-    });
-    response
-}
-
-/// How much of a refused request's body is read and dropped after the answer.
-const LINGER_BYTES: usize = 1024 * 1024;
-/// How long a refused request's connection stays open for its client to read the answer.
-const LINGER_TIME: Duration = Duration::from_secs(2);
 
 /// Uploads a plugin version (a component), validated before it is stored.
 #[utoipa::path(
@@ -162,7 +116,7 @@ pub(super) async fn upload_version(
     let limit = admin.deployer.max_component_bytes();
     let too_large =
         || ApiError::PayloadTooLarge(format!("the component is over the limit of {limit} bytes"));
-    // A declared length over the limit was refused before this handler (`require_token`).
+    // A declared length over the limit was refused before this handler (`edge::refuse_oversized`).
     if content_type != "application/wasm" {
         let refused = ApiError::UnsupportedMediaType(format!(
             "upload the component with `Content-Type: application/wasm` (got {content_type:?})"

@@ -1,6 +1,6 @@
 //! The request-level guards every route sits behind: the per-client rate limit (`429` with
-//! `Retry-After`), the pause allowed while a body arrives and the whole request's time
-//! (`408`). Connection-level bounds (connections, request heads, idle keep-alive) live in
+//! `Retry-After`), a declared body over the route's limit (`413`, before any of it is read),
+//! the pause allowed while a body arrives and the whole request's time (`408`). Connection-level bounds (connections, request heads, idle keep-alive) live in
 //! [`super::serve`]. Each guard answers with the API's JSON error, never a bare status.
 
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -133,5 +133,64 @@ pub(super) async fn request_timeout(
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout(format!("the request took longer than {limit} ms"))
             .into_response(),
+    }
+}
+
+/// How much of a refused request's body is read and dropped after the answer.
+const LINGER_BYTES: usize = 1024 * 1024;
+/// How long a refused request's connection stays open for its client to read the answer.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// The answer to a request refused before its body was read: sent at once, with
+/// `Connection: close`. The body is then read and dropped in the background (at most
+/// [`LINGER_BYTES`] for [`LINGER_TIME`]), so that a client still sending is not reset before
+/// it reads the answer (closing a socket with unread data sends a reset, which can overtake
+/// the answer); a client sending more than that is cut off once it has had its answer.
+pub(super) fn refuse_before_body(error: ApiError, body: Body) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(LINGER_TIME, axum::body::to_bytes(body, LINGER_BYTES)).await;
+    });
+    response
+}
+
+/// The body limit of the matched route: the component limit for plugin uploads, the common
+/// `http.max_body_bytes` for every other route.
+fn route_body_limit(state: &AppState, request: &Request) -> usize {
+    let upload = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|path| path.as_str().ends_with("/versions"));
+    match (upload, &state.admin) {
+        (true, Some(admin)) => admin.deployer.max_component_bytes(),
+        _ => state.http.max_body_bytes,
+    }
+}
+
+/// Answers `413` to a request whose declared `Content-Length` is over its route's limit,
+/// from the headers alone (a body without a declared length is cut at the limit as it is read).
+pub(super) async fn refuse_oversized(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = route_body_limit(&state, &request);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => refuse_before_body(
+            ApiError::PayloadTooLarge(format!(
+                "the request body is larger than the limit: {length} bytes declared, over the \
+                 limit of {limit} bytes for this route"
+            )),
+            request.into_body(),
+        ),
+        _ => next.run(request).await,
     }
 }

@@ -125,6 +125,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            edge::refuse_oversized,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             edge::request_timeout,
         ))
         .layer(middleware::from_fn_with_state(
