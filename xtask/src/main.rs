@@ -11,7 +11,7 @@
 //!   `schemathesis`. CI runs this.
 //! - `schemathesis`: fuzzes a fresh host (embedded backends) against its `/openapi.json` with
 //!   schemathesis (pinned, installed into a virtualenv under `target/`), fixed seed, bounded
-//!   examples; fails on any 5xx or non-conforming answer. About a minute.
+//!   examples; fails on any 5xx or non-conforming answer. About 30 s once built.
 //! - `run [serve args]`: servers up, plugins, then `orderpipe serve` on port 5000.
 //! - `soak [--minutes N] [--rate R]`: servers up, plugins, then a long steady load on one host
 //!   (default 10 minutes at half the measured maximum rate); checks that nothing is lost and

@@ -91,7 +91,7 @@ pub(super) async fn require_token(
     path = "/api/plugins/{name}/versions",
     tag = "admin",
     security(("admin_token" = [])),
-    params(("name" = String, Path, description = "The plugin's name")),
+    params(("name" = String, Path, description = "The plugin's name", example = "order")),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
     responses(
         (status = 201, description = "Stored", body = super::openapi::Uploaded),
@@ -189,7 +189,7 @@ pub(super) async fn list_plugins(State(state): State<AppState>) -> Result<Json<V
     path = "/api/plugins/{name}",
     tag = "admin",
     security(("admin_token" = [])),
-    params(("name" = String, Path, description = "The plugin's name")),
+    params(("name" = String, Path, description = "The plugin's name", example = "order")),
     responses((status = 200, description = "The plugin", body = super::openapi::PluginDetail), (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn get_plugin(
@@ -221,7 +221,7 @@ pub(super) async fn get_plugin(
     path = "/api/plugins/{name}/limits",
     tag = "admin",
     security(("admin_token" = [])),
-    params(("name" = String, Path, description = "The plugin's name")),
+    params(("name" = String, Path, description = "The plugin's name", example = "order")),
     request_body(content = super::openapi::LimitsChange, content_type = "application/json"),
     responses(
         (status = 200, description = "The plugin's limits now", body = super::openapi::PluginLimits),
@@ -279,7 +279,7 @@ pub(super) struct Activation {
     path = "/api/plugins/{name}/active",
     tag = "admin",
     security(("admin_token" = [])),
-    params(("name" = String, Path, description = "The plugin's name")),
+    params(("name" = String, Path, description = "The plugin's name", example = "order")),
     request_body(content = Activation, content_type = "application/json"),
     responses((status = 200, description = "Activated", body = super::openapi::Activated), (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody))
 )]

@@ -18,7 +18,7 @@ use axum::Json;
 use axum::extract::Extension;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
@@ -257,6 +257,35 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .filter_map(Option::as_mut)
 }
 
+/// Links the `201` of each pipeline's `POST /api/<name>` to the operations on the new record,
+/// so a client (and schemathesis' stateful phase) knows where its id goes. Written as JSON:
+/// utoipa 5 serializes a link's `operationId` as `operation_id`.
+fn link_created_records(state: &AppState, document: &mut Value) {
+    for pipeline in &state.pipelines {
+        let created = document
+            .pointer_mut(&format!(
+                "/paths/~1api~1{}/post/responses/201",
+                pipeline.name
+            ))
+            .and_then(Value::as_object_mut);
+        let Some(created) = created else {
+            continue;
+        };
+        let mut links = serde_json::Map::new();
+        for operation in ["get_order", "post_event", "get_history"] {
+            let operation_id = format!("{}_{operation}", pipeline.name);
+            links.insert(
+                operation_id.clone(),
+                json!({
+                    "operationId": operation_id,
+                    "parameters": {"order_id": format!("$response.body#/{}", pipeline.id_field())},
+                }),
+            );
+        }
+        created.insert("links".into(), Value::Object(links));
+    }
+}
+
 /// The errors any operation can answer, beside its own.
 const COMMON_ERRORS: [(u16, &str); 7] = [
     (400, "Malformed input, named in the error"),
@@ -273,7 +302,9 @@ const COMMON_ERRORS: [(u16, &str); 7] = [
 
 /// The document as this host serves it, as JSON.
 pub(super) fn document_json(state: &AppState) -> Arc<Value> {
-    Arc::new(serde_json::to_value(document(state)).unwrap_or_default())
+    let mut document = serde_json::to_value(document(state)).unwrap_or_default();
+    link_created_records(state, &mut document);
+    Arc::new(document)
 }
 
 /// The document as this host serves it: its pipelines' routes, the admin routes if enabled.
