@@ -169,6 +169,56 @@ async fn a_body_that_stops_arriving_gets_408() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_whole_request_timeout_gets_408() {
+    bounded("request timeout", async {
+        let mut config = config("order");
+        config.http.request_timeout_ms = 1_000;
+        config.http.body_read_timeout_ms = 30_000;
+        let host = TestHost::start(config).await;
+        let addr = host.host.as_ref().expect("running").addr();
+        // A body trickling in, a byte every 300 ms: within the pause allowed, not the total.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 100\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let (mut reader, mut writer) = stream.into_split();
+        let trickle = tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if writer.write_all(b" ").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buffer))
+                .await
+                .expect("an answer")
+                .expect("read");
+            assert!(n > 0, "closed without an answer");
+            received.extend_from_slice(&buffer[..n]);
+        }
+        let took = started.elapsed();
+        trickle.abort();
+        let answer = String::from_utf8_lossy(&received);
+        println!("trickling request answered after {took:?} (request timeout 1 s)");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_or_oversized_uploads_are_answered_before_the_body_is_sent() {
     bounded("uploads", async {
         let mut config = config("order");
