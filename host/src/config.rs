@@ -73,8 +73,9 @@ pub struct BackendsConfig {
     pub data_dir: PathBuf,
     /// Partitions of the embedded event log (fixed once the log exists).
     pub partitions: u32,
-    /// Order views the embedded cache holds at most.
-    pub cache_capacity: u64,
+    /// The memory the embedded cache may use, in bytes, for order views and for plugin keys
+    /// each (every entry weighed by its size).
+    pub cache_max_bytes: u64,
 }
 
 impl Default for BackendsConfig {
@@ -85,7 +86,7 @@ impl Default for BackendsConfig {
             status_cache: StatusCacheKind::Embedded,
             data_dir: PathBuf::from("data"),
             partitions: 6,
-            cache_capacity: 100_000,
+            cache_max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -180,6 +181,12 @@ impl PipelineConfig {
 /// A configuration that cannot run, found before anything is started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    #[error(
+        "admin.token is {0} bytes long; it must be at least {MIN_ADMIN_TOKEN_BYTES} (e.g. `openssl rand -hex 32`)"
+    )]
+    ShortAdminToken(usize),
+    #[error("http.{0} must be greater than 0")]
+    ZeroHttpBound(&'static str),
     #[error("two pipelines are named {0:?}; pipeline names must be unique")]
     DuplicatePipelineName(String),
     #[error(
@@ -216,9 +223,13 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AdminConfig {
-    /// Bearer token required on every admin request (`ORDERPIPE_ADMIN__TOKEN`).
+    /// Bearer token required on every admin request (`ORDERPIPE_ADMIN__TOKEN`), at least
+    /// [`MIN_ADMIN_TOKEN_BYTES`] long.
     pub token: Option<String>,
 }
+
+/// The shortest admin token accepted at start-up: long enough that guessing is hopeless.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
 impl Default for Config {
     fn default() -> Self {
@@ -238,13 +249,58 @@ impl Default for Config {
     }
 }
 
+/// The HTTP edge: where the API listens and every bound a client meets there. README's
+/// "Limits and abuse" says what a client sees past each one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpConfig {
     /// Where the API listens; port 5000 like the original Flask service.
     pub addr: SocketAddr,
-    /// The largest request body accepted, in bytes.
+    /// The largest request body accepted, in bytes (admin uploads have their own limit,
+    /// `plugins.max_component_bytes`).
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's line and headers, counted from the
+    /// moment the connection waits for them: after connecting, and again after each answer
+    /// on a kept-alive connection (so it is also the idle keep-alive timeout). Past it the
+    /// connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// The longest pause allowed while a request body arrives; past it the request is
+    /// answered `408`.
+    pub body_read_timeout_ms: u64,
+    /// How long one request may take, body and answer included; past it the answer is `408`.
+    pub request_timeout_ms: u64,
+    /// Connections served at once; further clients wait in the listen backlog until one
+    /// closes.
+    pub max_connections: usize,
+    /// Requests per second one client address may make on average (a token bucket refilled
+    /// at this rate); `0` turns rate limiting off. Off by default: a host behind a proxy sees
+    /// one address for everybody, and the loopback bench and tests need full speed.
+    pub rate_limit_per_second: u32,
+    /// How many requests a client may make at once before the rate applies (the bucket's
+    /// size).
+    pub rate_limit_burst: u32,
+    /// The most events one order (or any record) may have recorded; posting another is
+    /// answered `409`.
+    pub max_events_per_order: u64,
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+            ("rate_limit_burst", u64::from(self.rate_limit_burst)),
+            ("max_events_per_order", self.max_events_per_order),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroHttpBound(name));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for HttpConfig {
@@ -252,6 +308,13 @@ impl Default for HttpConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
             max_body_bytes: 64 * 1024,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            max_connections: 4_096,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 100,
+            max_events_per_order: 10_000,
         }
     }
 }
@@ -471,6 +534,12 @@ impl Config {
     /// Checks what can be checked before connecting anywhere: pipeline names are unique and
     /// path-safe, topics are unique, valid and not the dead-letter topic.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.admin.token
+            && token.len() < MIN_ADMIN_TOKEN_BYTES
+        {
+            return Err(ConfigError::ShortAdminToken(token.len()));
+        }
+        self.http.validate()?;
         let pipelines = self.pipelines();
         for (n, pipeline) in pipelines.iter().enumerate() {
             if !is_path_safe_name(&pipeline.name) {
@@ -580,6 +649,27 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("redis://app:***@10.0.0.1:6379/0"), "{text}");
+    }
+
+    #[test]
+    fn short_admin_tokens_are_refused() {
+        let mut config = Config::default();
+        config.admin.token = Some("change-me".into());
+        let error = config.validate().unwrap_err();
+        assert_eq!(error, ConfigError::ShortAdminToken(9));
+        assert!(error.to_string().contains("at least 16"), "{error}");
+        config.admin.token = Some("a-long-enough-admin-token".into());
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn zero_http_bounds_are_refused() {
+        let mut config = Config::default();
+        config.http.header_read_timeout_ms = 0;
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::ZeroHttpBound("header_read_timeout_ms"))
+        );
     }
 
     #[test]

@@ -22,22 +22,26 @@ pub const CREATED_EVENT: &str = "created";
 
 /// The body of `POST /api/orders`. Every field is optional: an empty body is an order too,
 /// as in the original Flask service.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// (Its OpenAPI schema is derived from this type, so the document cannot drift from it.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
+    /// At most 1,000 lines.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub items: Vec<LineItem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     /// Free-form attributes; plugins may add their own on transitions.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineItem {
     pub sku: String,
@@ -150,7 +154,7 @@ pub enum Decision {
 }
 
 /// How an event ended, as recorded in the history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The status changed.

@@ -158,17 +158,22 @@ impl Host {
             worker_health,
             admin,
             backend_names: config.backends.names(),
+            http: config.http.clone(),
+            rate_limit: api::RateLimit::from_config(&config.http),
         };
-        let app = api::router(state, config.http.max_body_bytes);
+        if let Some(limit) = &state.rate_limit {
+            limit.spawn_pruning(shutdown.clone());
+        }
+        let app = api::router(state);
         let listener = tokio::net::TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding {}", config.http.addr))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, mode = ?config.mode, "listening");
         let api_shutdown = shutdown.clone();
+        let http = config.http.clone();
         let api = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(api_shutdown.cancelled_owned())
+            api::serve::serve(listener, app, &http, api_shutdown)
                 .await
                 .context("serving HTTP")
         });

@@ -5,11 +5,18 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+use std::fmt;
+
+use tracing::field::Field;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt as _;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::{Writer, debug_fn};
 
 use crate::config::LogConfig;
 
 /// Installs the global tracing subscriber (text or JSON). Safe to call more than once.
+/// Text logs escape every control character in field values (JSON escapes them itself).
 pub fn init_logging(config: &LogConfig) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
@@ -19,8 +26,30 @@ pub fn init_logging(config: &LogConfig) {
     let _ = if config.format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {
-        builder.try_init()
+        builder.fmt_fields(escaped_fields()).try_init()
     };
+}
+
+/// The text format's fields: `name=value`, space-separated, the message bare, and every
+/// control character escaped (`\n`, `\u{1b}`), so a client-chosen value (an event type, a
+/// plugin's log line) can neither start a forged log line nor drive the terminal.
+fn escaped_fields() -> impl for<'writer> FormatFields<'writer> + Send + Sync + 'static {
+    debug_fn(
+        |writer: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug| {
+            if field.name() != "message" {
+                write!(writer, "{field}=")?;
+            }
+            for ch in format!("{value:?}").chars() {
+                if ch.is_control() {
+                    write!(writer, "{}", ch.escape_default())?;
+                } else {
+                    writer.write_char(ch)?;
+                }
+            }
+            Ok(())
+        },
+    )
+    .delimited(" ")
 }
 
 /// Every metric the host exports.
@@ -246,5 +275,48 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[test]
+    fn text_logs_escape_control_characters() {
+        let written = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = written.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .fmt_fields(escaped_fields())
+            .with_writer(move || WriteTo(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let kind = "paid\n2026-12-03T10:00:00Z  INFO forged line\u{1b}[31m\r";
+            tracing::info!(kind = %kind, debugged = ?kind, "event\taccepted");
+        });
+        let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "one line: {text:?}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+        assert!(
+            text.contains(r"kind=paid\n2026-12-03T10:00:00Z"),
+            "{text:?}"
+        );
+        assert!(text.contains(r"forged line\u{1b}[31m\r"), "{text:?}");
+        assert!(text.contains(r"event\taccepted"), "{text:?}");
+    }
+
+    struct WriteTo(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriteTo {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

@@ -7,7 +7,11 @@
 //! - `servers status`, `servers kill <name>` (SIGKILL, for fault tests), `servers env` (the
 //!   `ORDERPIPE_*` variables that reach them; `eval "$(cargo xtask servers env)"`).
 //! - `plugins`: build the plugin workspace to wasm32-wasip2 into `plugins/dist/`.
-//! - `test [cargo test args]`: servers up, plugins, fmt and clippy, every test. CI runs this.
+//! - `test [cargo test args]`: servers up, plugins, fmt and clippy, every test, then
+//!   `schemathesis`. CI runs this.
+//! - `schemathesis`: fuzzes a fresh host (embedded backends) against its `/openapi.json` with
+//!   schemathesis (pinned, installed into a virtualenv under `target/`), fixed seed, bounded
+//!   examples; fails on any 5xx or non-conforming answer. About 30 s once built.
 //! - `run [serve args]`: servers up, plugins, then `orderpipe serve` on port 5000.
 //! - `soak [--minutes N] [--rate R]`: servers up, plugins, then a long steady load on one host
 //!   (default 10 minutes at half the measured maximum rate); checks that nothing is lost and
@@ -25,6 +29,7 @@
 
 mod plugins;
 mod process;
+mod schemathesis;
 mod servers;
 mod tasks;
 
@@ -53,6 +58,7 @@ fn dispatch() -> anyhow::Result<()> {
         "servers" => servers::command(rest),
         "plugins" => plugins::build().map(|_| ()),
         "test" => tasks::test(rest),
+        "schemathesis" => plugins::build().and_then(|dist| schemathesis::run(&dist)),
         "run" => tasks::run(rest),
         "soak" => tasks::soak(rest),
         "bench" => tasks::bench(rest),

@@ -21,8 +21,9 @@ fn with_server_env(command: &mut Command, plugins_dir: &Path) {
     command.env("ORDERPIPE_PLUGINS__DIR", plugins_dir);
 }
 
-/// Servers up, plugins built, formatting and lints checked, the plugins' native unit tests, then
-/// every workspace test against the real servers with `cargo_args` passed through. cargo test's
+/// Servers up, plugins built, formatting and lints checked, the plugins' native unit tests,
+/// every workspace test against the real servers with `cargo_args` passed through, then
+/// schemathesis against the API's OpenAPI document. cargo test's
 /// output streams through unmodified and is the last thing printed: CI reads its closing lines.
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     servers::up(&servers::ALL)?;
@@ -87,7 +88,7 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         // cargo has said what failed; exit with its code and print nothing after it.
         std::process::exit(status.code().unwrap_or(1));
     }
-    Ok(())
+    crate::schemathesis::run(&dist)
 }
 
 /// The configuration `run` serves with when the developer chose none: orders and invoices.

@@ -1,6 +1,8 @@
 //! The admin API: upload, list and activate plugin versions, and set each plugin's limits.
-//! Every route requires `Authorization: Bearer <admin.token>`; without a configured token the
-//! routes do not exist. Limits are shown as this host computes them from the shared
+//! Every route requires `Authorization: Bearer <admin.token>` (compared in constant time);
+//! without a configured token the routes do not exist. A request without the token, or
+//! declaring a body over its route's limit, is answered from its headers alone, before any
+//! of its body is read. Limits are shown as this host computes them from the shared
 //! registry's overrides and its own configured defaults.
 
 use std::sync::Arc;
@@ -11,10 +13,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
 
+use super::edge::refuse_before_body;
 use super::{ApiError, AppState};
 use crate::plugin::{DeployError, EffectiveLimits, LimitsChange, PluginDeployer};
 
@@ -48,23 +52,22 @@ fn admin(state: &AppState) -> Result<&Admin, ApiError> {
         .ok_or_else(|| ApiError::NotFound("the admin API is not enabled".into()))
 }
 
-/// Compares in constant time, so the token cannot be guessed byte by byte from timings.
+/// Compares in constant time (`subtle`), so the token cannot be guessed byte by byte from
+/// timings. Only the length can leak, and every accepted token is at least
+/// `MIN_ADMIN_TOKEN_BYTES` long.
 fn same_token(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    given.ct_eq(expected).into()
 }
 
-/// Refuses requests without the admin bearer token.
+/// Refuses requests without the admin bearer token from the headers alone: nothing of the
+/// body is read first (a declared length over the route's limit was refused before this, by
+/// `edge::refuse_oversized`).
 pub(super) async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    let admin = admin(&state)?;
+) -> Result<Response, Response> {
+    let admin = admin(&state).map_err(IntoResponse::into_response)?;
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -79,24 +82,32 @@ pub(super) async fn require_token(
             ApiError::Unauthorized("the admin API needs `Authorization: Bearer <token>`".into())
         }
     };
-    discard_body(request.into_body(), admin.deployer.max_component_bytes()).await;
-    Err(refused)
+    Err(refuse_before_body(refused, request.into_body()))
 }
 
-/// Reads and drops the body of a request refused before its body was needed, up to `limit`
-/// bytes: answering while the client is still sending makes the server close a connection with
-/// unread data, which the client sees as a reset instead of the answer (and a pooled
-/// connection as a broken pipe on its next request).
-async fn discard_body(body: axum::body::Body, limit: usize) {
-    let _ = axum::body::to_bytes(body, limit).await;
-}
-
+/// Uploads a plugin version (a component), validated before it is stored.
+#[utoipa::path(
+    post,
+    path = "/api/plugins/{name}/versions",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The plugin's name", example = "order")),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
+    responses(
+        (status = 201, description = "Stored", body = super::openapi::Uploaded),
+        (status = 200, description = "This version was stored before with the same bytes", body = super::openapi::Uploaded),
+        (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody),
+        (status = 409, description = "This version was stored with other bytes", body = super::openapi::ErrorBody),
+        (status = 415, description = "Not `application/wasm`", body = super::openapi::ErrorBody),
+        (status = 422, description = "Not a valid plugin component", body = super::openapi::ErrorBody),
+    )
+)]
 pub(super) async fn upload_version(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let admin = admin(&state)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -105,26 +116,20 @@ pub(super) async fn upload_version(
     let limit = admin.deployer.max_component_bytes();
     let too_large =
         || ApiError::PayloadTooLarge(format!("the component is over the limit of {limit} bytes"));
-    // Refuse by the declared length before reading: no reason to receive a body we will drop.
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
+    // A declared length over the limit was refused before this handler (`edge::refuse_oversized`).
     if content_type != "application/wasm" {
         let refused = ApiError::UnsupportedMediaType(format!(
             "upload the component with `Content-Type: application/wasm` (got {content_type:?})"
         ));
-        discard_body(body, limit).await;
-        return Err(refused);
+        return Ok(refuse_before_body(refused, body));
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
         let over_limit = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if over_limit {
             too_large()
+        } else if super::edge::is_body_timeout(&error) {
+            ApiError::RequestTimeout("the component arrived too slowly".into())
         } else {
             ApiError::BadRequest(format!("could not read the component: {error}"))
         }
@@ -142,7 +147,8 @@ pub(super) async fn upload_version(
             "version": uploaded.version.version,
             "sha256": uploaded.version.sha256,
         })),
-    ))
+    )
+        .into_response())
 }
 
 /// `limits` (the effective values) and `limit_sources` (default, config or override), as
@@ -151,6 +157,14 @@ fn limits_json(effective: &EffectiveLimits) -> (Value, Value) {
     (json!(effective.limits), json!(effective.sources))
 }
 
+/// Every plugin: its active version and effective limits, and the host's default limits.
+#[utoipa::path(
+    get,
+    path = "/api/plugins",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The plugins", body = super::openapi::PluginList), (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn list_plugins(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let admin = admin(&state)?;
     let mut plugins = Vec::new();
@@ -169,6 +183,15 @@ pub(super) async fn list_plugins(State(state): State<AppState>) -> Result<Json<V
     })))
 }
 
+/// One plugin: its versions, the active one and its effective limits.
+#[utoipa::path(
+    get,
+    path = "/api/plugins/{name}",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The plugin's name", example = "order")),
+    responses((status = 200, description = "The plugin", body = super::openapi::PluginDetail), (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn get_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -193,6 +216,19 @@ pub(super) async fn get_plugin(
 /// `PUT /api/plugins/<name>/limits`: a partial change of the plugin's overrides (a number
 /// sets one, `null` restores the default, an absent field is kept). Malformed JSON is `400`;
 /// an unknown field, a wrong type or a value out of bounds is `422` and changes nothing.
+#[utoipa::path(
+    put,
+    path = "/api/plugins/{name}/limits",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The plugin's name", example = "order")),
+    request_body(content = super::openapi::LimitsChange, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The plugin's limits now", body = super::openapi::PluginLimits),
+        (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody),
+        (status = 422, description = "An unknown field, a wrong type, an empty change or a value out of bounds", body = super::openapi::ErrorBody),
+    )
+)]
 pub(super) async fn set_limits(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -230,12 +266,23 @@ fn parse_limits_change(bytes: &[u8]) -> Result<LimitsChange, ApiError> {
     Ok(change)
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `PUT /api/plugins/<name>/active`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Activation {
     version: String,
 }
 
+/// Activates (or rolls back to) a stored version on every host.
+#[utoipa::path(
+    put,
+    path = "/api/plugins/{name}/active",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("name" = String, Path, description = "The plugin's name", example = "order")),
+    request_body(content = Activation, content_type = "application/json"),
+    responses((status = 200, description = "Activated", body = super::openapi::Activated), (status = 401, description = "No admin token, or a wrong one", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn activate(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -8,6 +8,27 @@ use serde_json::json;
 
 use crate::backend::BackendError;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_503_names_the_backend_not_the_driver_message() {
+        let error: ApiError = BackendError::unavailable(
+            "cassandra",
+            "Connection refused at 10.1.2.3:9042, keyspace secret_ks",
+        )
+        .into();
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer, json!({"error": "cassandra unavailable"}));
+    }
+}
+
 /// How long a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "5";
 
@@ -31,6 +52,11 @@ pub enum ApiError {
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
+    TooManyRequests(String),
+    /// The client was too slow sending its request, or the request took too long.
+    #[error("{0}")]
+    RequestTimeout(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
@@ -39,7 +65,12 @@ pub enum ApiError {
 impl From<BackendError> for ApiError {
     fn from(error: BackendError) -> Self {
         match error {
-            BackendError::Unavailable { .. } => ApiError::Unavailable(error.to_string()),
+            // The driver's message may name hosts, keyspaces or queries: it goes to the log,
+            // the client learns only which backend is down.
+            BackendError::Unavailable { backend, detail } => {
+                tracing::warn!(backend, %detail, "backend unavailable; answering 503");
+                ApiError::Unavailable(format!("{backend} unavailable"))
+            }
             BackendError::Invalid(detail) => ApiError::Internal(detail),
         }
     }
@@ -56,6 +87,8 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

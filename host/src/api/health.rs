@@ -14,6 +14,9 @@ use crate::backend::BackendResult;
 /// How long one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Answers while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = super::openapi::Health)))]
 pub(super) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -24,7 +27,11 @@ async fn check(
 ) -> (String, Option<String>) {
     let problem = match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
         Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(error.to_string()),
+        // The driver's message goes to the log; the answer names the backend only.
+        Ok(Err(error)) => {
+            tracing::warn!(check = name, %error, "readiness check failed");
+            Some(format!("{name} unavailable"))
+        }
         Err(_) => Some(format!(
             "{name} did not answer within {} s",
             CHECK_TIMEOUT.as_secs()
@@ -33,6 +40,12 @@ async fn check(
     (name.to_owned(), problem)
 }
 
+/// Whether every backend (and the worker) answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = super::openapi::Ready),
+        (status = 503, description = "Something is down", body = super::openapi::NotReady),
+    ))]
 pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let [log_name, store_name, cache_name] = state.backend_names;
     let (kafka, cassandra, redis) = tokio::join!(
@@ -80,6 +93,9 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Every metric", body = String, content_type = "text/plain")))]
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

@@ -1,26 +1,33 @@
 //! The HTTP API, compatible with the original Flask service, plus health and metrics.
 //!
 //! [`router`] builds the whole app from an [`AppState`]: handlers only talk to the backend
-//! traits, so the app can be tested with `oneshot` or served on a real port.
+//! traits, so the app can be tested with `oneshot` or served on a real port ([`serve`],
+//! which adds the connection-level bounds). Every route sits behind [`edge`]'s guards.
 
 mod admin;
+mod edge;
 mod error;
 mod health;
+mod openapi;
 mod records;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 
 pub use admin::Admin;
+pub use edge::RateLimit;
 pub use error::ApiError;
 
 use crate::backend::{EventLog, OrderStore, StatusCache};
+use crate::config::HttpConfig;
 use crate::pipeline::health::WorkerHealth;
 use crate::telemetry::Metrics;
 
@@ -58,11 +65,21 @@ pub struct AppState {
     pub admin: Option<Admin>,
     /// What `/readyz` calls each backend: (event log, order store, status cache).
     pub backend_names: [&'static str; 3],
+    /// The HTTP bounds (`[http]`).
+    pub http: HttpConfig,
+    /// The per-client rate limit, when `http.rate_limit_per_second` is set.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 /// The whole HTTP app.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.http.max_body_bytes;
+    let document = openapi::document_json(&state);
     let mut app = Router::new()
+        .route(
+            "/openapi.json",
+            get(openapi::openapi_json).layer(Extension(document)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));
@@ -104,6 +121,22 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            edge::body_read_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            edge::refuse_oversized,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            edge::request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            edge::rate_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             record_request,
         ))
         .with_state(state)
@@ -125,21 +158,56 @@ async fn method_not_allowed(request: Request) -> ApiError {
     ))
 }
 
-/// Counts and times every request by its route template (not its raw path, which would
-/// make one series per order id).
+/// The methods a metric names; any other is counted as `other`.
+const METRIC_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+/// The route label of a request no route matched.
+const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// A request's method as a metric label: a known method, else `other`.
+fn method_label(method: &Method) -> &'static str {
+    METRIC_METHODS
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
+/// A status as a metric label: its class (`2xx` … `5xx`).
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Counts and times every request. Every label comes from a fixed set, whatever a client
+/// sends: the method (or `other`), the route template (not the raw path, which would make
+/// one series per order id; `unmatched` when no route matched) and the status class.
 async fn record_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     state
         .metrics
         .http_requests
-        .with_label_values(&[method.as_str(), route.as_str(), response.status().as_str()])
+        .with_label_values(&[method, route.as_str(), status_label(response.status())])
         .inc();
     state
         .metrics
@@ -147,4 +215,19 @@ async fn record_request(State(state): State<AppState>, request: Request, next: N
         .with_label_values(&[route.as_str()])
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_labels_come_from_fixed_sets() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"FOO1").unwrap()), "other");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        assert_eq!(status_label(StatusCode::CREATED), "2xx");
+        assert_eq!(status_label(StatusCode::TOO_MANY_REQUESTS), "4xx");
+        assert_eq!(status_label(StatusCode::SERVICE_UNAVAILABLE), "5xx");
+    }
 }

@@ -17,8 +17,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -45,10 +45,17 @@ const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-repl
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
+/// History entries one page holds unless the client asks for fewer (`limit`).
+pub(super) const DEFAULT_HISTORY_LIMIT: usize = 100;
+/// The most history entries one page holds.
+pub(super) const MAX_HISTORY_LIMIT: usize = 1_000;
+
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge("the request body is larger than the limit".into())
+        } else if super::edge::is_body_timeout(&rejection) {
+            ApiError::RequestTimeout("the request body arrived too slowly".into())
         } else {
             ApiError::BadRequest(format!("could not read the request body: {rejection}"))
         }
@@ -167,6 +174,23 @@ fn created_event_id(order_id: Uuid) -> Uuid {
     Uuid::new_v5(&order_id, b"orderpipe:created")
 }
 
+/// Accepts a new record: answered once its event log acknowledged it.
+#[utoipa::path(
+    post,
+    path = "/api/{pipeline}",
+    tag = "records",
+    params(
+        ("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"),
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "Makes the request safe to retry: 1–255 visible ASCII characters, kept 24 h"),
+    ),
+    request_body(content = OrderRequest, content_type = "application/json",
+                 description = "Every field is optional; an empty body is a record too"),
+    responses(
+        (status = 201, description = "Accepted", body = super::openapi::Created),
+        (status = 422, description = "The Idempotency-Key was used with another request", body = super::openapi::ErrorBody),
+    )
+)]
 pub(super) async fn create_order(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
@@ -336,6 +360,14 @@ async fn find_order(
     Ok(Some(view))
 }
 
+/// The record's current state (from the cache, else the store).
+#[utoipa::path(
+    get,
+    path = "/api/{pipeline}/{order_id}",
+    tag = "records",
+    params(("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"), ("order_id" = Uuid, Path, description = "The record's id")),
+    responses((status = 200, description = "The record", body = super::openapi::RecordView))
+)]
 pub(super) async fn get_order(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
@@ -348,15 +380,32 @@ pub(super) async fn get_order(
         .ok_or_else(|| not_found(&pipeline, order_id))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST …/<id>/events`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EventRequest {
+pub(super) struct EventRequest {
+    /// The event type (not `created`, which is the record's own creation).
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     kind: String,
+    /// What the plugin needs to decide it, e.g. `{"amount": 24.98}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<serde_json::Map<String, Value>>,
 }
 
+/// Publishes an event for the record; the worker has its plugin decide it.
+#[utoipa::path(
+    post,
+    path = "/api/{pipeline}/{order_id}/events",
+    tag = "records",
+    params(("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"), ("order_id" = Uuid, Path, description = "The record's id")),
+    request_body(content = EventRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted", body = super::openapi::EventAccepted),
+        (status = 409, description = "The record has reached `http.max_events_per_order`", body = super::openapi::ErrorBody),
+    )
+)]
 pub(super) async fn post_event(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
@@ -383,8 +432,17 @@ pub(super) async fn post_event(
             pipeline.entity
         )));
     }
-    if find_order(&state, &pipeline, order_id).await?.is_none() {
+    let Some(view) = find_order(&state, &pipeline, order_id).await? else {
         return Err(not_found(&pipeline, order_id));
+    };
+    // The version counts the events recorded so far; events still on their way are not
+    // counted, so the cap may be passed by the few in flight, never by more.
+    let cap = state.http.max_events_per_order;
+    if view.version >= cap {
+        return Err(ApiError::Conflict(format!(
+            "{} {order_id} has reached the limit of {cap} events (http.max_events_per_order)",
+            pipeline.entity
+        )));
     }
     let data = Value::Object(request.data.unwrap_or_default());
     let message = EventMessage::event(order_id, kind.to_owned(), data, now_ms());
@@ -417,12 +475,66 @@ fn history_json(entry: &HistoryEntry) -> Value {
     })
 }
 
+/// `GET …/<id>/history` query: `limit` entries after the `cursor` of the previous page.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct HistoryQuery {
+    /// Entries on this page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[param(value_type = Option<String>, pattern = "^[0-9]+$")]
+    cursor: Option<String>,
+}
+
+impl HistoryQuery {
+    /// (after this sequence number, at most this many entries), or a 400 naming the problem.
+    fn page(&self) -> Result<(u64, usize), ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_HISTORY_LIMIT,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| (1..=MAX_HISTORY_LIMIT).contains(limit))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "invalid query parameter `limit`: must be a whole number from 1 to \
+                         {MAX_HISTORY_LIMIT} (got {text:?})"
+                    ))
+                })?,
+        };
+        let after = match self.cursor.as_deref() {
+            None => 0,
+            Some(text) => text.parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "invalid query parameter `cursor`: use the `next_cursor` of the previous \
+                     page (got {text:?})"
+                ))
+            })?,
+        };
+        Ok((after, limit))
+    }
+}
+
+/// One page of the record's history, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/{pipeline}/{order_id}/history",
+    tag = "records",
+    params(("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"), ("order_id" = Uuid, Path, description = "The record's id"), HistoryQuery),
+    responses((status = 200, description = "A page of the history", body = super::openapi::HistoryPage))
+)]
 pub(super) async fn get_history(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
     Path(order_id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&pipeline, &order_id)?;
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::BadRequest(format!("invalid query string: {}", rejection.body_text()))
+    })?;
+    let (after, limit) = query.page()?;
     let stored = state.store.load_order(order_id).await?;
     match &stored {
         Some(stored) if stored.order.pipeline != pipeline.name => {
@@ -430,16 +542,21 @@ pub(super) async fn get_history(
         }
         _ => {}
     }
-    let history = state.store.history(order_id).await?;
+    let history = state.store.history_page(order_id, after, limit).await?;
     if history.is_empty() && stored.is_none() {
         return Err(not_found(&pipeline, order_id));
     }
+    // A full page may have a next one; the cursor is the last sequence number it holds.
+    let next_cursor = (history.len() == limit)
+        .then(|| history.last().map(|entry| entry.seq.to_string()))
+        .flatten();
     let mut answer = serde_json::Map::new();
     answer.insert(pipeline.id_field(), json!(order_id));
     answer.insert(
         "history".into(),
         Value::Array(history.iter().map(history_json).collect()),
     );
+    answer.insert("next_cursor".into(), json!(next_cursor));
     Ok(Json(Value::Object(answer)))
 }
 

@@ -267,7 +267,7 @@ impl Statements {
             .await?,
             history: p(format!(
                 "SELECT seq, event_id, event_type, outcome, from_status, to_status, reason, plugin, \
-                 plugin_version, at FROM {ks}.order_journal WHERE order_id = ?"
+                 plugin_version, at FROM {ks}.order_journal WHERE order_id = ? AND seq > ? LIMIT ?"
             ))
             .await?,
             project_status: p(format!(
@@ -470,10 +470,17 @@ impl OrderStore for CassandraStore {
         })
     }
 
-    async fn history(&self, id: Uuid) -> BackendResult<Vec<HistoryEntry>> {
+    async fn history_page(
+        &self,
+        id: Uuid,
+        after_seq: u64,
+        limit: usize,
+    ) -> BackendResult<Vec<HistoryEntry>> {
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let result = self
             .session
-            .execute_unpaged(&self.statements.history, (id,))
+            .execute_unpaged(&self.statements.history, (id, after, limit))
             .await
             .map_err(unavailable)?;
         let rows = result.into_rows_result().map_err(unavailable)?;

@@ -140,7 +140,29 @@ pub trait OrderStore: Send + Sync {
         entry: &HistoryEntry,
     ) -> BackendResult<Applied>;
     /// Every recorded event, oldest first.
-    async fn history(&self, id: Uuid) -> BackendResult<Vec<HistoryEntry>>;
+    /// One page of the order's history, oldest first: the entries after sequence number
+    /// `after_seq` (0: from the start), at most `limit` of them.
+    async fn history_page(
+        &self,
+        id: Uuid,
+        after_seq: u64,
+        limit: usize,
+    ) -> BackendResult<Vec<HistoryEntry>>;
+    /// The order's whole history, oldest first, read page by page.
+    async fn history(&self, id: Uuid) -> BackendResult<Vec<HistoryEntry>> {
+        /// Entries read per page when the whole history is wanted.
+        const PAGE: usize = 1_000;
+        let mut entries: Vec<HistoryEntry> = Vec::new();
+        loop {
+            let after = entries.last().map_or(0, |entry| entry.seq);
+            let page = self.history_page(id, after, PAGE).await?;
+            let full = page.len() == PAGE;
+            entries.extend(page);
+            if !full {
+                return Ok(entries);
+            }
+        }
+    }
     /// Writes the original service's `order_status` row (a projection of the order).
     async fn project_status(&self, order: &Order) -> BackendResult<()>;
     /// Reserves a client's `Idempotency-Key` for `order_id` unless the key is already

@@ -127,7 +127,7 @@ impl Backends {
             }
             StatusCacheKind::Embedded => {
                 let cache = Arc::new(EmbeddedCache::new(
-                    choice.cache_capacity,
+                    choice.cache_max_bytes,
                     Duration::from_secs(config.redis.ttl_seconds.max(1)),
                 ));
                 (

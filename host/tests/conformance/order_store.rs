@@ -137,6 +137,7 @@ conformance!(Stores { embedded, cassandra }:
     record_event_for_an_unknown_order_conflicts,
     concurrent_record_events_at_one_version_apply_once,
     history_is_oldest_first,
+    history_pages_follow_the_sequence,
     project_status_and_ping_answer,
     an_idempotency_key_is_claimed_once,
     a_record_keeps_its_pipeline,
@@ -347,6 +348,40 @@ async fn history_is_oldest_first(stores: &Stores) {
         expected.push(entry);
         order = next;
     }
+    assert_eq!(history(store, order.id).await, expected);
+}
+
+async fn history_pages_follow_the_sequence(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let mut order = new_order();
+    bounded("creating", store.create_order(&order))
+        .await
+        .expect("create");
+    let page = |after: u64, limit: usize| {
+        bounded("reading a page", store.history_page(order.id, after, limit))
+    };
+    assert!(page(0, 10).await.expect("page").is_empty());
+    let mut expected = Vec::new();
+    for n in 0..7 {
+        let next = advanced(&order, &format!("step{n}"));
+        let entry = entry_for(&order, &next, Outcome::Transitioned);
+        assert_eq!(
+            record(store, &next, order.version, &entry).await,
+            Applied::Yes
+        );
+        expected.push(entry);
+        order = next;
+    }
+    let order = order;
+    let page = |after: u64, limit: usize| {
+        bounded("reading a page", store.history_page(order.id, after, limit))
+    };
+    assert_eq!(page(0, 3).await.expect("page"), expected[0..3]);
+    assert_eq!(page(3, 3).await.expect("page"), expected[3..6]);
+    assert_eq!(page(6, 3).await.expect("page"), expected[6..7]);
+    assert!(page(7, 3).await.expect("page").is_empty());
+    assert_eq!(page(2, 100).await.expect("page"), expected[2..]);
+    assert_eq!(page(0, 1).await.expect("page"), expected[0..1]);
     assert_eq!(history(store, order.id).await, expected);
 }
 

@@ -22,7 +22,7 @@ pub struct Caches {
 
 impl Caches {
     pub async fn embedded() -> Self {
-        let cache = Arc::new(EmbeddedCache::new(10_000, Duration::from_secs(3600)));
+        let cache = Arc::new(EmbeddedCache::new(64 << 20, Duration::from_secs(3600)));
         Caches {
             status: cache.clone(),
             plugins: cache,

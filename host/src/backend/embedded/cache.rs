@@ -1,5 +1,5 @@
 //! The embedded cache: order views and plugin keys in process memory (moka), bounded in
-//! entries and expiring like their Redis counterparts. Nothing survives a restart; the store
+//! bytes (each entry weighed by its size) and expiring like their Redis counterparts. Nothing survives a restart; the store
 //! stays the source of truth.
 //!
 //! Invariants, matching the Redis cache:
@@ -25,8 +25,22 @@ use uuid::Uuid;
 use crate::backend::{BackendError, BackendResult, PluginCache, StatusCache};
 use crate::order::OrderView;
 
-/// Entries of each kind (order views, plugin keys) a cache holds unless configured otherwise.
-pub const DEFAULT_CAPACITY: u64 = 100_000;
+/// What every entry costs besides its own bytes: moka's bookkeeping, the key, the `Arc`.
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+
+/// An order view's weight: its JSON size (what Redis would hold) plus the overhead. A view
+/// too large to serialize weighs the most, so it is the first to go.
+fn view_weight(_id: &Uuid, view: &Arc<OrderView>) -> u32 {
+    serde_json::to_vec(view.as_ref())
+        .map(|json| json.len().saturating_add(ENTRY_OVERHEAD_BYTES))
+        .map_or(u32::MAX, |bytes| u32::try_from(bytes).unwrap_or(u32::MAX))
+}
+
+/// A plugin key's weight: its name, plugin name and value, plus the overhead.
+fn key_weight(key: &PluginKey, value: &PluginValue) -> u32 {
+    let bytes = key.0.len() + key.1.len() + value.value.len() + ENTRY_OVERHEAD_BYTES;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
 
 type PluginKey = (String, String);
 
@@ -79,18 +93,20 @@ pub struct EmbeddedCache {
 }
 
 impl EmbeddedCache {
-    /// A cache of at most `capacity` order views and `capacity` plugin keys; an order view
-    /// lives for `view_ttl` after its last write.
-    pub fn new(capacity: u64, view_ttl: Duration) -> Self {
+    /// A cache of at most `max_bytes` of order views and `max_bytes` of plugin keys; an
+    /// order view lives for `view_ttl` after its last write.
+    pub fn new(max_bytes: u64, view_ttl: Duration) -> Self {
         Self {
             views: Cache::builder()
                 .name("order views")
-                .max_capacity(capacity)
+                .weigher(view_weight)
+                .max_capacity(max_bytes)
                 .time_to_live(view_ttl.max(Duration::from_secs(1)))
                 .build(),
             keys: Cache::builder()
                 .name("plugin keys")
-                .max_capacity(capacity)
+                .weigher(key_weight)
+                .max_capacity(max_bytes)
                 .expire_after(PluginKeyExpiry)
                 .build(),
         }
@@ -204,7 +220,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_puts_leave_the_newest_version() {
-        let cache = EmbeddedCache::new(1000, Duration::from_secs(60));
+        let cache = EmbeddedCache::new(1 << 20, Duration::from_secs(60));
         let id = Uuid::new_v4();
         let mut tasks = tokio::task::JoinSet::new();
         for version in (1..=50).rev() {
@@ -220,7 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_plugin_key_with_a_ttl_expires_and_incr_keeps_the_ttl() {
-        let cache = EmbeddedCache::new(1000, Duration::from_secs(60));
+        let cache = EmbeddedCache::new(1 << 20, Duration::from_secs(60));
         // A zero TTL has already expired: no waiting needed to see expiry.
         cache.set("p", "gone", "1", Some(0)).await.unwrap();
         assert_eq!(PluginCache::get(&cache, "p", "gone").await.unwrap(), None);
@@ -234,7 +250,7 @@ mod tests {
 
     #[tokio::test]
     async fn incr_refuses_overflow() {
-        let cache = EmbeddedCache::new(1000, Duration::from_secs(60));
+        let cache = EmbeddedCache::new(1 << 20, Duration::from_secs(60));
         cache
             .set("p", "k", &i64::MAX.to_string(), None)
             .await
@@ -250,16 +266,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn capacity_bounds_the_entries() {
-        let cache = EmbeddedCache::new(10, Duration::from_secs(60));
+    async fn capacity_bounds_the_bytes() {
+        let one = u64::from(view_weight(&Uuid::nil(), &Arc::new(view(Uuid::nil(), 1))));
+        let cache = EmbeddedCache::new(10 * one, Duration::from_secs(60));
         for _ in 0..100 {
             cache.put(&view(Uuid::new_v4(), 1)).await.unwrap();
         }
         cache.views.run_pending_tasks();
         assert!(
-            cache.views.entry_count() <= 10,
-            "{}",
-            cache.views.entry_count()
+            cache.views.weighted_size() <= 10 * one,
+            "{} bytes",
+            cache.views.weighted_size()
+        );
+        assert!(cache.views.entry_count() <= 10);
+
+        // A large view weighs as much as several small ones.
+        let mut big = view(Uuid::new_v4(), 1);
+        big.attributes.insert(
+            "note".into(),
+            serde_json::json!("x".repeat(4 * one as usize)),
+        );
+        cache.put(&big).await.unwrap();
+        cache.views.run_pending_tasks();
+        assert!(cache.views.weighted_size() <= 10 * one);
+        // Kept or not (moka's admission policy decides), it displaced several small views
+        // if it is there.
+        if cache.views.contains_key(&big.order_id) {
+            assert!(
+                cache.views.entry_count() <= 6,
+                "{}",
+                cache.views.entry_count()
+            );
+        }
+
+        cache
+            .set("p", "k", &"v".repeat(20 * one as usize), None)
+            .await
+            .unwrap();
+        cache.keys.run_pending_tasks();
+        assert_eq!(
+            cache.keys.entry_count(),
+            0,
+            "a value over the whole budget is not kept"
         );
     }
 }

@@ -286,13 +286,24 @@ impl OrderStore for EmbeddedStore {
         .await
     }
 
-    async fn history(&self, id: Uuid) -> BackendResult<Vec<HistoryEntry>> {
+    async fn history_page(
+        &self,
+        id: Uuid,
+        after_seq: u64,
+        limit: usize,
+    ) -> BackendResult<Vec<HistoryEntry>> {
         self.run(move |db| {
             let read = db.begin_read().map_err(storage)?;
             let history = read.open_table(HISTORY).map_err(storage)?;
             let key = id.as_u128();
             let mut entries = Vec::new();
-            for row in history.range((key, 0)..=(key, u64::MAX)).map_err(storage)? {
+            if after_seq == u64::MAX {
+                return Ok(entries);
+            }
+            let rows = history
+                .range((key, after_seq + 1)..=(key, u64::MAX))
+                .map_err(storage)?;
+            for row in rows.take(limit) {
                 let (_, bytes) = row.map_err(storage)?;
                 entries.push(
                     serde_json::from_slice(bytes.value()).map_err(|e| corrupt("history", id, e))?,
