@@ -428,6 +428,10 @@ pub struct PluginsConfig {
     /// How long an invocation waits for a free instance slot before the event is retried
     /// later (never recorded as the plugin's failure).
     pub slot_wait_ms: u64,
+    /// Linear memory kept resident per instance slot between uses, in bytes: a fresh instance
+    /// then finds its pages in place instead of faulting them in (0: give them back to the
+    /// kernel after every event).
+    pub resident_memory_bytes: usize,
     /// The largest component the registry accepts, in bytes.
     pub max_component_bytes: usize,
     /// How often a host checks the registry for a newly activated version or new limits,
@@ -447,6 +451,7 @@ impl Default for PluginsConfig {
             max_memory_mib: 256,
             instance_slots: crate::plugin_limits::DEFAULT_INSTANCE_SLOTS,
             slot_wait_ms: crate::plugin_limits::DEFAULT_SLOT_WAIT_MS,
+            resident_memory_bytes: crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
             max_component_bytes: 32 * 1024 * 1024,
             watch_interval_ms: 2_000,
             registry_scope: "default".into(),

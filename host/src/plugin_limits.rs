@@ -47,6 +47,10 @@ pub const DEFAULT_INSTANCE_SLOTS: u32 = 128;
 /// (`plugins.slot_wait_ms`); past it the event is retried later.
 pub const DEFAULT_SLOT_WAIT_MS: u64 = 30_000;
 
+/// Linear memory kept resident per instance slot between uses when the configuration does not
+/// say (`plugins.resident_memory_bytes`); see `PluginRuntime::with_slots`.
+pub const DEFAULT_RESIDENT_MEMORY_BYTES: usize = 4 * 1024 * 1024;
+
 /// Declares every limit once: [`PluginLimits`] (the values), [`LimitOverrides`] (some of
 /// them replaced), the names and the bounds.
 macro_rules! plugin_limits {

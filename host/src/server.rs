@@ -51,6 +51,7 @@ impl Host {
             config.plugins.max_memory_mib,
             config.plugins.instance_slots,
             Duration::from_millis(config.plugins.slot_wait_ms),
+            config.plugins.resident_memory_bytes,
         )?;
         tracing::info!(
             limits = ?runtime.limits(),

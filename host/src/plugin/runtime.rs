@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{OrderPlugin, OrderPluginPre};
 use super::host_functions::HostContext;
@@ -15,8 +15,12 @@ use super::instance::{InstanceState, WarmInstances};
 use super::loaded::LoadedPlugin;
 use super::slots::InstanceSlots;
 use super::state_machine::StateMachine;
-use crate::plugin_limits::{DEFAULT_INSTANCE_SLOTS, DEFAULT_SLOT_WAIT_MS, PluginLimits};
+use crate::plugin_limits::{
+    DEFAULT_INSTANCE_SLOTS, DEFAULT_RESIDENT_MEMORY_BYTES, DEFAULT_SLOT_WAIT_MS, PluginLimits,
+};
 
+/// Table memory kept resident per instance slot between uses (tables are small).
+const RESIDENT_TABLE_BYTES: usize = 64 * 1024;
 /// Core instances one component may create (a Rust guest uses a handful; JavaScript and
 /// Python guests more).
 const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
@@ -48,16 +52,25 @@ impl PluginRuntime {
             max_memory_mib,
             DEFAULT_INSTANCE_SLOTS,
             Duration::from_millis(DEFAULT_SLOT_WAIT_MS),
+            DEFAULT_RESIDENT_MEMORY_BYTES,
         )
     }
 
-    /// [`PluginRuntime::with_memory_ceiling`] with `slots` instances at once at most; an
-    /// invocation waits up to `slot_wait` for a free one.
+    /// [`PluginRuntime::with_memory_ceiling`] with `slots` instances at once at most (an
+    /// invocation waits up to `slot_wait` for a free one), keeping up to
+    /// `resident_memory_bytes` of each instance's linear memory resident between uses.
+    ///
+    /// Why the last one: a fresh instance per event is the default, and most of what a fresh
+    /// instance costs is its memory. Given back to the kernel after every event (`madvise`),
+    /// every page the next instance touches faults in again; kept resident, wasmtime finds
+    /// the pages the last instance dirtied (the kernel's `PAGEMAP_SCAN`, where it has one)
+    /// and resets only those to the plugin's initial image. 0: give everything back.
     pub fn with_slots(
         limits: PluginLimits,
         max_memory_mib: u32,
         slots: u32,
         slot_wait: Duration,
+        resident_memory_bytes: usize,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(slots >= 1, "plugins.instance_slots must be at least 1");
         let max_memory_bytes = max_memory_mib.max(limits.memory_mib) as usize * 1024 * 1024;
@@ -68,7 +81,10 @@ impl PluginRuntime {
             .total_memories(slots * 2)
             .total_tables(slots * CORE_INSTANCES_PER_COMPONENT)
             .total_stacks(slots)
-            .max_memory_size(max_memory_bytes);
+            .max_memory_size(max_memory_bytes)
+            .linear_memory_keep_resident(resident_memory_bytes)
+            .table_keep_resident(resident_memory_bytes.min(RESIDENT_TABLE_BYTES))
+            .pagemap_scan(Enabled::Auto);
         let mut config = Config::new();
         config
             .consume_fuel(true)

@@ -438,6 +438,7 @@ async fn invocations_wait_for_a_free_instance_slot_instead_of_failing() {
         64,
         1,
         std::time::Duration::from_secs(30),
+        crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
     )
     .expect("engine");
     let plugin = runtime

@@ -684,35 +684,36 @@ async fn bench() {
     );
 }
 
-/// The plugin overhead alone, in alternating rounds of fresh and warm instances (A B A B A
-/// B), each figure the median of its rounds: `cargo test --release --test bench -- --ignored
-/// plugin_overhead --nocapture`. Seconds, where the whole bench takes minutes.
+/// The plugin overhead alone, in alternating rounds (A B C A B C A B C), each figure the
+/// median of its rounds: fresh instances with memory kept resident (the default), fresh
+/// instances whose memory goes back to the kernel after each (`resident_memory_bytes = 0`),
+/// and warm instances (opt-in reuse). `cargo test --release --test bench -- --ignored
+/// plugin_overhead --nocapture`: seconds, where the whole bench takes minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark, not a test"]
 async fn plugin_overhead() {
-    let mut fresh = Vec::new();
-    let mut warm = Vec::new();
+    let mut rounds: [Vec<plugin::Overhead>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..3 {
-        fresh.push(plugin::overhead(1, 5_000).await);
-        warm.push(plugin::overhead(1_000, 5_000).await);
+        rounds[0].push(plugin::overhead(1, 5_000).await);
+        rounds[1].push(plugin::overhead_with(1, 5_000, 0).await);
+        rounds[2].push(plugin::overhead(1_000, 5_000).await);
     }
-    let median = |rounds: &mut Vec<plugin::Overhead>, pick: fn(&plugin::Overhead) -> f64| {
+    let median = |rounds: &[plugin::Overhead], pick: fn(&plugin::Overhead) -> f64| {
         let mut values: Vec<f64> = rounds.iter().map(pick).collect();
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
-    let (fresh_p50, fresh_p99) = (
-        median(&mut fresh, |o| o.p50_us),
-        median(&mut fresh, |o| o.p99_us),
-    );
-    let (warm_p50, warm_p99) = (
-        median(&mut warm, |o| o.p50_us),
-        median(&mut warm, |o| o.p99_us),
-    );
-    println!(
-        "plugin overhead, median of 3 alternating rounds of 5,000 decisions: \
-         fresh instance p50 {fresh_p50:.2} µs, p99 {fresh_p99:.2} µs; \
-         warm instance p50 {warm_p50:.2} µs, p99 {warm_p99:.2} µs; fresh/warm {:.2}×",
-        fresh_p50 / warm_p50
-    );
+    let names = [
+        "fresh instance, memory kept resident (default)",
+        "fresh instance, memory given back (resident_memory_bytes = 0)",
+        "warm instance (opt-in reuse)",
+    ];
+    println!("plugin overhead, median of 3 alternating rounds of 5,000 decisions each:");
+    for (name, rounds) in names.iter().zip(&rounds) {
+        println!(
+            "  {name}: p50 {:.2} µs, p99 {:.2} µs",
+            median(rounds, |o| o.p50_us),
+            median(rounds, |o| o.p99_us)
+        );
+    }
 }

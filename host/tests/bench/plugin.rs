@@ -10,6 +10,9 @@ use orderpipe::backend::memory::MemoryPluginData;
 use orderpipe::backend::{BackendResult, PluginCache, PluginStore};
 use orderpipe::order::{Event, Order, OrderRequest};
 use orderpipe::plugin::{LoadedPlugin, PluginHost, PluginLimits, PluginRuntime};
+use orderpipe::plugin_limits::{
+    DEFAULT_INSTANCE_SLOTS, DEFAULT_RESIDENT_MEMORY_BYTES, DEFAULT_SLOT_WAIT_MS,
+};
 use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -22,12 +25,20 @@ pub struct Overhead {
     pub invocations: usize,
 }
 
-async fn load(reuse: u32) -> LoadedPlugin {
+async fn load(reuse: u32, resident_memory_bytes: usize) -> LoadedPlugin {
     let path = crate::support::plugins_dir().join("order.wasm");
-    PluginRuntime::new(PluginLimits {
+    let limits = PluginLimits {
         instance_reuse: reuse,
         ..PluginLimits::default()
-    })
+    };
+    let ceiling = limits.memory_mib;
+    PluginRuntime::with_slots(
+        limits,
+        ceiling,
+        DEFAULT_INSTANCE_SLOTS,
+        Duration::from_millis(DEFAULT_SLOT_WAIT_MS),
+        resident_memory_bytes,
+    )
     .expect("engine")
     .load(&path)
     .await
@@ -45,9 +56,19 @@ fn created(order: &Order) -> Event {
 }
 
 /// `invocations` sequential decisions with instances reused up to `reuse` events (1: a
-/// fresh instance each time), after a short warm-up.
+/// fresh instance each time), after a short warm-up, with the host's default resident memory.
 pub async fn overhead(reuse: u32, invocations: usize) -> Overhead {
-    let plugin = load(reuse).await;
+    overhead_with(reuse, invocations, DEFAULT_RESIDENT_MEMORY_BYTES).await
+}
+
+/// [`overhead`] keeping `resident_memory_bytes` of each instance slot resident (0: every
+/// page given back to the kernel after each instance).
+pub async fn overhead_with(
+    reuse: u32,
+    invocations: usize,
+    resident_memory_bytes: usize,
+) -> Overhead {
+    let plugin = load(reuse, resident_memory_bytes).await;
     let host = PluginHost::in_memory();
     let mut durations = Vec::with_capacity(invocations);
     for i in 0..invocations + 200 {
@@ -100,7 +121,7 @@ impl PluginStore for HeldStore {
 /// Resident memory per live instance: `instances` invocations held inside their first host
 /// call at once (each on its own instance), RSS measured before and while they wait.
 pub async fn memory_per_instance(instances: usize) -> f64 {
-    let plugin = Arc::new(load(1).await);
+    let plugin = Arc::new(load(1, DEFAULT_RESIDENT_MEMORY_BYTES).await);
     let data = Arc::new(MemoryPluginData::new());
     let release = Arc::new(Notify::new());
     let store = Arc::new(HeldStore {
