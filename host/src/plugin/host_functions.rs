@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::bindings::orderpipe::plugin::{cache, clock, log, store, types};
 use super::bindings::wit::HostError;
+use super::failure::clamp;
 use crate::backend::{BackendError, PluginCache, PluginStore};
 use crate::plugin_limits::PluginLimits;
 
@@ -57,14 +58,7 @@ impl std::fmt::Display for HostCall {
 
 /// Text for a record: cut to [`MAX_RECORDED_TEXT_BYTES`] on a character boundary.
 fn short(text: &str) -> String {
-    if text.len() <= MAX_RECORDED_TEXT_BYTES {
-        return text.to_owned();
-    }
-    let mut cut = MAX_RECORDED_TEXT_BYTES;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
+    clamp(text, MAX_RECORDED_TEXT_BYTES)
 }
 
 /// A value as a record shows it: quoted, cut.

@@ -289,6 +289,14 @@ fn reason_of(trace: &super::Trace) -> String {
     }
 }
 
+/// What `plugin` makes of one `kind` event (with `data`) on a fresh `processed` order.
+async fn trace_of(plugin: &LoadedPlugin, kind: &str, data: serde_json::Value) -> super::Trace {
+    let order = order("processed", vec![]);
+    plugin
+        .decide_traced(&order, &event(&order, kind, data), PluginHost::in_memory())
+        .await
+}
+
 #[tokio::test]
 async fn time_and_randomness_are_the_events_not_the_hosts() {
     let plugin = load("hostile").await;
@@ -370,14 +378,7 @@ async fn no_state_survives_from_one_order_to_the_next_unless_reuse_is_opted_into
 #[tokio::test]
 async fn a_decision_over_its_bounds_fails_naming_the_bound() {
     let plugin = load("hostile").await;
-    let order = order("processed", vec![]);
-    let trace = plugin
-        .decide_traced(
-            &order,
-            &event(&order, "huge_attribute", json!({"bytes": 200_000})),
-            PluginHost::in_memory(),
-        )
-        .await;
+    let trace = trace_of(&plugin, "huge_attribute", json!({"bytes": 200_000})).await;
     let reason = reason_of(&trace);
     assert!(
         reason.contains("attribute_value_bytes limit of 16384"),
@@ -387,13 +388,7 @@ async fn a_decision_over_its_bounds_fails_naming_the_bound() {
         attribute_value_bytes: 1 << 20,
         ..PluginLimits::default()
     });
-    let trace = roomy
-        .decide_traced(
-            &order,
-            &event(&order, "huge_attribute", json!({"bytes": 200_000})),
-            PluginHost::in_memory(),
-        )
-        .await;
+    let trace = trace_of(&roomy, "huge_attribute", json!({"bytes": 200_000})).await;
     let reason = reason_of(&trace);
     assert!(reason.contains("decision_bytes limit of 65536"), "{reason}");
 }
@@ -401,14 +396,7 @@ async fn a_decision_over_its_bounds_fails_naming_the_bound() {
 #[tokio::test]
 async fn a_write_over_its_bound_fails_the_event_whatever_the_plugin_decides() {
     let plugin = load("hostile").await;
-    let order = order("processed", vec![]);
-    let trace = plugin
-        .decide_traced(
-            &order,
-            &event(&order, "huge_write", json!({"bytes": 100_000})),
-            PluginHost::in_memory(),
-        )
-        .await;
+    let trace = trace_of(&plugin, "huge_write", json!({"bytes": 100_000})).await;
     let reason = reason_of(&trace);
     assert!(reason.contains("write_bytes limit of 65536"), "{reason}");
     assert!(reason.starts_with("failed:"), "{reason}");
@@ -417,14 +405,7 @@ async fn a_write_over_its_bound_fails_the_event_whatever_the_plugin_decides() {
 #[tokio::test]
 async fn a_log_flood_is_cut_at_the_budget_and_counted() {
     let plugin = load("hostile").await;
-    let order = order("processed", vec![]);
-    let trace = plugin
-        .decide_traced(
-            &order,
-            &event(&order, "log_flood", json!({"lines": 1_000, "bytes": 100})),
-            PluginHost::in_memory(),
-        )
-        .await;
+    let trace = trace_of(&plugin, "log_flood", json!({"lines": 1_000, "bytes": 100})).await;
     assert_eq!(reason_of(&trace), "log_flood: done");
     let limits = PluginLimits::default();
     let kept = (limits.log_lines as usize).min(limits.log_bytes as usize / 100) as u32;
