@@ -1,0 +1,25 @@
+"""Reading the JSON that orders and events carry: ``event.data``, ``order.attributes``
+values. Broken JSON raises ``json.JSONDecodeError`` (a ``ValueError``); decide whether that
+is a reject."""
+
+import json
+from typing import Any, Optional
+
+from .decision import find_attribute
+from .types import Event, Order
+
+
+def event_data(event: Event) -> Any:
+    """The event's data parsed from its JSON; empty data reads as ``{}``."""
+    return json.loads(event.data if event.data.strip() else "{}")
+
+
+def order_attribute_raw(order: Order, key: str) -> Optional[str]:
+    """An attribute's JSON text as stored; the last one wins if the key repeats."""
+    return find_attribute(order.attributes, key)
+
+
+def order_attribute(order: Order, key: str) -> Any:
+    """An attribute parsed from its JSON; ``None`` when the order has no such attribute."""
+    raw = order_attribute_raw(order, key)
+    return None if raw is None else json.loads(raw)
