@@ -22,3 +22,9 @@ def test_order_attributes_parse_as_json_the_last_one_winning():
     with pytest.raises(ValueError):
         order_attribute(o, "broken")
     assert order_attribute_raw(o, "broken") == "{"
+
+
+def test_non_standard_json_constants_are_refused():
+    for text in ['{"amount": NaN}', '{"amount": Infinity}', "-Infinity"]:
+        with pytest.raises(ValueError, match="is not JSON"):
+            event_data(event("payment_received", text))

@@ -13,7 +13,7 @@ functions. It never decides anything itself and keeps no state between calls.
   import (``use_bindings``).
 """
 
-from .data import event_data, order_attribute, order_attribute_raw
+from .data import event_data, order_attribute, order_attribute_raw, parse_json
 from .decision import (
     decision_attribute,
     is_reject,
@@ -70,6 +70,7 @@ __all__ = [
     "no_change",
     "order_attribute",
     "order_attribute_raw",
+    "parse_json",
     "plugin_info",
     "reason_of",
     "reject",

@@ -9,9 +9,19 @@ from .decision import find_attribute
 from .types import Event, Order
 
 
+def parse_json(text: str) -> Any:
+    """Strict JSON: ``NaN``, ``Infinity`` and ``-Infinity``, which Python's ``json`` accepts
+    by default, are refused as they are in the other languages."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def event_data(event: Event) -> Any:
     """The event's data parsed from its JSON; empty data reads as ``{}``."""
-    return json.loads(event.data if event.data.strip() else "{}")
+    return parse_json(event.data if event.data.strip() else "{}")
 
 
 def order_attribute_raw(order: Order, key: str) -> Optional[str]:
@@ -22,4 +32,4 @@ def order_attribute_raw(order: Order, key: str) -> Optional[str]:
 def order_attribute(order: Order, key: str) -> Any:
     """An attribute parsed from its JSON; ``None`` when the order has no such attribute."""
     raw = order_attribute_raw(order, key)
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else parse_json(raw)
