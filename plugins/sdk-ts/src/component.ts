@@ -38,7 +38,9 @@ function logThrown<T>(what: string, f: () => T): T {
   try {
     return f();
   } catch (error) {
-    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    // The message first: SpiderMonkey's `stack` holds only the frames, and the host shows a
+    // log line's beginning.
+    const text = error instanceof Error ? `${String(error)}\n${error.stack ?? ''}` : String(error);
     log.log('error', `plugin threw in ${what}: ${text}`);
     throw error;
   }

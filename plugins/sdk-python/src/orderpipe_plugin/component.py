@@ -45,6 +45,7 @@ def export_plugin(plugin: OrderPlugin) -> type:
 def _logging_raise(what, f):
     try:
         return f()
-    except BaseException:
-        log.log(Level.ERROR, f"plugin raised in {what}: {traceback.format_exc()}")
+    except BaseException as error:
+        # The exception first: the host shows a log line's beginning, a traceback ends with it.
+        log.log(Level.ERROR, f"plugin raised in {what}: {type(error).__name__}: {error}\n{traceback.format_exc()}")
         raise
