@@ -7,6 +7,11 @@
 //! - `servers status`, `servers kill <name>` (SIGKILL, for fault tests), `servers env` (the
 //!   `ORDERPIPE_*` variables that reach them; `eval "$(cargo xtask servers env)"`).
 //! - `plugins`: build the plugin workspace to wasm32-wasip2 into `plugins/dist/`.
+//! - `guests [ts] [python] [--test] [--orderpipe PATH]`: build the TypeScript and Python
+//!   `order` plugins into `plugins/dist/order-ts.wasm` and `order-py.wasm` (toolchains from
+//!   npm and PyPI into the projects' folders on first use); `--test` runs their unit tests
+//!   first, `--orderpipe` then runs `plugin test` with the Rust plugin's fixtures. Needs `npm`
+//!   and `python3`. Not in CI yet.
 //! - `test [cargo test args]`: servers up, plugins, fmt and clippy, every test, then
 //!   `schemathesis`. CI runs this.
 //! - `schemathesis`: fuzzes a fresh host (embedded backends) against its `/openapi.json` with
@@ -24,9 +29,11 @@
 //!   `BENCHMARKS.md`. About 3 minutes once built (dev profile, as the tests;
 //!   `--release` builds optimised first). Not in CI.
 //!
-//! This file only dispatches; `servers/` owns the servers, `plugins` the plugin build, `tasks`
-//! the composite tasks and `process` the process plumbing they share.
+//! This file only dispatches; `servers/` owns the servers, `plugins` the Rust plugin build,
+//! `guests` the TypeScript and Python plugin builds, `tasks` the composite tasks and `process`
+//! the process plumbing they share.
 
+mod guests;
 mod plugins;
 mod process;
 mod schemathesis;
@@ -57,6 +64,7 @@ fn dispatch() -> anyhow::Result<()> {
     match command {
         "servers" => servers::command(rest),
         "plugins" => plugins::build().map(|_| ()),
+        "guests" => guests::command(rest),
         "test" => tasks::test(rest),
         "schemathesis" => plugins::build().and_then(|dist| schemathesis::run(&dist)),
         "run" => tasks::run(rest),

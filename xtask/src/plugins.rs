@@ -88,7 +88,7 @@ fn ensure_target_installed() -> anyhow::Result<()> {
 
 /// Copies `from` to `to` unless it holds the same bytes already, through a temporary file and a
 /// rename so a host loading the folder never reads half a component. Returns the size.
-fn publish(from: &Path, to: &Path) -> anyhow::Result<u64> {
+pub fn publish(from: &Path, to: &Path) -> anyhow::Result<u64> {
     let bytes = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
     if fs::read(to).ok().as_deref() != Some(&bytes[..]) {
         let mut temporary = to.as_os_str().to_owned();

@@ -1,0 +1,6 @@
+/** The module componentize-js builds: the workflow as the component's exports. */
+import { exportPlugin } from '@orderpipe/plugin-sdk/component';
+
+import { orderWorkflow } from './plugin.js';
+
+export const { describe, decide } = exportPlugin(orderWorkflow);
