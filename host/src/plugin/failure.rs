@@ -2,10 +2,9 @@
 //! overrun limit, a refused write, an illegal transition. Also the one failure that is not the
 //! plugin's: no instance slot or a backend outage, after which the event is retried.
 
-use wasmtime::{Store, Trap};
+use wasmtime::Trap;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use super::instance::InstanceState;
 use crate::plugin_limits::PluginLimits;
 
 /// The longest reason a plugin may give; longer reasons are cut.
@@ -40,15 +39,16 @@ impl PluginFailure {
     }
 }
 
-/// Turns a failed call into a readable reason: the limit it overran, the trap, and the last
-/// lines the plugin wrote to stderr.
+/// Turns a failed call into a readable reason: the limit it overran (`memory_asked`: the
+/// memory size the plugin asked for past its cap, if it did), the trap, and the last lines the
+/// plugin wrote to stderr.
 pub(crate) fn explain(
     limits: &PluginLimits,
     error: &wasmtime::Error,
-    store: &Store<InstanceState>,
+    memory_asked: Option<usize>,
     stderr: &MemoryOutputPipe,
 ) -> PluginFailure {
-    let mut reason = if let Some(desired) = store.data().limiter.exceeded {
+    let mut reason = if let Some(desired) = memory_asked {
         format!(
             "the plugin exceeded its memory limit of {} MiB (asked for {} MiB)",
             limits.memory_mib,

@@ -385,7 +385,12 @@ impl LoadedPlugin {
                 }
                 Ok(value)
             }
-            Ok(Err(error)) => Err(failure::explain(&self.limits, &error, &store, &stderr)),
+            Ok(Err(error)) => Err(failure::explain(
+                &self.limits,
+                &error,
+                store.data().limiter.exceeded,
+                &stderr,
+            )),
         };
         (result, usage)
     }
