@@ -184,6 +184,8 @@ impl EventProcessor {
     ) -> Result<Handled, BackendError> {
         let event = &message.event;
         let reason = format!("a backend refused to record this event: {detail}");
+        // Sent once, before the first attempt to record, even if the order changes under us.
+        let mut dead_lettered = false;
         for _ in 0..MAX_VERSION_CONFLICTS {
             let Some(stored) = self.store.load_order(event.order_id).await? else {
                 self.dead_letter(Some(event.order_id), &reason, "refused", payload, origin)
@@ -195,8 +197,11 @@ impl EventProcessor {
                 self.refresh_projections(&order).await?;
                 return Ok(Handled::AlreadyRecorded);
             }
-            self.dead_letter(Some(order.id), &reason, "refused", payload, origin)
-                .await?;
+            if !dead_lettered {
+                self.dead_letter(Some(order.id), &reason, "refused", payload, origin)
+                    .await?;
+                dead_lettered = true;
+            }
             let plugin = self.plugin.current();
             let mut updated = order.clone();
             updated.version = order.version + 1;

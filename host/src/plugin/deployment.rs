@@ -179,15 +179,14 @@ impl PluginDeployer {
                 LIMIT_NAMES.join(", ")
             )));
         }
-        if let Some(reason) = change.out_of_range() {
-            return Err(DeployError::InvalidLimits(reason));
-        }
         if self.registry.versions(name).await?.is_empty() {
             return Err(DeployError::NotFound(format!(
                 "plugin {name} has no versions"
             )));
         }
-        let overrides = change.apply(&self.registry.limit_overrides(name).await?);
+        let overrides = change
+            .apply(&self.registry.limit_overrides(name).await?)
+            .map_err(DeployError::InvalidLimits)?;
         let effective = self.limits.effective(name, &overrides);
         self.limits
             .check(&effective.limits)

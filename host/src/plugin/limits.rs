@@ -69,38 +69,14 @@ impl LimitsChange {
         self.changes.is_empty()
     }
 
-    /// `overrides` with this change applied.
-    pub fn apply(&self, overrides: &LimitOverrides) -> LimitOverrides {
+    /// `overrides` with this change applied; fails, naming the limit, for a value the
+    /// limit's type cannot hold (e.g. `memory_mib` past 2^32).
+    pub fn apply(&self, overrides: &LimitOverrides) -> Result<LimitOverrides, String> {
         let mut changed = overrides.clone();
         for (name, value) in &self.changes {
-            // A value its type cannot hold is out of bounds anyway: it is left as it was and
-            // the check of the result refuses nothing it should not.
-            let _ = changed.set(name, *value);
+            changed.set(name, *value)?;
         }
-        changed
-    }
-
-    /// Values no limit's type can hold (e.g. `memory_mib` past 2^32), named.
-    pub fn out_of_range(&self) -> Option<String> {
-        self.changes.iter().find_map(|(name, value)| {
-            let value = (*value)?;
-            PluginLimits::default().set(name, value).err().map(|_| {
-                format!(
-                    "{name} must be at most {}, not {value}",
-                    ceiling_of_type(name)
-                )
-            })
-        })
-    }
-}
-
-fn ceiling_of_type(name: &str) -> u64 {
-    // Every limit is a u32 or a u64; probe which.
-    let mut probe = PluginLimits::default();
-    if probe.set(name, u64::from(u32::MAX) + 1).is_ok() {
-        u64::MAX
-    } else {
-        u64::from(u32::MAX)
+        Ok(changed)
     }
 }
 
@@ -246,7 +222,7 @@ mod tests {
             host_calls: Some(3),
             ..Default::default()
         };
-        let after = change.apply(&before);
+        let after = change.apply(&before).unwrap();
         assert_eq!(after.fuel, Some(5));
         assert_eq!(after.timeout_ms, None);
         assert_eq!(after.host_calls, Some(3));

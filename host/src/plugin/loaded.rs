@@ -245,10 +245,13 @@ impl LoadedPlugin {
                 Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
             > + Send,
     {
-        let inputs = deciding.as_ref().map(|d| d.inputs).unwrap_or(Inputs {
-            now_ms: crate::order::now_ms().max(0) as u64,
-            seed: [0; 16],
-        });
+        let inputs = deciding
+            .as_ref()
+            .map(|d| d.inputs)
+            .unwrap_or_else(|| Inputs {
+                now_ms: crate::order::now_ms().max(0) as u64,
+                seed: [0; 16],
+            });
         let context = HostContext::new(
             (&self.name, &self.version),
             deciding.as_ref().map(|d| d.order_id),
