@@ -314,7 +314,7 @@ async fn bench() {
     let http = http_client();
 
     // ---- plugin overhead (in this process, nothing else running yet) ----
-    step("plugin overhead: 5,000 decisions with fresh instances, 5,000 with warm ones");
+    step("plugin overhead: 5,000 decisions each with fresh and with warm instances");
     let fresh = plugin::overhead(1, 5_000).await;
     let warm = plugin::overhead(1_000, 5_000).await;
     let per_instance_kib = plugin::memory_per_instance(64).await;
@@ -323,10 +323,11 @@ async fn bench() {
             .against("warm instance (opt-in reuse)", warm.p50_us)
             .at_most(10.0)
             .note(format!(
-                "the order plugin deciding a `created` event ({} times, after 200 warm-up \
-                 calls): a fresh instance (the host's default, `instance_reuse` = 1: no state \
-                 survives from one order to the next), the call, its store.put and cache.incr \
-                 on in-memory host functions, the decision bounds and the state-machine check",
+                "the order plugin deciding a `created` event ({} times back to back on a \
+                 runtime worker, after 200 warm-up calls): a fresh instance (the host's \
+                 default, `instance_reuse` = 1: no state survives from one order to the \
+                 next), the call, its store.put and cache.incr on in-memory host functions, \
+                 the decision bounds and the state-machine check",
                 fresh.invocations
             )),
     );
@@ -334,6 +335,11 @@ async fn bench() {
         Figure::new("plugin overhead", "p99 per decision", fresh.p99_us, "µs")
             .against("warm instance (opt-in reuse)", warm.p99_us)
             .at_most(50.0),
+    );
+    figures.push(
+        Figure::new("plugin overhead", "CPU per decision", fresh.cpu_us, "µs")
+            .against("warm instance (opt-in reuse)", warm.cpu_us)
+            .note("CPU time of every thread of the bench process over the same decisions"),
     );
     figures.push(
         Figure::new(
@@ -684,19 +690,47 @@ async fn bench() {
     );
 }
 
+/// Back-to-back fresh-instance decisions for `ORDERPIPE_PROFILE_SECONDS` (default 10; also
+/// `ORDERPIPE_PROFILE_REUSE`, `ORDERPIPE_PROFILE_RESIDENT_BYTES`), for a profiler:
+/// `perf record` sees the per-event path, not the compilation that dominates
+/// [`plugin_overhead`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a profiling target, not a test"]
+async fn plugin_overhead_profile_loop() {
+    let seconds: u64 = std::env::var("ORDERPIPE_PROFILE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let reuse: u32 = std::env::var("ORDERPIPE_PROFILE_REUSE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let resident: usize = std::env::var("ORDERPIPE_PROFILE_RESIDENT_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(orderpipe::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES);
+    let figures = plugin::overhead_for(reuse, resident, Duration::from_secs(seconds)).await;
+    println!(
+        "profile loop (reuse {reuse}): {} decisions, p50 {:.2} µs, p99 {:.2} µs, CPU {:.2} µs",
+        figures.invocations, figures.p50_us, figures.p99_us, figures.cpu_us
+    );
+}
+
 /// The plugin overhead alone, in alternating rounds (A B C A B C A B C), each figure the
 /// median of its rounds: fresh instances with memory kept resident (the default), fresh
 /// instances whose memory goes back to the kernel after each (`resident_memory_bytes = 0`),
-/// and warm instances (opt-in reuse). `cargo test --release --test bench -- --ignored
-/// plugin_overhead --nocapture`: seconds, where the whole bench takes minutes.
+/// and warm instances (opt-in reuse); latency of one decision and CPU of the process per
+/// decision. `cargo test --release --test bench -- --ignored plugin_overhead --exact
+/// --nocapture`: seconds, where the whole bench takes minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark, not a test"]
 async fn plugin_overhead() {
-    let mut rounds: [Vec<plugin::Overhead>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    const DECISIONS: usize = 20_000;
+    let mut rounds: [Vec<plugin::Overhead>; 3] = Default::default();
     for _ in 0..3 {
-        rounds[0].push(plugin::overhead(1, 5_000).await);
-        rounds[1].push(plugin::overhead_with(1, 5_000, 0).await);
-        rounds[2].push(plugin::overhead(1_000, 5_000).await);
+        rounds[0].push(plugin::overhead(1, DECISIONS).await);
+        rounds[1].push(plugin::overhead_with(1, DECISIONS, 0).await);
+        rounds[2].push(plugin::overhead(1_000, DECISIONS).await);
     }
     let median = |rounds: &[plugin::Overhead], pick: fn(&plugin::Overhead) -> f64| {
         let mut values: Vec<f64> = rounds.iter().map(pick).collect();
@@ -708,12 +742,16 @@ async fn plugin_overhead() {
         "fresh instance, memory given back (resident_memory_bytes = 0)",
         "warm instance (opt-in reuse)",
     ];
-    println!("plugin overhead, median of 3 alternating rounds of 5,000 decisions each:");
+    println!(
+        "plugin overhead, median of 3 alternating rounds of {DECISIONS} decisions each \
+         (latency of one decision; CPU of the whole process per decision):"
+    );
     for (name, rounds) in names.iter().zip(&rounds) {
         println!(
-            "  {name}: p50 {:.2} µs, p99 {:.2} µs",
+            "  {name}: p50 {:.2} µs, p99 {:.2} µs, CPU {:.2} µs",
             median(rounds, |o| o.p50_us),
-            median(rounds, |o| o.p99_us)
+            median(rounds, |o| o.p99_us),
+            median(rounds, |o| o.cpu_us)
         );
     }
 }

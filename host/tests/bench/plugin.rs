@@ -22,6 +22,8 @@ use crate::report::{percentile, proc_status_kib};
 pub struct Overhead {
     pub p50_us: f64,
     pub p99_us: f64,
+    /// CPU time of the whole process (every thread) per decision.
+    pub cpu_us: f64,
     pub invocations: usize,
 }
 
@@ -62,16 +64,63 @@ pub async fn overhead(reuse: u32, invocations: usize) -> Overhead {
 }
 
 /// [`overhead`] keeping `resident_memory_bytes` of each instance slot resident (0: every
-/// page given back to the kernel after each instance).
+/// page given back to the kernel after each instance). The decisions run back to back on a
+/// runtime worker, as the pipeline's partition tasks do.
 pub async fn overhead_with(
     reuse: u32,
     invocations: usize,
     resident_memory_bytes: usize,
 ) -> Overhead {
+    tokio::spawn(decisions(
+        reuse,
+        resident_memory_bytes,
+        Budget::Count(invocations),
+    ))
+    .await
+    .expect("the decisions ran")
+}
+
+/// Back-to-back decisions for `duration` (for a profiler).
+pub async fn overhead_for(
+    reuse: u32,
+    resident_memory_bytes: usize,
+    duration: Duration,
+) -> Overhead {
+    tokio::spawn(decisions(
+        reuse,
+        resident_memory_bytes,
+        Budget::Time(duration),
+    ))
+    .await
+    .expect("the decisions ran")
+}
+
+enum Budget {
+    Count(usize),
+    Time(Duration),
+}
+
+async fn decisions(reuse: u32, resident_memory_bytes: usize, budget: Budget) -> Overhead {
+    const WARM_UP: usize = 200;
     let plugin = load(reuse, resident_memory_bytes).await;
     let host = PluginHost::in_memory();
-    let mut durations = Vec::with_capacity(invocations);
-    for i in 0..invocations + 200 {
+    let mut durations = Vec::new();
+    let mut cpu_started = process_cpu_seconds();
+    let mut until = Instant::now();
+    for i in 0.. {
+        if i == WARM_UP {
+            cpu_started = process_cpu_seconds();
+            if let Budget::Time(duration) = budget {
+                until = Instant::now() + duration;
+            }
+        }
+        let done = match budget {
+            Budget::Count(count) => i >= WARM_UP + count,
+            Budget::Time(_) => i > WARM_UP && Instant::now() >= until,
+        };
+        if done {
+            break;
+        }
         let order = Order::new(Uuid::new_v4(), OrderRequest::default(), 0);
         let event = created(&order);
         let at = Instant::now();
@@ -79,17 +128,33 @@ pub async fn overhead_with(
             .decide(&order, &event, host.clone())
             .await
             .expect("the order plugin decides");
-        if i >= 200 {
+        if i >= WARM_UP {
             durations.push(at.elapsed());
         }
     }
+    let cpu = process_cpu_seconds() - cpu_started;
     durations.sort_unstable();
     let us = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e6);
     Overhead {
         p50_us: us(percentile(&durations, 0.50)),
         p99_us: us(percentile(&durations, 0.99)),
-        invocations,
+        cpu_us: cpu * 1e6 / durations.len().max(1) as f64,
+        invocations: durations.len(),
     }
+}
+
+/// CPU seconds every live thread of this process has run, at nanosecond resolution (the
+/// first field of each `/proc/self/task/*/schedstat`).
+fn process_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
 }
 
 /// A plugin store whose `put` waits until released, so invocations stay live inside it.
