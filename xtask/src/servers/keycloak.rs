@@ -46,7 +46,14 @@ pub fn install() -> anyhow::Result<()> {
         "java",
         "install a Java 17 runtime (e.g. openjdk-17-jre-headless)",
     )?;
-    process::require("unzip", "install unzip (e.g. `apt-get install -y unzip`)")?;
+    if !process::on_path("unzip") {
+        crate::step("installing unzip from Debian");
+        process::require(
+            "apt-get",
+            "install unzip yourself so that it is on the PATH",
+        )?;
+        process::apt_install(&["unzip"])?;
+    }
     let zip = super::maven::artifact("org.keycloak", "keycloak-quarkus-dist", VERSION, "zip")?;
     let dir = super::Server::Keycloak.dir()?;
     fs::create_dir_all(&dir)?;
