@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use orderpipe::config::{ApiKeyConfig, AuthMode, Config};
+use orderpipe::config::{ApiKeyConfig, AuthMode, Config, PipelineConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{TestHost, config};
@@ -596,6 +596,93 @@ async fn a_customer_lists_only_their_own_orders_newest_first() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_rules_hold_on_every_pipeline_invoices_too() {
+    bounded("invoices", async {
+        let mut config = jwt_config();
+        config.pipelines = vec![
+            PipelineConfig {
+                name: "orders".into(),
+                topic: config.kafka.topic.clone(),
+                plugin: "order".into(),
+                entity: None,
+            },
+            PipelineConfig {
+                name: "invoices".into(),
+                topic: format!("{}-invoices", config.kafka.topic),
+                plugin: "invoice".into(),
+                entity: None,
+            },
+        ];
+        let host = TestHost::start(config).await;
+        let alice = person("alice").await;
+        let bob = person("bob").await;
+        let payments = service("payments").await;
+        let (status, _, answer) = call(
+            &host,
+            Method::POST,
+            "/api/invoices",
+            Credential::Bearer(&alice),
+            Some(json!({"customer": "acme", "currency": "EUR",
+                        "items": [{"sku": "consulting", "qty": 1, "unit_price": 100}]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let invoice_id = answer["invoice_id"]
+            .as_str()
+            .expect("invoice id")
+            .to_owned();
+        let path = format!("/api/invoices/{invoice_id}");
+
+        let (status, _, view) =
+            call(&host, Method::GET, &path, Credential::Bearer(&alice), None).await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(view["customer"], claims(&alice)["sub"], "{view}");
+        let (status, _, _) = call(&host, Method::GET, &path, Credential::Bearer(&bob), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, _) = call(&host, Method::GET, &path, Credential::None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // payments may post on orders only: invoices are not its pipeline.
+        let (status, _, answer) = call(
+            &host,
+            Method::POST,
+            &format!("{path}/events"),
+            Credential::Bearer(&payments),
+            Some(json!({"type": "payment_received", "data": {"amount": 100}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+        // Customers have no invoice events by default.
+        let (status, _, answer) = call(
+            &host,
+            Method::POST,
+            &format!("{path}/events"),
+            Credential::Bearer(&alice),
+            Some(json!({"type": "issue"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+        let (status, _, page) = call(
+            &host,
+            Method::GET,
+            "/api/invoices",
+            Credential::Bearer(&alice),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page["records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .any(|record| record["invoice_id"] == json!(invoice_id)),
+            "{page}"
+        );
     })
     .await;
 }
