@@ -236,9 +236,41 @@ async fn a_request_without_a_credential_is_401_with_a_bearer_challenge() {
                 "{answer}"
             );
         }
-        // Health and the API document stay open.
+        // Health and the API document stay open; the document states the record routes'
+        // security and their 401/403.
         let (status, _, _) = call(&host, Method::GET, "/healthz", Credential::None, None).await;
         assert_eq!(status, StatusCode::OK);
+        let (status, _, document) =
+            call(&host, Method::GET, "/openapi.json", Credential::None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let scheme = &document["components"]["securitySchemes"]["bearer_jwt"];
+        assert_eq!(scheme["scheme"], "bearer", "{document}");
+        assert_eq!(scheme["bearerFormat"], "JWT", "{document}");
+        for (path, method) in [
+            ("/api/orders", "post"),
+            ("/api/orders", "get"),
+            ("/api/orders/{order_id}", "get"),
+            ("/api/orders/{order_id}/events", "post"),
+            ("/api/orders/{order_id}/history", "get"),
+        ] {
+            let operation = &document["paths"][path][method];
+            assert_eq!(
+                operation["security"],
+                json!([{"bearer_jwt": []}]),
+                "{method} {path}"
+            );
+            for status in ["401", "403"] {
+                assert!(
+                    operation["responses"].get(status).is_some(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+        assert!(
+            document["paths"]["/healthz"]["get"]
+                .get("security")
+                .is_none()
+        );
     })
     .await;
 }
@@ -683,6 +715,47 @@ async fn the_rules_hold_on_every_pipeline_invoices_too() {
                 .any(|record| record["invoice_id"] == json!(invoice_id)),
             "{page}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_with_the_admin_role_manages_the_plugin_registry() {
+    bounded("admin role", async {
+        let mut config = jwt_config();
+        config.auth.jwt.issuer = "https://issuer.test/".into();
+        config.auth.jwt.public_key_pem = Some(FOREIGN_PUBLIC_KEY.to_owned());
+        config.admin.token = Some("auth-test-admin-token".into());
+        let host = TestHost::start(config).await;
+        let token = |roles: &[&str]| {
+            forged(
+                &json!({"iss": "https://issuer.test/", "aud": "orderpipe", "sub": "dana",
+                        "exp": now() + 300, "realm_access": {"roles": roles}}),
+                None,
+            )
+        };
+        let admin = token(&["admin"]);
+        let customer = token(&["customer"]);
+        for (what, credential, expected) in [
+            ("admin role", Credential::Bearer(&admin), StatusCode::OK),
+            (
+                "admin token",
+                Credential::Bearer("auth-test-admin-token"),
+                StatusCode::OK,
+            ),
+            (
+                "customer",
+                Credential::Bearer(&customer),
+                StatusCode::FORBIDDEN,
+            ),
+            ("nothing", Credential::None, StatusCode::UNAUTHORIZED),
+        ] {
+            let (status, _, answer) =
+                call(&host, Method::GET, "/api/plugins", credential, None).await;
+            assert_eq!(status, expected, "{what}: {answer}");
+        }
+        // The admin token is an admin on the record routes too.
+        create(&host, Credential::Bearer("auth-test-admin-token"), items()).await;
     })
     .await;
 }

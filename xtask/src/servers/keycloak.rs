@@ -7,6 +7,9 @@
 //! only and must never be made reachable. Dev mode keeps its data in an embedded H2 database
 //! inside the unzipped folder; when the realm file changes, that database is dropped so the
 //! next start imports the new realm (an existing realm is never re-imported).
+//!
+//! The pid file holds `kc.sh`'s, which forwards SIGTERM to its JVM (so `down` stops both);
+//! `kill` (SIGKILL, for fault tests) reaches only the script and leaves the JVM answering.
 
 use std::fs;
 use std::path::{Path, PathBuf};
