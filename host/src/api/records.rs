@@ -762,7 +762,7 @@ pub(super) struct RecordsQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The previous page's `next_cursor`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^-?[0-9]+\\.[0-9a-f-]{36}$")]
     cursor: Option<String>,
     /// Whose records: required without a customer's token (`mode = "none"`, admins,
     /// services); ignored with one (a customer lists their own).
