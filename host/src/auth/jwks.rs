@@ -188,6 +188,67 @@ mod tests {
         assert!(keys_of(&json!({"nope": 1})).is_empty());
     }
 
+    /// A JWKS served on loopback that counts its fetches; `sig-1` is the key it publishes.
+    async fn serve_jwks(
+        fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> (String, tokio::task::JoinHandle<()>) {
+        use std::sync::atomic::Ordering;
+        let document = json!({"keys": [
+            {"kid": "sig-1", "kty": "RSA", "alg": "RS256", "use": "sig",
+             "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw",
+             "e": "AQAB"}]});
+        let app = axum::Router::new().route(
+            "/certs",
+            axum::routing::get(move || {
+                let fetches = fetches.clone();
+                let document = document.clone();
+                async move {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(document)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/certs", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_at_most_once_per_interval_and_cached_keys_outlive_the_issuer()
+    {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+        let (url, server) = serve_jwks(fetches.clone()).await;
+        let cache = JwksCache::new("http://unused", Some(url), Duration::from_secs(60)).unwrap();
+        assert!(cache.key_for("sig-1").await.is_ok());
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // A known kid is answered from the cache.
+        assert!(cache.key_for("sig-1").await.is_ok());
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // An unknown kid within the interval: refused without asking the issuer again.
+        let error = cache.key_for("rotated").await.err().unwrap();
+        assert!(matches!(error, AuthError::Invalid(_)), "{error:?}");
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // The issuer goes away: the cached key still verifies.
+        server.abort();
+        assert!(cache.key_for("sig-1").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_after_the_interval_refetches() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+        let (url, _server) = serve_jwks(fetches.clone()).await;
+        let cache = JwksCache::new("http://unused", Some(url), Duration::ZERO).unwrap();
+        assert!(cache.key_for("rotated").await.is_err());
+        assert!(cache.key_for("rotated").await.is_err());
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        assert!(cache.key_for("sig-1").await.is_ok());
+    }
+
     #[tokio::test]
     async fn an_unreachable_issuer_without_cached_keys_is_unavailable() {
         let cache = JwksCache::new(

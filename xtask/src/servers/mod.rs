@@ -220,6 +220,13 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
                 "export ORDERPIPE_PLUGINS__DIR={}",
                 crate::plugins::dist_dir().display()
             );
+            // Not exported: a host stays in `[auth] mode = "none"` unless asked otherwise.
+            println!(
+                "# with [auth] mode = \"jwt\": ORDERPIPE_AUTH__MODE=jwt \
+                 ORDERPIPE_AUTH__JWT__ISSUER=http://127.0.0.1:{}/realms/{}",
+                keycloak::PORT,
+                keycloak::REALM
+            );
             Ok(())
         }
         other => bail!("unknown servers action {other:?}; usage: {USAGE}"),
