@@ -136,6 +136,7 @@ pub struct Config {
     pub pipelines: Vec<PipelineConfig>,
     pub worker: WorkerConfig,
     pub admin: AdminConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -217,6 +218,175 @@ pub enum ConfigError {
         "entity name {entity:?} of pipeline {pipeline:?} must be 1 to {MAX_PIPELINE_NAME_BYTES} lowercase letters, digits or '_'"
     )]
     InvalidEntity { pipeline: String, entity: String },
+    #[error("auth: {0}")]
+    Auth(String),
+}
+
+/// How callers prove who they are (`[auth]`). README's "Authentication and roles" says what
+/// each role may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No credential: today's open, seed-compatible API (the default; loopback only).
+    None,
+    /// Bearer JWTs from an OpenID Connect issuer: customers (and admins, services).
+    Jwt,
+    /// `X-Api-Key` keys, stored as SHA-256 digests: services.
+    ApiKeys,
+}
+
+/// `[auth]`: the modes served and their settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// One mode (`mode = "jwt"`); combined with `modes` when both are given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AuthMode>,
+    /// Several modes at once, e.g. `["jwt", "api_keys"]` (JWT for people, keys for services).
+    pub modes: Vec<AuthMode>,
+    pub jwt: JwtConfig,
+    /// Service keys: `[[auth.api_keys]] name, digest (hex SHA-256 of the key), service`.
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// What each service may post, per pipeline: `[auth.services.payments] orders =
+    /// ["payment_received"]`.
+    pub services: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// The event kinds a customer may post on their own records, per pipeline.
+    pub customer_events: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: None,
+            modes: Vec::new(),
+            jwt: JwtConfig::default(),
+            api_keys: Vec::new(),
+            services: BTreeMap::new(),
+            customer_events: BTreeMap::from([(
+                DEFAULT_PIPELINE.to_owned(),
+                vec!["cancel_requested".to_owned()],
+            )]),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The modes served: `mode` and `modes` together; `none` when neither names one.
+    pub fn enabled_modes(&self) -> Vec<AuthMode> {
+        let mut modes: Vec<AuthMode> = self.mode.into_iter().chain(self.modes.clone()).collect();
+        modes.dedup();
+        if modes.is_empty() {
+            modes.push(AuthMode::None);
+        }
+        modes
+    }
+
+    /// Whether callers are served without any credential.
+    pub fn is_open(&self) -> bool {
+        self.enabled_modes() == [AuthMode::None]
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let modes = self.enabled_modes();
+        if modes.len() > 1 && modes.contains(&AuthMode::None) {
+            return Err(ConfigError::Auth(
+                "mode \"none\" cannot be combined with other modes".into(),
+            ));
+        }
+        if modes.contains(&AuthMode::Jwt) {
+            if self.jwt.issuer.trim().is_empty() {
+                return Err(ConfigError::Auth(
+                    "jwt.issuer is required in jwt mode".into(),
+                ));
+            }
+            if self.jwt.audience.trim().is_empty() {
+                return Err(ConfigError::Auth(
+                    "jwt.audience is required in jwt mode".into(),
+                ));
+            }
+            if self.jwt.roles_claim.split('.').any(str::is_empty) {
+                return Err(ConfigError::Auth(format!(
+                    "jwt.roles_claim {:?} is not a dotted claim path",
+                    self.jwt.roles_claim
+                )));
+            }
+        }
+        if modes.contains(&AuthMode::ApiKeys) && self.api_keys.is_empty() {
+            return Err(ConfigError::Auth(
+                "mode \"api_keys\" needs at least one [[auth.api_keys]]".into(),
+            ));
+        }
+        for key in &self.api_keys {
+            if key.digest.len() != 64 || !key.digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Auth(format!(
+                    "api key {:?}: digest must be the 64 hex digits of the key's SHA-256 \
+                     (`printf %s KEY | sha256sum`)",
+                    key.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[auth.jwt]`: which tokens are accepted and how their claims name roles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JwtConfig {
+    /// The `iss` every token must carry, e.g. `http://127.0.0.1:18080/realms/orderpipe`.
+    pub issuer: String,
+    /// The `aud` every token must carry.
+    pub audience: String,
+    /// Where the issuer's signing keys are; default: the `jwks_uri` of
+    /// `<issuer>/.well-known/openid-configuration`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// A static RSA or EC public key (PEM) instead of a JWKS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
+    /// The dotted path of the claim listing the caller's roles.
+    pub roles_claim: String,
+    /// The role that makes a token's subject a customer.
+    pub customer_role: String,
+    /// The role that makes a token a service, named by `service_claim`.
+    pub service_role: String,
+    /// The role that makes a token an admin.
+    pub admin_role: String,
+    /// The claim naming a service (Keycloak: `azp`, the client id).
+    pub service_claim: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+    /// The shortest time between two fetches of the JWKS (an unknown `kid` triggers one).
+    pub jwks_min_refetch_seconds: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            audience: "orderpipe".into(),
+            jwks_url: None,
+            public_key_pem: None,
+            roles_claim: "realm_access.roles".into(),
+            customer_role: "customer".into(),
+            service_role: "service".into(),
+            admin_role: "admin".into(),
+            service_claim: "azp".into(),
+            leeway_seconds: 30,
+            jwks_min_refetch_seconds: 10,
+        }
+    }
+}
+
+/// One service key: only its SHA-256 digest is configured, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyConfig {
+    /// What logs call this key.
+    pub name: String,
+    /// Hex SHA-256 of the key (`printf %s KEY | sha256sum`).
+    pub digest: String,
+    /// The service the key authenticates (its `[auth.services.<service>]` applies).
+    pub service: String,
 }
 
 /// The admin API (`/api/plugins`): served only when a token is configured.
@@ -244,6 +414,7 @@ impl Default for Config {
             pipelines: Vec::new(),
             worker: WorkerConfig::default(),
             admin: AdminConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -545,6 +716,7 @@ impl Config {
             return Err(ConfigError::ShortAdminToken(token.len()));
         }
         self.http.validate()?;
+        self.auth.validate()?;
         let pipelines = self.pipelines();
         for (n, pipeline) in pipelines.iter().enumerate() {
             if !is_path_safe_name(&pipeline.name) {
@@ -597,6 +769,10 @@ impl Config {
         copy.redis.url = redact_url_password(&copy.redis.url);
         if copy.admin.token.is_some() {
             copy.admin.token = Some("***".into());
+        }
+        // Key digests are not secrets, but nobody needs them in a log either.
+        for key in &mut copy.auth.api_keys {
+            key.digest = "***".into();
         }
         serde_json::to_value(copy).unwrap_or_default()
     }
@@ -665,6 +841,51 @@ mod tests {
         assert!(error.to_string().contains("at least 16"), "{error}");
         config.admin.token = Some("a-long-enough-admin-token".into());
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn auth_is_open_by_default_and_checked_when_on() {
+        let mut config = Config::default();
+        assert!(config.auth.is_open());
+        assert_eq!(config.validate(), Ok(()));
+        config.auth.mode = Some(AuthMode::Jwt);
+        assert!(matches!(config.validate(), Err(ConfigError::Auth(e)) if e.contains("issuer")));
+        config.auth.jwt.issuer = "http://127.0.0.1:18080/realms/orderpipe".into();
+        assert_eq!(config.validate(), Ok(()));
+        assert!(!config.auth.is_open());
+        config.auth.modes = vec![AuthMode::None];
+        assert!(matches!(config.validate(), Err(ConfigError::Auth(e)) if e.contains("none")));
+        config.auth.modes = vec![AuthMode::ApiKeys];
+        assert!(matches!(config.validate(), Err(ConfigError::Auth(e)) if e.contains("api_keys")));
+        config.auth.api_keys = vec![ApiKeyConfig {
+            name: "k".into(),
+            digest: "not-hex".into(),
+            service: "payments".into(),
+        }];
+        assert!(matches!(config.validate(), Err(ConfigError::Auth(e)) if e.contains("digest")));
+        config.auth.api_keys[0].digest = "ab".repeat(32);
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(
+            config.auth.enabled_modes(),
+            vec![AuthMode::Jwt, AuthMode::ApiKeys]
+        );
+        assert!(!config.redacted().to_string().contains(&"ab".repeat(32)));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the error type.
+    fn auth_modes_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERPIPE_AUTH__MODE", "jwt");
+            jail.set_env(
+                "ORDERPIPE_AUTH__JWT__ISSUER",
+                "http://127.0.0.1:18080/realms/x",
+            );
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.auth.enabled_modes(), vec![AuthMode::Jwt]);
+            assert_eq!(config.auth.jwt.audience, "orderpipe");
+            Ok(())
+        });
     }
 
     #[test]

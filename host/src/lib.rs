@@ -7,6 +7,7 @@
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod api;
+pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod config;

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Admin, AppState, PipelineRoute};
+use crate::auth::Authenticator;
 use crate::backend::wiring::Backends;
 use crate::config::Config;
 use crate::pipeline::health::WorkerHealth;
@@ -161,7 +162,15 @@ impl Host {
             backend_names: config.backends.names(),
             http: config.http.clone(),
             rate_limit: api::RateLimit::from_config(&config.http),
+            auth: Authenticator::from_config(&config.auth, config.admin.token.clone())?,
         };
+        if state.auth.is_open() && config.mode.runs_api() && !config.http.addr.ip().is_loopback() {
+            tracing::warn!(
+                addr = %config.http.addr,
+                "auth mode \"none\" on a non-loopback address: anyone who reaches it may read and \
+                 change every record; set [auth] mode = \"jwt\" and/or \"api_keys\""
+            );
+        }
         if let Some(limit) = &state.rate_limit {
             limit.spawn_pruning(shutdown.clone());
         }

@@ -103,7 +103,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let use_servers = args.iter().any(|a| a == "--servers");
     let host_args: Vec<&String> = args.iter().filter(|a| *a != "--servers").collect();
     if use_servers {
-        servers::up(&servers::ALL)?;
+        servers::up(&servers::PIPELINE)?;
     }
     let dist = plugins::build()?;
     let backends = if use_servers {
@@ -173,7 +173,7 @@ pub fn soak(args: &[String]) -> anyhow::Result<()> {
         }
     }
 
-    servers::up(&servers::ALL)?;
+    servers::up(&servers::PIPELINE)?;
     let dist = plugins::build()?;
     let root = crate::repo_root();
     let mut command = cargo(&root);
@@ -279,7 +279,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
 /// What the benchmark needs beside its build: the servers up, the plugins built (their folder
 /// is returned), `wrk` and `redis-benchmark` on the PATH.
 fn prepare_bench() -> anyhow::Result<std::path::PathBuf> {
-    servers::up(&servers::ALL)?;
+    servers::up(&servers::PIPELINE)?;
     let dist = plugins::build()?;
     if !process::on_path("wrk") {
         crate::step("installing wrk (the HTTP load generator) from Debian");

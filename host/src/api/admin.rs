@@ -1,5 +1,6 @@
 //! The admin API: upload, list and activate plugin versions, and set each plugin's limits.
-//! Every route requires `Authorization: Bearer <admin.token>` (compared in constant time);
+//! Every route requires `Authorization: Bearer <admin.token>` (compared in constant time), or
+//! with `[auth] mode = "jwt"` a token carrying the admin role;
 //! without a configured token the routes do not exist. A request without the token, or
 //! declaring a body over its route's limit, is answered from its headers alone, before any
 //! of its body is read. Limits are shown as this host computes them from the shared
@@ -76,6 +77,18 @@ pub(super) async fn require_token(
     let refused = match given {
         Some(token) if same_token(token.as_bytes(), admin.token.as_bytes()) => {
             return Ok(next.run(request).await);
+        }
+        // With `[auth] mode = "jwt"`, a token carrying the admin role is an admin too.
+        Some(token) if !state.auth.is_open() => {
+            let credentials = crate::auth::Credentials {
+                bearer: Some(token),
+                api_key: None,
+            };
+            match state.auth.identify(credentials).await {
+                Ok(crate::auth::Caller::Admin) => return Ok(next.run(request).await),
+                Ok(_) => ApiError::Forbidden("the admin API needs the admin role".into()),
+                Err(error) => error.into(),
+            }
         }
         Some(_) => ApiError::Unauthorized("the admin token is wrong".into()),
         None => {

@@ -5,6 +5,7 @@
 //! which adds the connection-level bounds). Every route sits behind [`edge`]'s guards.
 
 mod admin;
+mod caller;
 mod edge;
 mod error;
 mod health;
@@ -26,6 +27,7 @@ pub use admin::Admin;
 pub use edge::RateLimit;
 pub use error::ApiError;
 
+use crate::auth::Authenticator;
 use crate::backend::{EventLog, OrderStore, StatusCache};
 use crate::config::HttpConfig;
 use crate::pipeline::health::WorkerHealth;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub http: HttpConfig,
     /// The per-client rate limit, when `http.rate_limit_per_second` is set.
     pub rate_limit: Option<Arc<RateLimit>>,
+    /// Who callers are (`[auth]`); open in `mode = "none"`.
+    pub auth: Arc<Authenticator>,
 }
 
 /// The whole HTTP app.
@@ -86,7 +90,10 @@ pub fn router(state: AppState) -> Router {
     for pipeline in &state.pipelines {
         let base = format!("/api/{}", pipeline.name);
         let routes = Router::new()
-            .route(&base, post(records::create_order))
+            .route(
+                &base,
+                post(records::create_order).get(records::list_records),
+            )
             .route(&format!("{base}/{{order_id}}"), get(records::get_order))
             .route(
                 &format!("{base}/{{order_id}}/events"),

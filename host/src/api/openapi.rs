@@ -9,7 +9,9 @@
 //! route can meet (`400`, `404`, `405`, `408`, `413`, `429`, `503`) are added to every
 //! operation here, so no handler can forget one. `tests/http_edge.rs` checks on a live host
 //! that every documented operation is routed, and schemathesis (`cargo xtask schemathesis`)
-//! that every answer conforms.
+//! that every answer conforms. With `[auth]` modes other than `none`, the document declares
+//! the bearer JWT and API key schemes the host accepts, states them on every record route and
+//! adds their `401`/`403` answers; in `none` mode the record routes are open and say nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +22,9 @@ use axum::extract::Extension;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -34,6 +38,21 @@ const PIPELINE_PLACEHOLDER: &str = "{pipeline}";
 const ADMIN_PREFIX: &str = "/api/plugins";
 /// The name of the admin routes' security scheme.
 pub(super) const ADMIN_SECURITY: &str = "admin_token";
+/// The name of the bearer JWT security scheme (`[auth] mode = "jwt"`).
+const JWT_SECURITY: &str = "bearer_jwt";
+/// The name of the API key security scheme (`[auth] mode = "api_keys"`).
+const API_KEY_SECURITY: &str = "api_key";
+/// The answers a record route gains when credentials are required.
+const AUTH_ERRORS: [(u16, &str); 2] = [
+    (
+        401,
+        "No credential, or one that proves nothing (bad signature, expired, another audience);          see WWW-Authenticate",
+    ),
+    (
+        403,
+        "A valid credential whose role may not do this (e.g. a customer posting payment_received)",
+    ),
+];
 
 /// `{"error": "..."}`: every refusal and failure, naming the problem.
 #[derive(Serialize, ToSchema)]
@@ -96,6 +115,15 @@ pub(super) struct HistoryItem {
 #[derive(Serialize, ToSchema)]
 pub(super) struct HistoryPage {
     history: Vec<HistoryItem>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// One page of the caller's records, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RecordPage {
+    /// Each record as `GET /api/<pipeline>/<id>` shows it.
+    records: Vec<RecordView>,
     /// Pass as `cursor` for the next page; `null` on the last one.
     next_cursor: Option<String>,
 }
@@ -199,6 +227,7 @@ pub(super) struct PluginLimits {
     ),
     paths(
         super::records::create_order,
+        super::records::list_records,
         super::records::get_order,
         super::records::post_event,
         super::records::get_history,
@@ -332,28 +361,84 @@ fn document(state: &AppState) -> Document {
             expanded.insert(path, item);
         }
     }
-    for item in expanded.values_mut() {
+    let schemes = declare_auth_schemes(state, &mut doc);
+    for (path, item) in expanded.iter_mut() {
+        let is_record_route = path.starts_with("/api/") && !path.starts_with(ADMIN_PREFIX);
+        let is_admin_route = path.starts_with(ADMIN_PREFIX);
         for operation in operations(item) {
-            for (status, description) in COMMON_ERRORS {
-                operation
-                    .responses
-                    .responses
-                    .entry(status.to_string())
-                    .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description(description)
-                            .content(
-                                "application/json",
-                                ContentBuilder::new()
-                                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                                    .build(),
-                            )
-                            .build()
-                            .into()
-                    });
+            if !schemes.is_empty() && is_record_route {
+                operation.security = Some(
+                    schemes
+                        .iter()
+                        .map(|scheme| SecurityRequirement::new(*scheme, Vec::<String>::new()))
+                        .collect(),
+                );
+                add_errors(operation, &AUTH_ERRORS);
             }
+            if is_admin_route && schemes.contains(&JWT_SECURITY) {
+                operation
+                    .security
+                    .get_or_insert_with(Vec::new)
+                    .push(SecurityRequirement::new(JWT_SECURITY, Vec::<String>::new()));
+            }
+            add_errors(operation, &COMMON_ERRORS);
         }
     }
     doc.paths.paths = expanded.into_iter().collect();
     doc
+}
+
+/// Declares the schemes `[auth]` accepts and returns their names (none in `none` mode).
+fn declare_auth_schemes(state: &AppState, doc: &mut Document) -> Vec<&'static str> {
+    let mut schemes = Vec::new();
+    let components = doc.components.get_or_insert_with(Default::default);
+    if state.auth.accepts_jwt() {
+        components.add_security_scheme(
+            JWT_SECURITY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token of the configured issuer (auth.jwt): customers, \
+                         services (client credentials) and admins, by the roles claim",
+                    ))
+                    .build(),
+            ),
+        );
+        schemes.push(JWT_SECURITY);
+    }
+    if state.auth.accepts_api_keys() {
+        components.add_security_scheme(
+            API_KEY_SECURITY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "A service's key ([[auth.api_keys]])",
+            ))),
+        );
+        schemes.push(API_KEY_SECURITY);
+    }
+    schemes
+}
+
+/// Adds each (status, description) answer with an `ErrorBody` unless the operation has one.
+fn add_errors(operation: &mut Operation, errors: &[(u16, &str)]) {
+    for (status, description) in errors {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(*description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build()
+                    .into()
+            });
+    }
 }

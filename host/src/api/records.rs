@@ -13,7 +13,12 @@
 //! attempt got a 503, or is still in flight) its `created` event is published again. That
 //! event's id is derived from the order id, so the worker records it once however often
 //! it is published. Keys are scoped by pipeline: one key used on two pipelines makes two
-//! records.
+//! records; with a customer's token, by customer too.
+//!
+//! Every route takes the request's [`Caller`] and applies `auth::roles`: a customer's new
+//! record is owned by their token's subject (the body's `customer` is replaced), a record the
+//! caller may not see is answered 404 like an unknown id, and an event kind the caller may
+//! not post is answered 403.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -28,7 +33,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{ApiError, AppState, PipelineRoute};
-use crate::backend::IdempotencyClaim;
+use crate::auth::Caller;
+use crate::auth::roles::Sight;
+use crate::backend::{IdempotencyClaim, RecordKey};
 use crate::order::{
     CREATED_EVENT, DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, OrderView, now_ms,
 };
@@ -44,6 +51,11 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// Records one page of `GET /api/<pipeline>` holds unless the client asks for fewer.
+pub(super) const DEFAULT_LIST_LIMIT: usize = 20;
+/// The most records one page of `GET /api/<pipeline>` holds.
+pub(super) const MAX_LIST_LIMIT: usize = 100;
 
 /// History entries one page holds unless the client asks for fewer (`limit`).
 pub(super) const DEFAULT_HISTORY_LIMIT: usize = 100;
@@ -93,12 +105,34 @@ fn not_found(pipeline: &PipelineRoute, order_id: Uuid) -> ApiError {
 
 /// The key a client's `Idempotency-Key` is claimed under: the key itself for the default
 /// pipeline (as before pipelines existed), else prefixed by the pipeline's name and a space
-/// (which no client key contains, so no two pipelines' keys can meet).
-fn scoped_idempotency_key(pipeline: &PipelineRoute, key: &str) -> String {
-    if pipeline.name == DEFAULT_PIPELINE {
-        key.to_owned()
-    } else {
-        format!("{} {key}", pipeline.name)
+/// (which no client key contains, so no two pipelines' keys can meet). A customer's key is
+/// prefixed by `<pipeline>/<subject>` (no pipeline name holds a `/`), so two customers'
+/// keys never meet either.
+fn scoped_idempotency_key(pipeline: &PipelineRoute, owner: Option<&str>, key: &str) -> String {
+    match owner {
+        Some(owner) => format!("{}/{owner} {key}", pipeline.name),
+        None if pipeline.name == DEFAULT_PIPELINE => key.to_owned(),
+        None => format!("{} {key}", pipeline.name),
+    }
+}
+
+/// The record if the caller may see it; a record it may not see is answered like an unknown
+/// id (404), so its existence does not leak.
+fn seen_by(
+    state: &AppState,
+    pipeline: &PipelineRoute,
+    caller: &Caller,
+    order_id: Uuid,
+    view: Option<OrderView>,
+) -> Result<OrderView, ApiError> {
+    let owner = view.as_ref().and_then(|view| view.customer.as_deref());
+    let sight = state
+        .auth
+        .permissions
+        .sight(caller, &pipeline.name, owner)?;
+    match (view, sight) {
+        (Some(view), Sight::Visible) => Ok(view),
+        _ => Err(not_found(pipeline, order_id)),
     }
 }
 
@@ -194,16 +228,25 @@ fn created_event_id(order_id: Uuid) -> Uuid {
 pub(super) async fn create_order(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let owner = state
+        .auth
+        .permissions
+        .owner_of_new_record(&caller, &pipeline.name)?;
     let key = idempotency_key(&headers)?;
     let bytes = body_bytes(body)?;
-    let request: OrderRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+    let mut request: OrderRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         OrderRequest::default()
     } else {
         parse_json(&bytes)?
     };
+    // A customer's record is theirs, whatever the body says.
+    if let Some(owner) = &owner {
+        request.customer = Some(owner.clone());
+    }
     if request.items.len() > MAX_ITEMS {
         return Err(ApiError::BadRequest(format!(
             "one {} has at most {MAX_ITEMS} items, this one has {}",
@@ -225,7 +268,11 @@ pub(super) async fn create_order(
     let fresh_id = Uuid::new_v4();
     let claim = state
         .store
-        .claim_idempotency_key(&scoped_idempotency_key(&pipeline, &key), fresh_id, &hash)
+        .claim_idempotency_key(
+            &scoped_idempotency_key(&pipeline, owner.as_deref(), &key),
+            fresh_id,
+            &hash,
+        )
         .await
         .inspect_err(|e| state.metrics.backend_error(e))?;
     let (order_id, replayed) = match claim {
@@ -371,13 +418,13 @@ async fn find_order(
 pub(super) async fn get_order(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
+    caller: Caller,
     Path(order_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&pipeline, &order_id)?;
-    find_order(&state, &pipeline, order_id)
-        .await?
-        .map(|view| Json(view_json(&pipeline, view)))
-        .ok_or_else(|| not_found(&pipeline, order_id))
+    let view = find_order(&state, &pipeline, order_id).await?;
+    let view = seen_by(&state, &pipeline, &caller, order_id, view)?;
+    Ok(Json(view_json(&pipeline, view)))
 }
 
 /// The body of `POST …/<id>/events`.
@@ -409,6 +456,7 @@ pub(super) struct EventRequest {
 pub(super) async fn post_event(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
+    caller: Caller,
     Path(order_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -432,9 +480,12 @@ pub(super) async fn post_event(
             pipeline.entity
         )));
     }
-    let Some(view) = find_order(&state, &pipeline, order_id).await? else {
-        return Err(not_found(&pipeline, order_id));
-    };
+    let view = find_order(&state, &pipeline, order_id).await?;
+    let view = seen_by(&state, &pipeline, &caller, order_id, view)?;
+    state
+        .auth
+        .permissions
+        .may_post(&caller, &pipeline.name, kind)?;
     // The version counts the events recorded so far; events still on their way are not
     // counted, so the cap may be passed by the few in flight, never by more.
     let cap = state.http.max_events_per_order;
@@ -527,6 +578,7 @@ impl HistoryQuery {
 pub(super) async fn get_history(
     State(state): State<AppState>,
     Extension(pipeline): Extension<PipelineRoute>,
+    caller: Caller,
     Path(order_id): Path<String>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -541,6 +593,10 @@ pub(super) async fn get_history(
             return Err(not_found(&pipeline, order_id));
         }
         _ => {}
+    }
+    if caller != Caller::Anyone {
+        let view = stored.as_ref().map(|stored| stored.order.view());
+        seen_by(&state, &pipeline, &caller, order_id, view)?;
     }
     let history = state.store.history_page(order_id, after, limit).await?;
     if history.is_empty() && stored.is_none() {
@@ -657,12 +713,16 @@ mod tests {
     #[test]
     fn idempotency_keys_are_scoped_by_pipeline_except_the_default_one() {
         assert_eq!(
-            scoped_idempotency_key(&route("orders", "order"), "k1"),
+            scoped_idempotency_key(&route("orders", "order"), None, "k1"),
             "k1"
         );
         assert_eq!(
-            scoped_idempotency_key(&route("invoices", "invoice"), "k1"),
+            scoped_idempotency_key(&route("invoices", "invoice"), None, "k1"),
             "invoices k1"
+        );
+        assert_eq!(
+            scoped_idempotency_key(&route("orders", "order"), Some("alice"), "k1"),
+            "orders/alice k1"
         );
         // No client key contains a space, so an orders key can never look like a scoped one.
         assert!(idempotency_key(&headers(&[b"invoices k1"])).is_err());
@@ -690,5 +750,162 @@ mod tests {
         assert_eq!(created_event_id(order_id), created_event_id(order_id));
         assert_ne!(created_event_id(order_id), order_id);
         assert_ne!(created_event_id(order_id), created_event_id(Uuid::new_v4()));
+    }
+}
+
+/// `GET /api/<pipeline>` query: `limit` records after the `cursor` of the previous page;
+/// `customer` names whose records to list for callers that are not themselves a customer.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RecordsQuery {
+    /// Records on this page (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[param(value_type = Option<String>, pattern = "^-?[0-9]+\\.[0-9a-f-]{36}$")]
+    cursor: Option<String>,
+    /// Whose records: required without a customer's token (`mode = "none"`, admins,
+    /// services); ignored with one (a customer lists their own).
+    customer: Option<String>,
+}
+
+impl RecordsQuery {
+    /// (before this key, at most this many records), or a 400 naming the problem.
+    fn page(&self) -> Result<(Option<RecordKey>, usize), ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_LIST_LIMIT,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "invalid query parameter `limit`: must be a whole number from 1 to \
+                         {MAX_LIST_LIMIT} (got {text:?})"
+                    ))
+                })?,
+        };
+        let before = match self.cursor.as_deref() {
+            None => None,
+            Some(text) => Some(parse_record_cursor(text).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "invalid query parameter `cursor`: use the `next_cursor` of the previous \
+                     page (got {text:?})"
+                ))
+            })?),
+        };
+        Ok((before, limit))
+    }
+}
+
+/// `<created at ms>.<id>`: where the next page of a customer's list starts.
+fn record_cursor(key: &RecordKey) -> String {
+    format!("{}.{}", key.created_at_ms, key.id)
+}
+
+fn parse_record_cursor(text: &str) -> Option<RecordKey> {
+    let (created_at_ms, id) = text.split_once('.')?;
+    Some(RecordKey {
+        created_at_ms: created_at_ms.parse().ok()?,
+        id: Uuid::parse_str(id).ok()?,
+    })
+}
+
+/// The longest `customer` accepted in a list query.
+const MAX_CUSTOMER_BYTES: usize = 256;
+
+/// The caller's records, newest first (a customer's own; others name the customer).
+#[utoipa::path(
+    get,
+    path = "/api/{pipeline}",
+    tag = "records",
+    params(("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"), RecordsQuery),
+    responses((status = 200, description = "A page of records, newest first", body = super::openapi::RecordPage))
+)]
+pub(super) async fn list_records(
+    State(state): State<AppState>,
+    Extension(pipeline): Extension<PipelineRoute>,
+    caller: Caller,
+    query: Result<Query<RecordsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::BadRequest(format!("invalid query string: {}", rejection.body_text()))
+    })?;
+    let (before, limit) = query.page()?;
+    let customer = match &caller {
+        Caller::Customer { subject } => subject.clone(),
+        _ => match query.customer.as_deref() {
+            Some(customer) if !customer.is_empty() && customer.len() <= MAX_CUSTOMER_BYTES => {
+                customer.to_owned()
+            }
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "query parameter `customer` (1 to {MAX_CUSTOMER_BYTES} bytes) is required \
+                     to list {} without a customer's token",
+                    pipeline.name
+                )));
+            }
+        },
+    };
+    // A service without access to this pipeline is refused whoever it asks about.
+    state
+        .auth
+        .permissions
+        .sight(&caller, &pipeline.name, Some(&customer))?;
+    let keys = state
+        .store
+        .customer_records(&pipeline.name, &customer, before, limit)
+        .await
+        .inspect_err(|e| state.metrics.backend_error(e))?;
+    let mut records = Vec::with_capacity(keys.len());
+    let mut seen = std::collections::HashSet::new();
+    for key in &keys {
+        if !seen.insert(key.id) {
+            continue;
+        }
+        if let Some(view) = find_order(&state, &pipeline, key.id).await?
+            && view.customer.as_deref() == Some(customer.as_str())
+        {
+            records.push(view_json(&pipeline, view));
+        }
+    }
+    let next_cursor = (keys.len() == limit)
+        .then(|| keys.last().map(record_cursor))
+        .flatten();
+    Ok(Json(
+        json!({ "records": records, "next_cursor": next_cursor }),
+    ))
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    #[test]
+    fn record_cursors_round_trip_and_refuse_garbage() {
+        let key = RecordKey {
+            created_at_ms: 1_700_000_000_123,
+            id: Uuid::new_v4(),
+        };
+        assert_eq!(parse_record_cursor(&record_cursor(&key)), Some(key));
+        for bad in ["", "12", "x.y", "12.not-a-uuid", ".abc"] {
+            assert_eq!(parse_record_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_limits_are_bounded() {
+        let query = |limit: &str| RecordsQuery {
+            limit: Some(limit.into()),
+            ..RecordsQuery::default()
+        };
+        assert_eq!(
+            RecordsQuery::default().page().unwrap(),
+            (None, DEFAULT_LIST_LIMIT)
+        );
+        assert_eq!(query("100").page().unwrap().1, 100);
+        for bad in ["0", "101", "-1", "ten"] {
+            assert!(query(bad).page().is_err(), "{bad}");
+        }
     }
 }

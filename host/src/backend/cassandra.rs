@@ -21,7 +21,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
+    Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, RecordKey,
+    StoredOrder,
 };
 use crate::config::CassandraConfig;
 use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, Outcome};
@@ -61,6 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "008_plugin_limit_map",
         include_str!("../../../schema/008_plugin_limit_map.cql"),
+    ),
+    (
+        "009_customer_records",
+        include_str!("../../../schema/009_customer_records.cql"),
     ),
 ];
 
@@ -106,6 +111,9 @@ pub struct CassandraStore {
 struct Statements {
     create_order: PreparedStatement,
     store_accepted_order: PreparedStatement,
+    file_customer_record: PreparedStatement,
+    customer_records_first: PreparedStatement,
+    customer_records_before: PreparedStatement,
     load_order: PreparedStatement,
     advance_order: PreparedStatement,
     insert_history: PreparedStatement,
@@ -227,6 +235,29 @@ fn split_statements(text: &str) -> Vec<String> {
         .collect()
 }
 
+impl CassandraStore {
+    /// Files a record under its customer (when it names one), for `customer_records`. The
+    /// same row however often it is written.
+    async fn file_under_customer(&self, order: &Order) -> BackendResult<()> {
+        let Some(customer) = &order.request.customer else {
+            return Ok(());
+        };
+        self.session
+            .execute_unpaged(
+                &self.statements.file_customer_record,
+                (
+                    &order.pipeline,
+                    customer,
+                    CqlTimestamp(order.created_at_ms),
+                    order.id,
+                ),
+            )
+            .await
+            .map_err(refusal_or_outage)?;
+        Ok(())
+    }
+}
+
 impl Statements {
     async fn prepare(session: &Session, ks: &str) -> anyhow::Result<Self> {
         let p = |cql: String| async move {
@@ -247,6 +278,21 @@ impl Statements {
                 "INSERT INTO {ks}.order_journal (order_id, pipeline, status, version, request, \
                  attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
                  USING TIMESTAMP 1"
+            ))
+            .await?,
+            file_customer_record: p(format!(
+                "INSERT INTO {ks}.customer_records (pipeline, customer, created_at, order_id) \
+                 VALUES (?, ?, ?, ?)"
+            ))
+            .await?,
+            customer_records_first: p(format!(
+                "SELECT created_at, order_id FROM {ks}.customer_records \
+                 WHERE pipeline = ? AND customer = ? LIMIT ?"
+            ))
+            .await?,
+            customer_records_before: p(format!(
+                "SELECT created_at, order_id FROM {ks}.customer_records \
+                 WHERE pipeline = ? AND customer = ? AND (created_at, order_id) < (?, ?) LIMIT ?"
             ))
             .await?,
             load_order: p(format!(
@@ -359,6 +405,7 @@ impl OrderStore for CassandraStore {
             )
             .await
             .map_err(refusal_or_outage)?;
+        self.file_under_customer(order).await?;
         was_applied(result)
     }
 
@@ -381,7 +428,52 @@ impl OrderStore for CassandraStore {
             )
             .await
             .map_err(refusal_or_outage)?;
-        Ok(())
+        self.file_under_customer(order).await
+    }
+
+    async fn customer_records(
+        &self,
+        pipeline: &str,
+        customer: &str,
+        before: Option<RecordKey>,
+        limit: usize,
+    ) -> BackendResult<Vec<RecordKey>> {
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let result = match before {
+            None => {
+                self.session
+                    .execute_unpaged(
+                        &self.statements.customer_records_first,
+                        (pipeline, customer, limit),
+                    )
+                    .await
+            }
+            Some(key) => {
+                self.session
+                    .execute_unpaged(
+                        &self.statements.customer_records_before,
+                        (
+                            pipeline,
+                            customer,
+                            CqlTimestamp(key.created_at_ms),
+                            key.id,
+                            limit,
+                        ),
+                    )
+                    .await
+            }
+        }
+        .map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let mut keys = Vec::new();
+        for row in rows.rows::<(CqlTimestamp, Uuid)>().map_err(unavailable)? {
+            let (created_at, id) = row.map_err(unavailable)?;
+            keys.push(RecordKey {
+                created_at_ms: created_at.0,
+                id,
+            });
+        }
+        Ok(keys)
     }
 
     async fn load_order(&self, id: Uuid) -> BackendResult<Option<StoredOrder>> {

@@ -182,7 +182,25 @@ pub trait OrderStore: Send + Sync {
             "this order store does not support Idempotency-Key".into(),
         ))
     }
+    /// One page of the records `customer` owns in `pipeline`, newest first: those created
+    /// before `before` (exclusive; `None`: from the newest), at most `limit`. A record is
+    /// filed under its customer when it is created (`create_order`, `store_accepted_order`);
+    /// records stored before this index existed are not listed.
+    async fn customer_records(
+        &self,
+        pipeline: &str,
+        customer: &str,
+        before: Option<RecordKey>,
+        limit: usize,
+    ) -> BackendResult<Vec<RecordKey>>;
     async fn ping(&self) -> BackendResult<()>;
+}
+
+/// Where a record sits in its customer's list: newest first by creation time, then by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RecordKey {
+    pub created_at_ms: i64,
+    pub id: Uuid,
 }
 
 /// The result of [`OrderStore::claim_idempotency_key`].

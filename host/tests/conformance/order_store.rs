@@ -141,7 +141,77 @@ conformance!(Stores { embedded, cassandra }:
     project_status_and_ping_answer,
     an_idempotency_key_is_claimed_once,
     a_record_keeps_its_pipeline,
+    a_customers_records_page_newest_first,
 );
+
+/// Records filed under a customer come back newest first, page by page, only that customer's
+/// and only that pipeline's; filing the same record twice lists it once.
+async fn a_customers_records_page_newest_first(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    // A customer no other test run uses, so the list holds only this test's records.
+    let customer = format!("cust-{}", Uuid::new_v4());
+    let mut created = Vec::new();
+    for n in 0..5i64 {
+        let mut order = new_order();
+        order.request.customer = Some(customer.clone());
+        order.created_at_ms = 1_700_000_000_000 + n * 1_000;
+        assert!(
+            bounded("creating", store.create_order(&order))
+                .await
+                .expect("create")
+        );
+        created.push(order);
+    }
+    // The API and the worker both file the accepted record: still one entry.
+    bounded("storing again", store.store_accepted_order(&created[4]))
+        .await
+        .expect("store accepted");
+    let mut other = new_order();
+    other.request.customer = Some(format!("cust-{}", Uuid::new_v4()));
+    bounded("creating", store.create_order(&other))
+        .await
+        .expect("create");
+    let mut invoice = Order::in_pipeline("invoices", Uuid::new_v4(), created[0].request.clone(), 0);
+    invoice.created_at_ms = 1_800_000_000_000;
+    bounded("creating", store.create_order(&invoice))
+        .await
+        .expect("create");
+
+    let first = bounded(
+        "listing",
+        store.customer_records("orders", &customer, None, 2),
+    )
+    .await
+    .expect("list");
+    let ids: Vec<Uuid> = first.iter().map(|key| key.id).collect();
+    assert_eq!(ids, vec![created[4].id, created[3].id]);
+    assert_eq!(first[0].created_at_ms, created[4].created_at_ms);
+    let second = bounded(
+        "listing",
+        store.customer_records("orders", &customer, first.last().copied(), 10),
+    )
+    .await
+    .expect("list");
+    let ids: Vec<Uuid> = second.iter().map(|key| key.id).collect();
+    assert_eq!(ids, vec![created[2].id, created[1].id, created[0].id]);
+    let invoices = bounded(
+        "listing",
+        store.customer_records("invoices", &customer, None, 10),
+    )
+    .await
+    .expect("list");
+    assert_eq!(
+        invoices.iter().map(|key| key.id).collect::<Vec<_>>(),
+        vec![invoice.id]
+    );
+    let nobody = bounded(
+        "listing",
+        store.customer_records("orders", "nobody-at-all", None, 10),
+    )
+    .await
+    .expect("list");
+    assert!(nobody.is_empty());
+}
 
 async fn a_record_keeps_its_pipeline(stores: &Stores) {
     let store = stores.orders.as_ref();

@@ -81,3 +81,50 @@ pub fn jars(
     fs::write(complete, "")?;
     Ok(libs)
 }
+
+/// One artifact file (e.g. a server distribution's zip), fetched without its dependencies
+/// into the local Maven repository once and answered from there afterwards.
+pub fn artifact(
+    group: &str,
+    artifact: &str,
+    version: &str,
+    packaging: &str,
+) -> anyhow::Result<PathBuf> {
+    let file = super::home()?
+        .join(".m2/repository")
+        .join(group.replace('.', "/"))
+        .join(artifact)
+        .join(version)
+        .join(format!("{artifact}-{version}.{packaging}"));
+    if file.exists() {
+        return Ok(file);
+    }
+    let cache = super::home()?.join(".cache/orderpipe/jars");
+    fs::create_dir_all(&cache)?;
+    let _lock = process::lock(&cache.join(".lock"), "another jar fetch")?;
+    if file.exists() {
+        return Ok(file);
+    }
+    process::require(
+        "mvn",
+        "install Maven 3 (e.g. `apt-get install -y maven`) to fetch the server distributions",
+    )?;
+    crate::step(&format!(
+        "fetching {group}:{artifact}:{version}:{packaging} from Maven Central"
+    ));
+    process::output(Command::new("mvn").args([
+        "-q",
+        "-B",
+        "-Dstyle.color=never",
+        "dependency:get",
+        "-Dtransitive=false",
+        &format!("-Dartifact={group}:{artifact}:{version}:{packaging}"),
+    ]))
+    .with_context(|| format!("fetching {artifact} {version} with Maven"))?;
+    anyhow::ensure!(
+        file.exists(),
+        "Maven fetched {artifact} {version} but {} is not there (a custom local repository?)",
+        file.display()
+    );
+    Ok(file)
+}

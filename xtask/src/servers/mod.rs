@@ -1,9 +1,10 @@
-//! Real Kafka (KRaft), Cassandra 5 and Redis on loopback, without Docker: `cargo xtask servers
-//! up|down|status|kill|env`.
+//! Real Kafka (KRaft), Cassandra 5, Redis and Keycloak (the OpenID Connect issuer the auth tests
+//! use) on loopback, without Docker: `cargo xtask servers up|down|status|kill|env`.
 //!
 //! This module owns each server's life cycle; the per-server modules only say how to install,
 //! configure and start one, and `probe` how to tell that it answers. Jars come from Maven
 //! Central (cached per version under `~/.cache/orderpipe/jars`), Redis from Debian. Each
+//! Keycloak's distribution zip comes from Maven Central too. Each
 //! server's configuration, data, log and pid file live in one folder of a state directory,
 //! `$ORDERPIPE_SERVERS_DIR` or `~/.local/state/orderpipe/servers`, shared by every clone on
 //! purpose: `up` in a second clone finds the servers already running and does nothing.
@@ -14,6 +15,7 @@
 
 mod cassandra;
 mod kafka;
+mod keycloak;
 mod maven;
 mod probe;
 mod redis;
@@ -55,9 +57,18 @@ pub enum Server {
     Kafka,
     Cassandra,
     Redis,
+    Keycloak,
 }
 
-pub const ALL: [Server; 3] = [Server::Kafka, Server::Cassandra, Server::Redis];
+pub const ALL: [Server; 4] = [
+    Server::Kafka,
+    Server::Cassandra,
+    Server::Redis,
+    Server::Keycloak,
+];
+
+/// The servers the pipeline itself runs on (benchmarks and soaks need no issuer).
+pub const PIPELINE: [Server; 3] = [Server::Kafka, Server::Cassandra, Server::Redis];
 
 impl Server {
     fn name(self) -> &'static str {
@@ -65,13 +76,14 @@ impl Server {
             Server::Kafka => "kafka",
             Server::Cassandra => "cassandra",
             Server::Redis => "redis",
+            Server::Keycloak => "keycloak",
         }
     }
 
     fn parse(name: &str) -> anyhow::Result<Self> {
         ALL.into_iter()
             .find(|s| s.name() == name.trim())
-            .with_context(|| format!("unknown server {name:?} (kafka, cassandra, redis)"))
+            .with_context(|| format!("unknown server {name:?} (kafka, cassandra, redis, keycloak)"))
     }
 
     /// The loopback port clients use.
@@ -80,6 +92,7 @@ impl Server {
             Server::Kafka => kafka::PORT,
             Server::Cassandra => cassandra::PORT,
             Server::Redis => redis::PORT,
+            Server::Keycloak => keycloak::PORT,
         }
     }
 
@@ -114,6 +127,7 @@ impl Server {
             Server::Kafka => kafka::install(),
             Server::Cassandra => cassandra::install(),
             Server::Redis => redis::install(),
+            Server::Keycloak => keycloak::install(),
         }
     }
 
@@ -125,6 +139,7 @@ impl Server {
             Server::Kafka => kafka::command(&dir)?,
             Server::Cassandra => cassandra::command(&dir)?,
             Server::Redis => redis::command(&dir)?,
+            Server::Keycloak => keycloak::command(&dir)?,
         };
         // One log per run, the previous run's kept beside it: a failure shows only its own lines.
         let log = self.log_file()?;
@@ -140,6 +155,7 @@ impl Server {
             Server::Kafka => probe::kafka(self.port()),
             Server::Cassandra => probe::cassandra(self.port()),
             Server::Redis => probe::redis(self.port()),
+            Server::Keycloak => probe::http_ok(self.port(), &keycloak::ready_path()),
         }
     }
 
@@ -164,7 +180,7 @@ pub fn home() -> anyhow::Result<PathBuf> {
         .context("HOME is not set")
 }
 
-/// The servers named by `--only a,b` (all three without it).
+/// The servers named by `--only a,b` (all four without it).
 fn selected(args: &[String]) -> anyhow::Result<Vec<Server>> {
     let mut only = None;
     let mut iter = args.iter();
@@ -183,8 +199,8 @@ fn selected(args: &[String]) -> anyhow::Result<Vec<Server>> {
     }
 }
 
-const USAGE: &str = "cargo xtask servers up|down [--only kafka,cassandra,redis] | status | \
-                     kill <kafka|cassandra|redis> | env";
+const USAGE: &str = "cargo xtask servers up|down [--only kafka,cassandra,redis,keycloak] | status | \
+                     kill <kafka|cassandra|redis|keycloak> | env";
 
 pub fn command(args: &[String]) -> anyhow::Result<()> {
     let (action, rest) = args.split_first().context(USAGE)?;
@@ -203,6 +219,13 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
             println!(
                 "export ORDERPIPE_PLUGINS__DIR={}",
                 crate::plugins::dist_dir().display()
+            );
+            // Not exported: a host stays in `[auth] mode = "none"` unless asked otherwise.
+            println!(
+                "# with [auth] mode = \"jwt\": ORDERPIPE_AUTH__MODE=jwt \
+                 ORDERPIPE_AUTH__JWT__ISSUER=http://127.0.0.1:{}/realms/{}",
+                keycloak::PORT,
+                keycloak::REALM
             );
             Ok(())
         }

@@ -89,3 +89,19 @@ fn cql_exchange(stream: &mut TcpStream, stream_id: i16, opcode: u8, body: &[u8])
     stream.read_exact(&mut rest).ok()?;
     Some(header[4])
 }
+
+/// HTTP: `GET path` answered `200` (e.g. Keycloak's realm discovery document, which exists only
+/// once the realm was imported).
+pub fn http_ok(port: u16, path: &str) -> bool {
+    let Some(mut stream) = connect(port) else {
+        return false;
+    };
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut status_line = [0u8; 12];
+    stream.read_exact(&mut status_line).is_ok()
+        && (&status_line == b"HTTP/1.1 200" || &status_line == b"HTTP/1.0 200")
+}

@@ -27,7 +27,8 @@ use uuid::Uuid;
 
 use super::{check_format, encode, open_database, storage_error};
 use crate::backend::{
-    Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
+    Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, RecordKey,
+    StoredOrder,
 };
 use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, now_ms};
 
@@ -57,6 +58,10 @@ const IDEMPOTENCY_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("ide
 /// (created at ms, client key) → (): the reservations in age order, to expire them.
 const IDEMPOTENCY_BY_AGE: TableDefinition<(i64, &str), ()> =
     TableDefinition::new("idempotency_keys_by_age");
+/// (pipeline, customer, created at ms, order id) → (): each customer's records, for
+/// `customer_records` (newest first is a reverse range).
+const CUSTOMER_RECORDS: TableDefinition<(&str, &str, i64, u128), ()> =
+    TableDefinition::new("customer_records");
 /// "format" → value.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -204,6 +209,7 @@ fn prepare(db: &Database) -> anyhow::Result<()> {
         write.open_table(PLUGIN_DATA)?;
         write.open_table(IDEMPOTENCY_KEYS)?;
         write.open_table(IDEMPOTENCY_BY_AGE)?;
+        write.open_table(CUSTOMER_RECORDS)?;
     }
     write.commit()?;
     Ok(())
@@ -214,6 +220,9 @@ impl OrderStore for EmbeddedStore {
     async fn create_order(&self, order: &Order) -> BackendResult<bool> {
         let id = order.id.as_u128();
         let bytes = encode(&OrderRecord::new(order, Vec::new()))?;
+        let pipeline = order.pipeline.clone();
+        let customer = order.request.customer.clone();
+        let created_at_ms = order.created_at_ms;
         self.run(move |db| {
             let write = db.begin_write().map_err(storage)?;
             {
@@ -222,6 +231,15 @@ impl OrderStore for EmbeddedStore {
                     return Ok(false);
                 }
                 orders.insert(id, bytes.as_slice()).map_err(storage)?;
+                if let Some(customer) = &customer {
+                    let mut index = write.open_table(CUSTOMER_RECORDS).map_err(storage)?;
+                    index
+                        .insert(
+                            (pipeline.as_str(), customer.as_str(), created_at_ms, id),
+                            (),
+                        )
+                        .map_err(storage)?;
+                }
             }
             write.commit().map_err(storage)?;
             Ok(true)
@@ -310,6 +328,42 @@ impl OrderStore for EmbeddedStore {
                 );
             }
             Ok(entries)
+        })
+        .await
+    }
+
+    async fn customer_records(
+        &self,
+        pipeline: &str,
+        customer: &str,
+        before: Option<RecordKey>,
+        limit: usize,
+    ) -> BackendResult<Vec<RecordKey>> {
+        let (pipeline, customer) = (pipeline.to_owned(), customer.to_owned());
+        self.run(move |db| {
+            let read = db.begin_read().map_err(storage)?;
+            let index = read.open_table(CUSTOMER_RECORDS).map_err(storage)?;
+            let start = (pipeline.as_str(), customer.as_str(), i64::MIN, 0u128);
+            let end = match before {
+                Some(key) => (
+                    pipeline.as_str(),
+                    customer.as_str(),
+                    key.created_at_ms,
+                    key.id.as_u128(),
+                ),
+                None => (pipeline.as_str(), customer.as_str(), i64::MAX, u128::MAX),
+            };
+            let mut keys = Vec::new();
+            let rows = index.range(start..end).map_err(storage)?;
+            for row in rows.rev().take(limit) {
+                let (key, _) = row.map_err(storage)?;
+                let (_, _, created_at_ms, id) = key.value();
+                keys.push(RecordKey {
+                    created_at_ms,
+                    id: Uuid::from_u128(id),
+                });
+            }
+            Ok(keys)
         })
         .await
     }
