@@ -127,6 +127,8 @@ pub struct Config {
     pub mode: Mode,
     pub backends: BackendsConfig,
     pub http: HttpConfig,
+    /// Live order streams (Server-Sent Events).
+    pub stream: StreamConfig,
     pub kafka: KafkaConfig,
     pub cassandra: CassandraConfig,
     pub redis: RedisConfig,
@@ -187,6 +189,8 @@ pub enum ConfigError {
     ShortAdminToken(usize),
     #[error("http.{0} must be greater than 0")]
     ZeroHttpBound(&'static str),
+    #[error("stream.{0} must be greater than 0")]
+    ZeroStreamBound(&'static str),
     #[error("two pipelines are named {0:?}; pipeline names must be unique")]
     DuplicatePipelineName(String),
     #[error(
@@ -237,6 +241,7 @@ impl Default for Config {
             mode: Mode::All,
             backends: BackendsConfig::default(),
             http: HttpConfig::default(),
+            stream: StreamConfig::default(),
             kafka: KafkaConfig::default(),
             cassandra: CassandraConfig::default(),
             redis: RedisConfig::default(),
@@ -315,6 +320,55 @@ impl Default for HttpConfig {
             rate_limit_per_second: 0,
             rate_limit_burst: 100,
             max_events_per_order: 10_000,
+        }
+    }
+}
+
+/// The bounds of live order streams (`GET /api/<pipeline>/<id>/stream` and
+/// `GET /api/<pipeline>/stream`, Server-Sent Events). README's "Limits and abuse" says what a
+/// client sees past each one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamConfig {
+    /// Streams one client address may hold open at once; one more is answered `429`.
+    pub max_per_client: usize,
+    /// Streams this host holds open at once, all clients together; one more is answered `503`.
+    pub max_total: usize,
+    /// How often a quiet stream sends a heartbeat comment, so proxies and clients see it alive.
+    pub heartbeat_ms: u64,
+    /// How long one stream stays open; then it ends and the client reconnects with
+    /// `Last-Event-ID`, missing nothing.
+    pub max_lifetime_ms: u64,
+    /// Changes a subscriber may fall behind the feed by; past it the stream reads what it
+    /// missed from the order store instead.
+    pub buffer: usize,
+}
+
+impl StreamConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("max_per_client", self.max_per_client as u64),
+            ("max_total", self.max_total as u64),
+            ("heartbeat_ms", self.heartbeat_ms),
+            ("max_lifetime_ms", self.max_lifetime_ms),
+            ("buffer", self.buffer as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroStreamBound(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            max_per_client: 8,
+            max_total: 1_000,
+            heartbeat_ms: 15_000,
+            max_lifetime_ms: 30 * 60 * 1_000,
+            buffer: 1_024,
         }
     }
 }
@@ -545,6 +599,7 @@ impl Config {
             return Err(ConfigError::ShortAdminToken(token.len()));
         }
         self.http.validate()?;
+        self.stream.validate()?;
         let pipelines = self.pipelines();
         for (n, pipeline) in pipelines.iter().enumerate() {
             if !is_path_safe_name(&pipeline.name) {

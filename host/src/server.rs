@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, Admin, AppState, PipelineRoute};
 use crate::backend::wiring::Backends;
 use crate::config::Config;
+use crate::pipeline::changes::ChangePublisher;
 use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
@@ -114,6 +115,7 @@ impl Host {
                     metrics: metrics.clone(),
                     config: config.worker.clone(),
                     health: health.clone(),
+                    changes: ChangePublisher::new(backends.feed.clone(), metrics.clone()),
                 });
                 let stream = backends.subscribe(&pipeline.topic)?;
                 workers.push(tokio::spawn(worker::run(
@@ -141,7 +143,7 @@ impl Host {
             store: backends.store.clone(),
             cache: backends.cache.clone(),
             events: backends.events.clone(),
-            metrics,
+            metrics: metrics.clone(),
             pipelines: if config.mode.runs_api() {
                 pipelines
                     .iter()
@@ -161,6 +163,12 @@ impl Host {
             backend_names: config.backends.names(),
             http: config.http.clone(),
             rate_limit: api::RateLimit::from_config(&config.http),
+            feed: backends.feed.clone(),
+            streams: Arc::new(api::StreamBounds::new(
+                config.stream.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )),
         };
         if let Some(limit) = &state.rate_limit {
             limit.spawn_pruning(shutdown.clone());

@@ -80,6 +80,13 @@ pub struct Metrics {
     /// Plugin switches (version or limits), by what made the host look (`announcement`,
     /// `polling`).
     pub plugin_switches: IntCounterVec,
+    /// Live order streams open now.
+    pub streams_open: IntGauge,
+    /// Events sent on live order streams (`event`: `status`, `entry`, `lagged`).
+    pub stream_events_sent: IntCounterVec,
+    /// Recorded changes the worker could not put on the change feed (`cause`: `unavailable`,
+    /// `overloaded`); streams find them in the order store instead.
+    pub feed_publish_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -226,6 +233,24 @@ impl Metrics {
                 &["plugin", "trigger"],
             )
             .expect("valid metric"),
+            streams_open: IntGauge::new("streams_open", "Live order streams open now")
+                .expect("valid metric"),
+            stream_events_sent: IntCounterVec::new(
+                Opts::new(
+                    "stream_events_sent_total",
+                    "Events sent on live order streams, by event name",
+                ),
+                &["event"],
+            )
+            .expect("valid metric"),
+            feed_publish_failures: IntCounterVec::new(
+                Opts::new(
+                    "feed_publish_failures_total",
+                    "Recorded changes not put on the change feed (streams read them from the store)",
+                ),
+                &["cause"],
+            )
+            .expect("valid metric"),
             registry,
         };
         for collector in [
@@ -249,6 +274,9 @@ impl Metrics {
             Box::new(metrics.plugin_active.clone()),
             Box::new(metrics.plugin_announcements.clone()),
             Box::new(metrics.plugin_switches.clone()),
+            Box::new(metrics.streams_open.clone()),
+            Box::new(metrics.stream_events_sent.clone()),
+            Box::new(metrics.feed_publish_failures.clone()),
         ] {
             metrics
                 .registry

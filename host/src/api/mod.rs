@@ -11,6 +11,8 @@ mod health;
 mod openapi;
 mod records;
 pub mod serve;
+mod stream;
+mod stream_bounds;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +27,9 @@ use axum::routing::{get, post, put};
 pub use admin::Admin;
 pub use edge::RateLimit;
 pub use error::ApiError;
+pub use stream_bounds::StreamBounds;
 
+use crate::backend::feed::ChangeFeed;
 use crate::backend::{EventLog, OrderStore, StatusCache};
 use crate::config::HttpConfig;
 use crate::pipeline::health::WorkerHealth;
@@ -69,6 +73,10 @@ pub struct AppState {
     pub http: HttpConfig,
     /// The per-client rate limit, when `http.rate_limit_per_second` is set.
     pub rate_limit: Option<Arc<RateLimit>>,
+    /// Where live order streams hear of recorded changes.
+    pub feed: Arc<dyn ChangeFeed>,
+    /// The open live order streams and their bounds (`[stream]`).
+    pub streams: Arc<StreamBounds>,
 }
 
 /// The whole HTTP app.
@@ -95,6 +103,11 @@ pub fn router(state: AppState) -> Router {
             .route(
                 &format!("{base}/{{order_id}}/history"),
                 get(records::get_history),
+            )
+            .route(&format!("{base}/stream"), get(stream::pipeline_stream))
+            .route(
+                &format!("{base}/{{order_id}}/stream"),
+                get(stream::order_stream),
             )
             .layer(Extension(pipeline.clone()));
         app = app.merge(routes);

@@ -202,6 +202,8 @@ pub(super) struct PluginLimits {
         super::records::get_order,
         super::records::post_event,
         super::records::get_history,
+        super::stream::order_stream,
+        super::stream::pipeline_stream,
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
