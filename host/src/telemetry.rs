@@ -84,6 +84,8 @@ pub struct Metrics {
     pub streams_open: IntGauge,
     /// Events sent on live order streams (`event`: `status`, `entry`, `lagged`).
     pub stream_events_sent: IntCounterVec,
+    /// Times a live stream read missed entries from the store (`cause`: `missed`, `gap`, `tick`).
+    pub stream_catch_ups: IntCounterVec,
     /// Recorded changes the worker could not put on the change feed (`cause`: `unavailable`,
     /// `overloaded`); streams find them in the order store instead.
     pub feed_publish_failures: IntCounterVec,
@@ -243,6 +245,14 @@ impl Metrics {
                 &["event"],
             )
             .expect("valid metric"),
+            stream_catch_ups: IntCounterVec::new(
+                Opts::new(
+                    "stream_catch_ups_total",
+                    "Times a live stream read entries from the store, by cause (missed, gap, tick)",
+                ),
+                &["cause"],
+            )
+            .expect("valid metric"),
             feed_publish_failures: IntCounterVec::new(
                 Opts::new(
                     "feed_publish_failures_total",
@@ -276,6 +286,7 @@ impl Metrics {
             Box::new(metrics.plugin_switches.clone()),
             Box::new(metrics.streams_open.clone()),
             Box::new(metrics.stream_events_sent.clone()),
+            Box::new(metrics.stream_catch_ups.clone()),
             Box::new(metrics.feed_publish_failures.clone()),
         ] {
             metrics

@@ -347,3 +347,61 @@ async fn a_client_over_its_stream_bound_is_refused_until_one_closes() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_among_many_changing_orders_gets_its_own_once_in_order() {
+    bounded("a stream among many", async {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = embedded_config(&data);
+        // A buffer of one change: a stream falls behind whenever two changes of any order are
+        // recorded before it reads the first (then it reads the store). Whether that happens
+        // here depends on scheduling; api::stream's unit test makes it happen for sure.
+        config.stream.buffer = 1;
+        let mut host = TestHost::start(config).await;
+        let http = sse::client();
+        let watched = host.create_order(Some(&order_body("carol"))).await;
+        host.wait_for_version(watched, 1, DECISION_LIMIT).await;
+        let mut stream = SseStream::open(
+            &http,
+            &host.url(&format!("/api/orders/{watched}/stream")),
+            None,
+        )
+        .await;
+        assert_eq!(
+            stream.next(Duration::from_secs(5)).await.id.as_deref(),
+            Some("1")
+        );
+
+        // Many other orders change at the same time as the watched one.
+        let host_ref = &host;
+        let others = futures::future::join_all((0..20).map(|_| async move {
+            let id = host_ref.create_order(Some(&order_body("dave"))).await;
+            host_ref
+                .post_event(id, "payment_received", payment(id))
+                .await;
+            id
+        }));
+        let watched_events = async {
+            host_ref
+                .post_event(watched, "payment_received", payment(watched))
+                .await;
+            host_ref.post_event(watched, "shipped", json!({})).await;
+            host_ref
+                .post_event(watched, "cancel_requested", json!({}))
+                .await;
+        };
+        futures::future::join(others, watched_events).await;
+
+        let mut ids = Vec::new();
+        while ids.len() < 3 {
+            let event = stream.next(Duration::from_secs(30)).await;
+            assert_eq!(event.event, "entry");
+            assert_eq!(event.json()["order_id"], watched.to_string());
+            ids.push(event.id.unwrap());
+        }
+        assert_eq!(ids, ["2", "3", "4"], "every version once, in order");
+        assert!(stream.next_within(QUIET).await.is_none(), "no duplicate");
+        host.stop().await;
+    })
+    .await;
+}

@@ -159,6 +159,24 @@ impl Outbox {
     }
 }
 
+/// Why a stream read the store's history: the feed said changes may have been missed (this
+/// subscriber fell behind, or the subscription was re-established) ...
+const MISSED: &str = "missed";
+/// ... a change's version jumped past the next one (a publication was lost) ...
+const GAP: &str = "gap";
+/// ... or the periodic check.
+const TICK: &str = "tick";
+
+impl Outbox {
+    /// Counts a catch-up from the store, by cause.
+    fn caught_up(&self, cause: &'static str) {
+        self.metrics
+            .stream_catch_ups
+            .with_label_values(&[cause])
+            .inc();
+    }
+}
+
 /// How a stream's entry ids are written.
 #[derive(Clone, Copy)]
 enum Ids {
@@ -212,44 +230,57 @@ fn id(ids: Ids, order_id: Uuid, version: u64) -> String {
     }
 }
 
-/// What every stream task needs besides its own state.
-struct StreamTask {
-    state: AppState,
+/// What a stream follows changes with: the store, the feed, the client.
+struct Follower {
+    store: Arc<dyn OrderStore>,
     pipeline: PipelineRoute,
     subscription: ChangeSubscription,
     out: Outbox,
-    _permit: StreamPermit,
+}
+
+/// A stream about to run: its follower, its place and its end conditions.
+struct StreamTask {
+    follower: Follower,
+    permit: StreamPermit,
+    lifetime: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl StreamTask {
-    /// Runs `body` until it ends, the client goes, the lifetime is over or the host stops.
+    /// Runs `body` until it ends, the client goes, the lifetime is over or the host stops;
+    /// the stream's place is freed then.
     fn spawn<F, Fut>(self, body: F)
     where
-        F: FnOnce(StreamTask) -> Fut + Send + 'static,
+        F: FnOnce(Follower) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), Gone>> + Send + 'static,
     {
-        let lifetime = Duration::from_millis(self.state.streams.config.max_lifetime_ms);
-        let shutdown = self.state.streams.shutdown.clone();
-        let closed = self.out.sender.clone();
+        let StreamTask {
+            follower,
+            permit,
+            lifetime,
+            shutdown,
+        } = self;
+        let closed = follower.out.sender.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = body(self) => {}
+                _ = body(follower) => {}
                 () = tokio::time::sleep(lifetime) => {}
                 () = shutdown.cancelled() => {}
                 () = closed.closed() => {}
             }
+            drop(permit);
         });
     }
 }
 
 /// Follows one order: status (or the missed entries), then its entries as they are recorded.
 async fn follow_order(
-    mut task: StreamTask,
+    mut task: Follower,
     order_id: Uuid,
     start: Option<OrderView>,
     mut last: u64,
 ) -> Result<(), Gone> {
-    let store = task.state.store.clone();
+    let store = task.store.clone();
     match start {
         Some(view) => {
             task.out
@@ -273,48 +304,40 @@ async fn follow_order(
         RESYNC_INTERVAL,
     );
     loop {
-        let item = tokio::select! {
-            item = task.subscription.next() => item,
-            _ = resync.tick() => Some(FeedItem::MayHaveMissed),
+        // Why the store must be read now, if it must.
+        let cause = tokio::select! {
+            item = task.subscription.next() => match item {
+                None => return Ok(()),
+                Some(FeedItem::MayHaveMissed) => MISSED,
+                Some(FeedItem::Change(change))
+                    if change.order_id == order_id && change.pipeline == task.pipeline.name =>
+                {
+                    match step(last, change.version) {
+                        Step::Duplicate => continue,
+                        Step::Next => {
+                            let id = change.version.to_string();
+                            let event = entry_event(&task.pipeline, order_id, &change.entry, id);
+                            task.out.send("entry", event).await?;
+                            last = change.version;
+                            continue;
+                        }
+                        Step::Gap => GAP,
+                    }
+                }
+                Some(FeedItem::Change(_)) => continue,
+            },
+            _ = resync.tick() => TICK,
         };
-        let version = match item {
-            None => return Ok(()),
-            Some(FeedItem::MayHaveMissed) => None,
-            Some(FeedItem::Change(change))
-                if change.order_id == order_id && change.pipeline == task.pipeline.name =>
-            {
-                Some((change.version, change))
-            }
-            Some(FeedItem::Change(_)) => continue,
-        };
-        match version.map(|(version, change)| (step(last, version), change)) {
-            Some((Step::Duplicate, _)) => {}
-            Some((Step::Next, change)) => {
-                task.out
-                    .send(
-                        "entry",
-                        entry_event(
-                            &task.pipeline,
-                            order_id,
-                            &change.entry,
-                            change.version.to_string(),
-                        ),
-                    )
-                    .await?;
-                last = change.version;
-            }
-            Some((Step::Gap, _)) | None => {
-                catch_up(
-                    &*store,
-                    &task.pipeline,
-                    order_id,
-                    &mut last,
-                    Ids::Version,
-                    &mut task.out,
-                )
-                .await?
-            }
-        }
+        task.out.caught_up(cause);
+        catch_up(
+            &*store,
+            &task.pipeline,
+            order_id,
+            &mut last,
+            Ids::Version,
+            &mut task.out,
+        )
+        .await?;
     }
 }
 
@@ -344,8 +367,8 @@ impl Tracked {
 }
 
 /// Follows every order of the pipeline (of one customer, when asked) from now on.
-async fn follow_pipeline(mut task: StreamTask, customer: Option<String>) -> Result<(), Gone> {
-    let store = task.state.store.clone();
+async fn follow_pipeline(mut task: Follower, customer: Option<String>) -> Result<(), Gone> {
+    let store = task.store.clone();
     let mut tracked = Tracked::default();
     let wanted = |change: &Change| {
         change.pipeline == task.pipeline.name
@@ -357,6 +380,7 @@ async fn follow_pipeline(mut task: StreamTask, customer: Option<String>) -> Resu
         match task.subscription.next().await {
             None => return Ok(()),
             Some(FeedItem::MayHaveMissed) => {
+                task.out.caught_up(MISSED);
                 let orders: Vec<(Uuid, u64)> =
                     tracked.last.iter().map(|(id, last)| (*id, *last)).collect();
                 for (order_id, mut last) in orders {
@@ -395,6 +419,7 @@ async fn follow_pipeline(mut task: StreamTask, customer: Option<String>) -> Resu
                         tracked.sent(order_id, change.version);
                     }
                     Step::Gap => {
+                        task.out.caught_up(GAP);
                         let mut last = tracked.last(order_id).unwrap_or_default();
                         catch_up(
                             &*store,
@@ -448,15 +473,19 @@ async fn open(
     let subscription = state.feed.subscribe().await;
     let (sender, receiver) = mpsc::channel(OUTBOX);
     let task = StreamTask {
-        state: state.clone(),
-        pipeline: pipeline.clone(),
-        subscription,
-        out: Outbox {
-            sender,
-            metrics: state.metrics.clone(),
-            first: true,
+        follower: Follower {
+            store: state.store.clone(),
+            pipeline: pipeline.clone(),
+            subscription,
+            out: Outbox {
+                sender,
+                metrics: state.metrics.clone(),
+                first: true,
+            },
         },
-        _permit: permit,
+        permit,
+        lifetime: Duration::from_millis(state.streams.config.max_lifetime_ms),
+        shutdown: state.streams.shutdown.clone(),
     };
     Ok((task, receiver))
 }
@@ -633,6 +662,77 @@ mod tests {
         assert_eq!(step(3, 4), Step::Next);
         assert_eq!(step(3, 6), Step::Gap);
         assert_eq!(step(0, 1), Step::Next);
+    }
+
+    #[tokio::test]
+    async fn a_stream_behind_the_feed_reads_what_it_missed_from_the_store() {
+        use crate::backend::embedded::{EmbeddedStore, InProcessFeed};
+        use crate::backend::feed::ChangeFeed as _;
+        use crate::order::Order;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let mut order = Order::new(Uuid::new_v4(), Default::default(), 0);
+        store.create_order(&order).await.unwrap();
+        let start = order.view();
+        // A buffer of one change, and a stream that has not read any yet.
+        let feed = InProcessFeed::new(1);
+        let subscription = feed.subscribe().await;
+        let record = async |order: &mut Order| {
+            let entry = entry(order.version + 1);
+            order.version += 1;
+            order.status = entry.to.clone();
+            store
+                .record_event(order, order.version - 1, &entry)
+                .await
+                .unwrap();
+            feed.publish(&Change::recorded(order, &entry))
+                .await
+                .unwrap();
+        };
+        for _ in 0..4 {
+            record(&mut order).await;
+        }
+        let metrics = Arc::new(Metrics::new());
+        let (sender, mut receiver) = mpsc::channel(16);
+        let follower = Follower {
+            store: store.clone(),
+            pipeline: pipeline(),
+            subscription,
+            out: Outbox {
+                sender,
+                metrics: metrics.clone(),
+                first: true,
+            },
+        };
+        let task = tokio::spawn(follow_order(follower, order.id, Some(start), 0));
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let event = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            ids.push(framed(event).await.lines().nth(1).unwrap().to_owned());
+        }
+        // Then live again, through the feed.
+        record(&mut order).await;
+        let live = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(framed(live).await.lines().nth(1).unwrap().to_owned());
+        assert_eq!(ids, ["id: 0", "id: 1", "id: 2", "id: 3", "id: 4", "id: 5"]);
+        assert_eq!(
+            metrics.stream_catch_ups.with_label_values(&[MISSED]).get(),
+            1
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), receiver.recv())
+                .await
+                .is_err(),
+            "nothing twice"
+        );
+        task.abort();
     }
 
     #[test]
