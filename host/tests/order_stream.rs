@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use orderpipe::config::{Config, Mode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::process::HostProcess;
 use support::sse::{self, SseStream};
 use support::{TestHost, config};
 use uuid::Uuid;
@@ -141,6 +142,93 @@ async fn a_change_decided_on_another_host_reaches_the_stream_within_a_second() {
         );
         assert!(stream.next_within(QUIET).await.is_none(), "nothing more");
         drop(stream);
+        b.stop().await;
+        a.stop().await;
+    })
+    .await;
+}
+
+/// The same across two `orderpipe serve` processes (API-only A, worker-only B), over more
+/// entries, for the latency figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_api_and_worker_processes_stream_within_a_second() {
+    bounded("two processes", async {
+        let mut api_config = config("order");
+        api_config.mode = Mode::Api;
+        let mut worker_config = api_config.clone();
+        worker_config.mode = Mode::Worker;
+        let a = HostProcess::start(&api_config, "stream-api").await;
+        let b = HostProcess::start(&worker_config, "stream-worker").await;
+        let http = sse::client();
+        let a_base = a.base.clone();
+        let a_url = |path: &str| format!("{a_base}{path}");
+        let post = |path: String, body: Value| {
+            let request = http
+                .post(a_url(&path))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .timeout(Duration::from_secs(15));
+            async move {
+                let response = request.send().await.expect("request");
+                assert!(
+                    response.status().is_success(),
+                    "{path}: {}",
+                    response.status()
+                );
+                response.json::<Value>().await.expect("JSON")
+            }
+        };
+
+        let mut delivery_ms = Vec::new();
+        for _ in 0..5 {
+            let created = post("/api/orders".into(), order_body("erin")).await;
+            let order_id: Uuid = created["order_id"].as_str().unwrap().parse().unwrap();
+            // The stream opens before B decides the order's creation: that entry streams too.
+            let mut stream = SseStream::open(
+                &http,
+                &a_url(&format!("/api/orders/{order_id}/stream")),
+                None,
+            )
+            .await;
+            let status = stream.next(Duration::from_secs(5)).await;
+            let mut last: u64 = status.id.as_deref().unwrap().parse().unwrap();
+            post(
+                format!("/api/orders/{order_id}/events"),
+                json!({"type": "payment_received", "data": payment(order_id)}),
+            )
+            .await;
+            post(
+                format!("/api/orders/{order_id}/events"),
+                json!({"type": "shipped"}),
+            )
+            .await;
+            while last < 3 {
+                let event = stream.next(DECISION_LIMIT).await;
+                let answer = event.json();
+                assert_eq!(event.event, "entry");
+                assert_eq!(answer["version"], last + 1, "each version once, in order");
+                last += 1;
+                delivery_ms.push(event.received_ms - at_ms(&answer["entry"]));
+            }
+            assert_eq!(stream.next_within(Duration::from_millis(300)).await.map(|e| e.id), None);
+        }
+        delivery_ms.sort_unstable();
+        println!(
+            "decided by process B → SSE client of process A, {} entries (ms): median {}, max {}, all {delivery_ms:?}",
+            delivery_ms.len(),
+            delivery_ms[delivery_ms.len() / 2],
+            delivery_ms[delivery_ms.len() - 1],
+        );
+        assert!(
+            delivery_ms.iter().all(|ms| *ms < DELIVERY_LIMIT_MS),
+            "{delivery_ms:?}"
+        );
+        assert_eq!(
+            a.metric("orderpipe_events_processed_total{outcome=\"transitioned\",pipeline=\"orders\"}")
+                .await,
+            0.0,
+            "A decides nothing"
+        );
         b.stop().await;
         a.stop().await;
     })

@@ -134,3 +134,92 @@ async fn a_subscriber_that_falls_behind_is_told_it_may_have_missed_changes(fixtu
     }
     assert_eq!(last, BUFFER as u64 * 3);
 }
+
+/// Publishes changes of a fresh order until `subscription` hears one (for a subscription
+/// being re-established in the background); returns it.
+async fn publish_until_heard(feed: &dyn ChangeFeed, subscription: &mut ChangeSubscription) {
+    bounded("hearing a change again", async {
+        let order = Uuid::new_v4();
+        for version in 1.. {
+            feed.publish(&change("orders", order, version))
+                .await
+                .expect("publish");
+            let heard = tokio::time::timeout(Duration::from_millis(200), async {
+                loop {
+                    match subscription.next().await {
+                        Some(FeedItem::Change(change)) if change.order_id == order => return,
+                        Some(_) => continue,
+                        None => panic!("the feed ended"),
+                    }
+                }
+            })
+            .await;
+            if heard.is_ok() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_redis_feed_subscription_is_re_established_and_says_so() {
+    let _exclusive = REDIS_SUBSCRIPTIONS.lock().await;
+    let config = support::config("order").redis;
+    let pipelines: Vec<String> = PIPELINES.iter().map(|p| p.to_string()).collect();
+    let feed = RedisChangeFeed::connect(&config, &pipelines, BUFFER).expect("Redis client");
+    let channel = format!("{}:changes:orders", config.key_prefix);
+    let mut redis = redis::Client::open(config.url.as_str())
+        .expect("Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let before = crate::plugin_announcements::pubsub_clients(&mut redis).await;
+    let mut subscription = feed.subscribe().await;
+    let ours: Vec<String> = crate::plugin_announcements::pubsub_clients(&mut redis)
+        .await
+        .difference(&before)
+        .cloned()
+        .collect();
+    assert!(!ours.is_empty(), "the subscription is a pub/sub client");
+    for id in &ours {
+        let _killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut redis)
+            .await
+            .expect("CLIENT KILL");
+    }
+    bounded("being told changes may have been missed", async {
+        // The first notice comes with the first subscription; the one after the kill follows.
+        let mut notices = 0;
+        while notices < 2 {
+            if let Some(FeedItem::MayHaveMissed) = subscription.next().await {
+                notices += 1;
+            }
+        }
+    })
+    .await;
+    publish_until_heard(&feed, &mut subscription).await;
+
+    // The last subscriber gone, the Redis subscription goes too; the next one makes it again.
+    drop(subscription);
+    bounded("the Redis subscription released", async {
+        loop {
+            let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut redis)
+                .await
+                .expect("PUBSUB NUMSUB");
+            if subscribers == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let mut again = feed.subscribe().await;
+    publish_until_heard(&feed, &mut again).await;
+}

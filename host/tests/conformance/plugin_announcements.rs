@@ -149,7 +149,9 @@ async fn redis_announcements_stay_in_their_scope() {
 }
 
 /// The ids of the Redis clients in pub/sub mode.
-async fn pubsub_clients(redis: &mut redis::aio::MultiplexedConnection) -> HashSet<String> {
+pub(crate) async fn pubsub_clients(
+    redis: &mut redis::aio::MultiplexedConnection,
+) -> HashSet<String> {
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
         .arg("TYPE")
