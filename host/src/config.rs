@@ -339,8 +339,9 @@ pub struct StreamConfig {
     /// How long one stream stays open; then it ends and the client reconnects with
     /// `Last-Event-ID`, missing nothing.
     pub max_lifetime_ms: u64,
-    /// Changes a subscriber may fall behind the feed by; past it the stream reads what it
-    /// missed from the order store instead.
+    /// Changes this host's stream fan-out (and each pipeline stream) may fall behind the
+    /// change feed by; past it the streams read what they missed from the order store. (An
+    /// order's stream has a buffer of its own, 16 changes.)
     pub buffer: usize,
 }
 

@@ -163,7 +163,10 @@ impl Host {
             backend_names: config.backends.names(),
             http: config.http.clone(),
             rate_limit: api::RateLimit::from_config(&config.http),
-            feed: backends.feed.clone(),
+            stream_hub: Arc::new(api::StreamHub::new(
+                backends.feed.clone(),
+                config.stream.buffer,
+            )),
             streams: Arc::new(api::StreamBounds::new(
                 config.stream.clone(),
                 metrics.clone(),

@@ -13,6 +13,7 @@ mod records;
 pub mod serve;
 mod stream;
 mod stream_bounds;
+mod stream_hub;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,8 +29,8 @@ pub use admin::Admin;
 pub use edge::RateLimit;
 pub use error::ApiError;
 pub use stream_bounds::StreamBounds;
+pub use stream_hub::StreamHub;
 
-use crate::backend::feed::ChangeFeed;
 use crate::backend::{EventLog, OrderStore, StatusCache};
 use crate::config::HttpConfig;
 use crate::pipeline::health::WorkerHealth;
@@ -73,8 +74,8 @@ pub struct AppState {
     pub http: HttpConfig,
     /// The per-client rate limit, when `http.rate_limit_per_second` is set.
     pub rate_limit: Option<Arc<RateLimit>>,
-    /// Where live order streams hear of recorded changes.
-    pub feed: Arc<dyn ChangeFeed>,
+    /// Where live order streams hear of recorded changes (the change feed, fanned out).
+    pub stream_hub: Arc<StreamHub>,
     /// The open live order streams and their bounds (`[stream]`).
     pub streams: Arc<StreamBounds>,
 }

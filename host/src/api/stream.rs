@@ -13,7 +13,9 @@
 //! the feed (or a feed that re-subscribed), and a periodic check read the store's history, so
 //! a lost feed message delays an entry, never drops it. Each stream runs as a task that ends
 //! when the client goes, the stream reaches `stream.max_lifetime_ms`, or the host stops; it
-//! holds its place in [`super::stream_bounds`] meanwhile. This module never writes anything.
+//! holds its place in [`super::stream_bounds`] meanwhile, and hears changes through
+//! [`super::stream_hub`] (only its order's, for an order stream). This module never writes
+//! anything.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -464,13 +466,14 @@ async fn open(
     state: &AppState,
     pipeline: &PipelineRoute,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    order: Option<Uuid>,
 ) -> Result<(StreamTask, mpsc::Receiver<Event>), ApiError> {
     let permit = state
         .streams
         .admit(peer.map(|Extension(ConnectInfo(peer))| peer.ip()))?;
     // Subscribed before anything is read from the store: what is recorded from now on
     // comes through the feed, what was recorded before is in the store.
-    let subscription = state.feed.subscribe().await;
+    let subscription = state.stream_hub.subscribe(order).await;
     let (sender, receiver) = mpsc::channel(OUTBOX);
     let task = StreamTask {
         follower: Follower {
@@ -515,7 +518,7 @@ pub(super) async fn order_stream(
 ) -> Result<Response, ApiError> {
     let order_id = parse_order_id(&pipeline, &order_id)?;
     let after = last_event_id(&headers)?;
-    let (task, receiver) = open(&state, &pipeline, peer).await?;
+    let (task, receiver) = open(&state, &pipeline, peer, Some(order_id)).await?;
     let order = match state
         .store
         .load_order(order_id)
@@ -566,7 +569,7 @@ pub(super) async fn pipeline_stream(
     let Query(query) = query.map_err(|rejection| {
         ApiError::BadRequest(format!("invalid query string: {}", rejection.body_text()))
     })?;
-    let (task, receiver) = open(&state, &pipeline, peer).await?;
+    let (task, receiver) = open(&state, &pipeline, peer, None).await?;
     task.spawn(move |task| follow_pipeline(task, query.customer));
     Ok(sse_answer(&state, receiver))
 }
