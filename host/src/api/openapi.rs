@@ -9,7 +9,8 @@
 //! route can meet (`400`, `404`, `405`, `408`, `413`, `429`, `503`) are added to every
 //! operation here, so no handler can forget one. `tests/http_edge.rs` checks on a live host
 //! that every documented operation is routed, and schemathesis (`cargo xtask schemathesis`)
-//! that every answer conforms.
+//! that every answer conforms (the live streams, `text/event-stream`, aside: their bodies
+//! last until `stream.max_lifetime_ms`, see `xtask/src/schemathesis.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -58,6 +58,13 @@ const OUTBOX: usize = 16;
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// The heartbeat comment's text.
 const HEARTBEAT: &str = "heartbeat";
+/// Why a stream read the store's history: the feed said changes may have been missed (this
+/// stream fell behind, or the feed re-subscribed) ...
+const MISSED: &str = "missed";
+/// ... a change's version jumped past the next one (a publication was lost) ...
+const GAP: &str = "gap";
+/// ... or the periodic check ([`RESYNC_INTERVAL`]).
+const TICK: &str = "tick";
 
 /// The client went away (or the stream must end): stop.
 struct Gone;
@@ -159,17 +166,7 @@ impl Outbox {
             .inc();
         Ok(())
     }
-}
 
-/// Why a stream read the store's history: the feed said changes may have been missed (this
-/// subscriber fell behind, or the subscription was re-established) ...
-const MISSED: &str = "missed";
-/// ... a change's version jumped past the next one (a publication was lost) ...
-const GAP: &str = "gap";
-/// ... or the periodic check.
-const TICK: &str = "tick";
-
-impl Outbox {
     /// Counts a catch-up from the store, by cause.
     fn caught_up(&self, cause: &'static str) {
         self.metrics
