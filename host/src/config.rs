@@ -734,6 +734,31 @@ mod tests {
     }
 
     #[test]
+    fn zero_stream_bounds_are_refused() {
+        let mut config = Config::default();
+        config.stream.max_per_client = 0;
+        let error = config.validate().unwrap_err();
+        assert_eq!(error, ConfigError::ZeroStreamBound("max_per_client"));
+        assert_eq!(
+            error.to_string(),
+            "stream.max_per_client must be greater than 0"
+        );
+    }
+
+    #[test]
+    fn stream_bounds_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERPIPE_STREAM__MAX_PER_CLIENT", "3");
+            jail.set_env("ORDERPIPE_STREAM__HEARTBEAT_MS", "500");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.stream.max_per_client, 3);
+            assert_eq!(config.stream.heartbeat_ms, 500);
+            assert_eq!(config.stream.max_total, StreamConfig::default().max_total);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn defaults_are_loopback_and_port_5000() {
         let config = Config::default();
         assert_eq!(config.http.addr.to_string(), "127.0.0.1:5000");
