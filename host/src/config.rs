@@ -746,6 +746,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the error type.
     fn stream_bounds_come_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ORDERPIPE_STREAM__MAX_PER_CLIENT", "3");
