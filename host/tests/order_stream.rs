@@ -443,7 +443,7 @@ async fn a_stream_among_many_changing_orders_gets_its_own_once_in_order() {
         let mut config = embedded_config(&data);
         // A buffer of one change: a stream falls behind whenever two changes of any order are
         // recorded before it reads the first (then it reads the store). Whether that happens
-        // here depends on scheduling; api::stream's unit test makes it happen for sure.
+        // here depends on scheduling; api::stream::follow's unit test makes it happen for sure.
         config.stream.buffer = 1;
         let mut host = TestHost::start(config).await;
         let http = sse::client();

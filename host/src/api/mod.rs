@@ -12,8 +12,6 @@ mod openapi;
 mod records;
 pub mod serve;
 mod stream;
-mod stream_bounds;
-mod stream_hub;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,8 +26,7 @@ use axum::routing::{get, post, put};
 pub use admin::Admin;
 pub use edge::RateLimit;
 pub use error::ApiError;
-pub use stream_bounds::StreamBounds;
-pub use stream_hub::StreamHub;
+pub use stream::{StreamBounds, StreamHub};
 
 use crate::backend::{EventLog, OrderStore, StatusCache};
 use crate::config::HttpConfig;

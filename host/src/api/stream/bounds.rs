@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use super::ApiError;
+use super::super::ApiError;
 use crate::config::StreamConfig;
 use crate::telemetry::Metrics;
 
