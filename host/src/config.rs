@@ -127,6 +127,8 @@ pub struct Config {
     pub mode: Mode,
     pub backends: BackendsConfig,
     pub http: HttpConfig,
+    /// Live order streams (Server-Sent Events).
+    pub stream: StreamConfig,
     pub kafka: KafkaConfig,
     pub cassandra: CassandraConfig,
     pub redis: RedisConfig,
@@ -188,6 +190,8 @@ pub enum ConfigError {
     ShortAdminToken(usize),
     #[error("http.{0} must be greater than 0")]
     ZeroHttpBound(&'static str),
+    #[error("stream.{0} must be greater than 0")]
+    ZeroStreamBound(&'static str),
     #[error("two pipelines are named {0:?}; pipeline names must be unique")]
     DuplicatePipelineName(String),
     #[error(
@@ -407,6 +411,7 @@ impl Default for Config {
             mode: Mode::All,
             backends: BackendsConfig::default(),
             http: HttpConfig::default(),
+            stream: StreamConfig::default(),
             kafka: KafkaConfig::default(),
             cassandra: CassandraConfig::default(),
             redis: RedisConfig::default(),
@@ -486,6 +491,56 @@ impl Default for HttpConfig {
             rate_limit_per_second: 0,
             rate_limit_burst: 100,
             max_events_per_order: 10_000,
+        }
+    }
+}
+
+/// The bounds of live order streams (`GET /api/<pipeline>/<id>/stream` and
+/// `GET /api/<pipeline>/stream`, Server-Sent Events). README's "Limits and abuse" says what a
+/// client sees past each one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamConfig {
+    /// Streams one client address may hold open at once; one more is answered `429`.
+    pub max_per_client: usize,
+    /// Streams this host holds open at once, all clients together; one more is answered `503`.
+    pub max_total: usize,
+    /// How often a quiet stream sends a heartbeat comment, so proxies and clients see it alive.
+    pub heartbeat_ms: u64,
+    /// How long one stream stays open; then it ends and the client reconnects with
+    /// `Last-Event-ID`, missing nothing.
+    pub max_lifetime_ms: u64,
+    /// Changes this host's stream fan-out (and each pipeline stream) may fall behind the
+    /// change feed by; past it the streams read what they missed from the order store. (An
+    /// order's stream has a buffer of its own, 16 changes.)
+    pub buffer: usize,
+}
+
+impl StreamConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("max_per_client", self.max_per_client as u64),
+            ("max_total", self.max_total as u64),
+            ("heartbeat_ms", self.heartbeat_ms),
+            ("max_lifetime_ms", self.max_lifetime_ms),
+            ("buffer", self.buffer as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroStreamBound(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            max_per_client: 8,
+            max_total: 1_000,
+            heartbeat_ms: 15_000,
+            max_lifetime_ms: 30 * 60 * 1_000,
+            buffer: 1_024,
         }
     }
 }
@@ -717,6 +772,7 @@ impl Config {
         }
         self.http.validate()?;
         self.auth.validate()?;
+        self.stream.validate()?;
         let pipelines = self.pipelines();
         for (n, pipeline) in pipelines.iter().enumerate() {
             if !is_path_safe_name(&pipeline.name) {
@@ -896,6 +952,32 @@ mod tests {
             config.validate(),
             Err(ConfigError::ZeroHttpBound("header_read_timeout_ms"))
         );
+    }
+
+    #[test]
+    fn zero_stream_bounds_are_refused() {
+        let mut config = Config::default();
+        config.stream.max_per_client = 0;
+        let error = config.validate().unwrap_err();
+        assert_eq!(error, ConfigError::ZeroStreamBound("max_per_client"));
+        assert_eq!(
+            error.to_string(),
+            "stream.max_per_client must be greater than 0"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the error type.
+    fn stream_bounds_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDERPIPE_STREAM__MAX_PER_CLIENT", "3");
+            jail.set_env("ORDERPIPE_STREAM__HEARTBEAT_MS", "500");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.stream.max_per_client, 3);
+            assert_eq!(config.stream.heartbeat_ms, 500);
+            assert_eq!(config.stream.max_total, StreamConfig::default().max_total);
+            Ok(())
+        });
     }
 
     #[test]

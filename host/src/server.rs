@@ -14,6 +14,7 @@ use crate::api::{self, Admin, AppState, PipelineRoute};
 use crate::auth::Authenticator;
 use crate::backend::wiring::Backends;
 use crate::config::Config;
+use crate::pipeline::changes::ChangePublisher;
 use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
@@ -115,6 +116,7 @@ impl Host {
                     metrics: metrics.clone(),
                     config: config.worker.clone(),
                     health: health.clone(),
+                    changes: ChangePublisher::new(backends.feed.clone(), metrics.clone()),
                 });
                 let stream = backends.subscribe(&pipeline.topic)?;
                 workers.push(tokio::spawn(worker::run(
@@ -142,7 +144,7 @@ impl Host {
             store: backends.store.clone(),
             cache: backends.cache.clone(),
             events: backends.events.clone(),
-            metrics,
+            metrics: metrics.clone(),
             pipelines: if config.mode.runs_api() {
                 pipelines
                     .iter()
@@ -163,6 +165,15 @@ impl Host {
             http: config.http.clone(),
             rate_limit: api::RateLimit::from_config(&config.http),
             auth: Authenticator::from_config(&config.auth, config.admin.token.clone())?,
+            stream_hub: Arc::new(api::StreamHub::new(
+                backends.feed.clone(),
+                config.stream.buffer,
+            )),
+            streams: Arc::new(api::StreamBounds::new(
+                config.stream.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )),
         };
         if state.auth.is_open() && config.mode.runs_api() && !config.http.addr.ip().is_loopback() {
             tracing::warn!(

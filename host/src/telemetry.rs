@@ -80,6 +80,15 @@ pub struct Metrics {
     /// Plugin switches (version or limits), by what made the host look (`announcement`,
     /// `polling`).
     pub plugin_switches: IntCounterVec,
+    /// Live order streams open now.
+    pub streams_open: IntGauge,
+    /// Events sent on live order streams (`event`: `status`, `entry`, `lagged`).
+    pub stream_events_sent: IntCounterVec,
+    /// Times a live stream read missed entries from the store (`cause`: `missed`, `gap`, `tick`).
+    pub stream_catch_ups: IntCounterVec,
+    /// Recorded changes the worker could not put on the change feed (`cause`: `unavailable`,
+    /// `overloaded`); streams find them in the order store instead.
+    pub feed_publish_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -226,6 +235,32 @@ impl Metrics {
                 &["plugin", "trigger"],
             )
             .expect("valid metric"),
+            streams_open: IntGauge::new("streams_open", "Live order streams open now")
+                .expect("valid metric"),
+            stream_events_sent: IntCounterVec::new(
+                Opts::new(
+                    "stream_events_sent_total",
+                    "Events sent on live order streams, by event name",
+                ),
+                &["event"],
+            )
+            .expect("valid metric"),
+            stream_catch_ups: IntCounterVec::new(
+                Opts::new(
+                    "stream_catch_ups_total",
+                    "Times a live stream read entries from the store, by cause (missed, gap, tick)",
+                ),
+                &["cause"],
+            )
+            .expect("valid metric"),
+            feed_publish_failures: IntCounterVec::new(
+                Opts::new(
+                    "feed_publish_failures_total",
+                    "Recorded changes not put on the change feed (streams read them from the store)",
+                ),
+                &["cause"],
+            )
+            .expect("valid metric"),
             registry,
         };
         for collector in [
@@ -249,6 +284,10 @@ impl Metrics {
             Box::new(metrics.plugin_active.clone()),
             Box::new(metrics.plugin_announcements.clone()),
             Box::new(metrics.plugin_switches.clone()),
+            Box::new(metrics.streams_open.clone()),
+            Box::new(metrics.stream_events_sent.clone()),
+            Box::new(metrics.stream_catch_ups.clone()),
+            Box::new(metrics.feed_publish_failures.clone()),
         ] {
             metrics
                 .registry

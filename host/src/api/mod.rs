@@ -12,6 +12,7 @@ mod health;
 mod openapi;
 mod records;
 pub mod serve;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +27,7 @@ use axum::routing::{get, post, put};
 pub use admin::Admin;
 pub use edge::RateLimit;
 pub use error::ApiError;
+pub use stream::{StreamBounds, StreamHub};
 
 use crate::auth::Authenticator;
 use crate::backend::{EventLog, OrderStore, StatusCache};
@@ -73,6 +75,10 @@ pub struct AppState {
     pub rate_limit: Option<Arc<RateLimit>>,
     /// Who callers are (`[auth]`); open in `mode = "none"`.
     pub auth: Arc<Authenticator>,
+    /// Where live order streams hear of recorded changes (the change feed, fanned out).
+    pub stream_hub: Arc<StreamHub>,
+    /// The open live order streams and their bounds (`[stream]`).
+    pub streams: Arc<StreamBounds>,
 }
 
 /// The whole HTTP app.
@@ -102,6 +108,11 @@ pub fn router(state: AppState) -> Router {
             .route(
                 &format!("{base}/{{order_id}}/history"),
                 get(records::get_history),
+            )
+            .route(&format!("{base}/stream"), get(stream::pipeline_stream))
+            .route(
+                &format!("{base}/{{order_id}}/stream"),
+                get(stream::order_stream),
             )
             .layer(Extension(pipeline.clone()));
         app = app.merge(routes);

@@ -9,9 +9,11 @@
 //! route can meet (`400`, `404`, `405`, `408`, `413`, `429`, `503`) are added to every
 //! operation here, so no handler can forget one. `tests/http_edge.rs` checks on a live host
 //! that every documented operation is routed, and schemathesis (`cargo xtask schemathesis`)
-//! that every answer conforms. With `[auth]` modes other than `none`, the document declares
-//! the bearer JWT and API key schemes the host accepts, states them on every record route and
-//! adds their `401`/`403` answers; in `none` mode the record routes are open and say nothing.
+//! that every answer conforms (the live streams, `text/event-stream`, aside: their bodies
+//! last until `stream.max_lifetime_ms`, see `xtask/src/schemathesis.rs`). With `[auth]` modes
+//! other than `none`, the document declares the bearer JWT and API key schemes the host
+//! accepts, states them on every record route and adds their `401`/`403` answers; in `none`
+//! mode the record routes are open and say nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -231,6 +233,8 @@ pub(super) struct PluginLimits {
         super::records::get_order,
         super::records::post_event,
         super::records::get_history,
+        super::stream::order_stream,
+        super::stream::pipeline_stream,
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,

@@ -94,12 +94,12 @@ pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     Ok(value)
 }
 
-fn parse_order_id(pipeline: &PipelineRoute, text: &str) -> Result<Uuid, ApiError> {
+pub(super) fn parse_order_id(pipeline: &PipelineRoute, text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text)
         .map_err(|_| ApiError::BadRequest(format!("{} id {text:?} is not a UUID", pipeline.entity)))
 }
 
-fn not_found(pipeline: &PipelineRoute, order_id: Uuid) -> ApiError {
+pub(super) fn not_found(pipeline: &PipelineRoute, order_id: Uuid) -> ApiError {
     ApiError::NotFound(format!("{} {order_id} not found", pipeline.entity))
 }
 
@@ -370,7 +370,7 @@ fn capitalized(word: &str) -> String {
 
 /// The view as the pipeline's routes answer it: `order_id` named after the entity
 /// (`invoice_id`), the pipeline tag left out (the route says it).
-fn view_json(pipeline: &PipelineRoute, view: OrderView) -> Value {
+pub(super) fn view_json(pipeline: &PipelineRoute, view: OrderView) -> Value {
     let mut value = serde_json::to_value(view).expect("an order view always serializes");
     if let Value::Object(map) = &mut value {
         map.remove("pipeline");
@@ -510,7 +510,7 @@ pub(super) async fn post_event(
     Ok((StatusCode::ACCEPTED, Json(Value::Object(answer))))
 }
 
-fn history_json(entry: &HistoryEntry) -> Value {
+pub(super) fn history_json(entry: &HistoryEntry) -> Value {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(entry.at_ms.max(0) as u64);
     json!({
         "seq": entry.seq,

@@ -1,8 +1,8 @@
 //! The three backend roles, as traits: the event log, the order store and the status cache,
 //! plus the two stores a plugin may touch (its own rows and its own cache keys).
 //!
-//! Two more roles live beside them: the plugin registry ([`registry`]) and plugin
-//! announcements ([`announcements`]).
+//! Three more roles live beside them: the plugin registry ([`registry`]), plugin
+//! announcements ([`announcements`]) and the change feed of recorded entries ([`feed`]).
 //!
 //! Everything outside this module talks to these traits only; which implementation runs
 //! (`kafka`, `cassandra`, `redis`, later `embedded`) is decided once, at start-up, from the
@@ -12,10 +12,12 @@ pub mod announcements;
 pub mod cassandra;
 pub mod cassandra_registry;
 pub mod embedded;
+pub mod feed;
 pub mod kafka;
 pub mod memory;
 pub mod redis;
 pub mod redis_announcements;
+pub mod redis_feed;
 pub mod registry;
 pub mod wiring;
 

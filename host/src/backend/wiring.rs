@@ -12,10 +12,13 @@ use super::cassandra::CassandraStore;
 use super::cassandra_registry::CassandraRegistry;
 use super::embedded::{
     EmbeddedCache, EmbeddedEventLog, EmbeddedRegistry, EmbeddedStore, InProcessAnnouncements,
+    InProcessFeed,
 };
+use super::feed::ChangeFeed;
 use super::kafka::{self, KafkaEventLog, KafkaEventStream};
 use super::redis::RedisCache;
 use super::redis_announcements::RedisAnnouncements;
+use super::redis_feed::RedisChangeFeed;
 use super::registry::PluginRegistry;
 use super::{EventLog, EventStream, OrderStore, PluginCache, PluginStore, StatusCache};
 use crate::config::{Config, EventLogKind, OrderStoreKind, StatusCacheKind};
@@ -32,6 +35,9 @@ pub struct Backends {
     /// Tells the hosts of this registry scope that a plugin changed: over Redis pub/sub when
     /// Redis is the status cache, else inside this process only (other hosts then poll).
     pub announcements: Arc<dyn PluginAnnouncements>,
+    /// Tells every host which order changed once the worker recorded it: over Redis pub/sub
+    /// when Redis is the status cache, else inside this process (its worker and its streams).
+    pub feed: Arc<dyn ChangeFeed>,
     /// Each pipeline topic's producing side and how to consume it.
     topics: HashMap<String, (Arc<dyn EventLog>, Subscribe)>,
 }
@@ -117,13 +123,22 @@ impl Backends {
             Arc<dyn StatusCache>,
             Arc<dyn PluginCache>,
             Arc<dyn PluginAnnouncements>,
+            Arc<dyn ChangeFeed>,
         );
-        let (cache, plugin_cache, announcements): CacheRoles = match choice.status_cache {
+        let pipeline_names: Vec<String> = config.pipelines().into_iter().map(|p| p.name).collect();
+        let (cache, plugin_cache, announcements, feed): CacheRoles = match choice.status_cache {
             StatusCacheKind::Redis => {
                 let cache = Arc::new(RedisCache::connect(&config.redis).await?);
                 let announcements =
                     RedisAnnouncements::connect(&config.redis, &config.plugins.registry_scope)?;
-                (cache.clone(), cache, Arc::new(announcements))
+                let feed =
+                    RedisChangeFeed::connect(&config.redis, &pipeline_names, config.stream.buffer)?;
+                (
+                    cache.clone(),
+                    cache,
+                    Arc::new(announcements),
+                    Arc::new(feed),
+                )
             }
             StatusCacheKind::Embedded => {
                 let cache = Arc::new(EmbeddedCache::new(
@@ -134,6 +149,7 @@ impl Backends {
                     cache.clone(),
                     cache,
                     Arc::new(InProcessAnnouncements::new()),
+                    Arc::new(InProcessFeed::new(config.stream.buffer)),
                 )
             }
         };
@@ -152,6 +168,7 @@ impl Backends {
             cache,
             plugin_cache,
             announcements,
+            feed,
             topics,
         })
     }

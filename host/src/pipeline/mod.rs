@@ -4,9 +4,12 @@
 //! - [`health`]: whether the worker is paused by a backend outage.
 //! - [`processor`]: one event, start to finish: load the order, ask the plugin, record the
 //!   outcome conditionally on the order's version, refresh the projections.
+//! - [`changes`]: after an outcome is recorded, tells the change feed (best effort, never
+//!   blocking the pipeline), so streams on every host see it.
 //! - [`worker`]: the consumer loop: one task per partition, offsets stored only after an
 //!   event is fully handled, graceful drain on shutdown.
 
+pub mod changes;
 pub mod health;
 pub mod message;
 pub mod processor;

@@ -8,7 +8,8 @@
 //!    history entry (status unchanged) and a dead letter; the worker moves on.
 //! 5. Record the outcome with a conditional write on the order's version; on a conflict,
 //!    reload and decide again.
-//! 6. Refresh the projections: the original `order_status` row and the Redis cache.
+//! 6. Tell the change feed (in the background; the entry is durable by now), then refresh
+//!    the projections: the original `order_status` row and the Redis cache.
 //!
 //! A backend outage at any step is retried with jittered exponential backoff, without
 //! storing the offset; an outage never produces a dead letter. A backend's refusal that would
@@ -24,6 +25,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::changes::ChangePublisher;
 use super::health::WorkerHealth;
 use super::message::{DeadLetter, EventMessage};
 use crate::backend::{Applied, BackendError, EventLog, OrderStore, StatusCache};
@@ -72,6 +74,8 @@ pub struct EventProcessor {
     pub metrics: Arc<Metrics>,
     pub config: WorkerConfig,
     pub health: Arc<WorkerHealth>,
+    /// Where each recorded change is announced, after it is recorded.
+    pub changes: ChangePublisher,
 }
 
 /// What step 4 produced.
@@ -228,6 +232,7 @@ impl EventProcessor {
                     .events_processed
                     .with_label_values(&[self.pipeline.as_str(), entry.outcome.as_str()])
                     .inc();
+                self.changes.recorded(&updated, &entry);
                 self.refresh_projections(&updated).await?;
                 return Ok(Handled::Recorded(Outcome::Failed));
             }
@@ -353,6 +358,7 @@ impl EventProcessor {
                         version = updated.version,
                         "recorded event"
                     );
+                    self.changes.recorded(&updated, &entry);
                     self.refresh_projections(&updated).await?;
                     return Ok(Handled::Recorded(entry.outcome));
                 }

@@ -17,7 +17,7 @@ use crate::{bounded, support};
 
 /// Held by every test here that subscribes through Redis: the test that drops subscriptions
 /// cannot tell its own pub/sub clients from those of a test running alongside.
-static REDIS_SUBSCRIPTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static REDIS_SUBSCRIPTIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One backend's announcements, for a registry scope of its own.
 pub struct Announcements {
@@ -149,7 +149,9 @@ async fn redis_announcements_stay_in_their_scope() {
 }
 
 /// The ids of the Redis clients in pub/sub mode.
-async fn pubsub_clients(redis: &mut redis::aio::MultiplexedConnection) -> HashSet<String> {
+pub(crate) async fn pubsub_clients(
+    redis: &mut redis::aio::MultiplexedConnection,
+) -> HashSet<String> {
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
         .arg("TYPE")

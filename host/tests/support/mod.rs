@@ -9,6 +9,7 @@
 pub mod load;
 pub mod process;
 pub mod report;
+pub mod sse;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

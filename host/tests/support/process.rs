@@ -96,6 +96,15 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
             ));
         }
     }
+    for (name, value) in [
+        ("MAX_PER_CLIENT", config.stream.max_per_client as u64),
+        ("MAX_TOTAL", config.stream.max_total as u64),
+        ("HEARTBEAT_MS", config.stream.heartbeat_ms),
+        ("MAX_LIFETIME_MS", config.stream.max_lifetime_ms),
+        ("BUFFER", config.stream.buffer as u64),
+    ] {
+        env.push((format!("ORDERPIPE_STREAM__{name}"), value.to_string()));
+    }
     env.push((
         "ORDERPIPE_PLUGINS__INSTANCE_SLOTS".to_owned(),
         config.plugins.instance_slots.to_string(),

@@ -17,6 +17,9 @@
 //! - [`announcements`]: plugin announcements
 //!   ([`PluginAnnouncements`](super::announcements::PluginAnnouncements)) inside the process,
 //!   which is enough because the embedded registry belongs to one process.
+//! - [`feed`]: the change feed ([`ChangeFeed`](super::feed::ChangeFeed)) inside the process,
+//!   a bounded broadcast: the embedded event log belongs to one process, and so do its
+//!   worker and the streams it feeds.
 //! - [`cache`]: the status cache ([`StatusCache`](super::StatusCache) +
 //!   [`PluginCache`](super::PluginCache)) in process memory, bounded and expiring; lost on
 //!   restart, like any cache, and never holding an order view older than one it replaced.
@@ -28,12 +31,14 @@
 
 pub mod announcements;
 pub mod cache;
+pub mod feed;
 pub mod log;
 pub mod registry;
 pub mod store;
 
 pub use announcements::InProcessAnnouncements;
 pub use cache::EmbeddedCache;
+pub use feed::InProcessFeed;
 pub use log::{EmbeddedEventLog, EmbeddedEventStream};
 pub use registry::EmbeddedRegistry;
 pub use store::EmbeddedStore;
