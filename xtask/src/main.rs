@@ -17,7 +17,8 @@
 //! - `schemathesis`: fuzzes a fresh host (embedded backends) against its `/openapi.json` with
 //!   schemathesis (pinned, installed into a virtualenv under `target/`), fixed seed, bounded
 //!   examples; fails on any 5xx or non-conforming answer. About 30 s once built.
-//! - `run [serve args]`: servers up, plugins, then `orderpipe serve` on port 5000.
+//! - `run [--servers] [--dev] [serve args]`: plugins, then `orderpipe serve` (release build;
+//!   `--dev` the dev one) on port 5000; `--servers` starts the servers and uses them.
 //! - `soak [--minutes N] [--rate R]`: servers up, plugins, then a long steady load on one host
 //!   (default 10 minutes at half the measured maximum rate); checks that nothing is lost and
 //!   that memory and descriptors stay flat, and writes the figures into `BENCHMARKS.md`.

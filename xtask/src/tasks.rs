@@ -101,7 +101,13 @@ const EXAMPLE_CONFIG: &str = "orderpipe.example.toml";
 /// `ORDERPIPE_CONFIG` or an `./orderpipe.toml` says otherwise.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let use_servers = args.iter().any(|a| a == "--servers");
-    let host_args: Vec<&String> = args.iter().filter(|a| *a != "--servers").collect();
+    // The optimised build unless the developer asks for the dev one (quicker to rebuild after
+    // a change, slower to serve: see README).
+    let dev_build = args.iter().any(|a| a == "--dev");
+    let host_args: Vec<&String> = args
+        .iter()
+        .filter(|a| *a != "--servers" && *a != "--dev")
+        .collect();
     if use_servers {
         servers::up(&servers::PIPELINE)?;
     }
@@ -111,13 +117,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     } else {
         "embedded backends, data in ./data"
     };
+    let profile = if dev_build { "" } else { " --release" };
     crate::step(&format!(
-        "cargo run -p orderpipe -- serve ({backends}): http://127.0.0.1:5000 (Ctrl-C stops it)"
+        "cargo run{profile} -p orderpipe -- serve ({backends}): http://127.0.0.1:5000 \
+         (Ctrl-C stops it)"
     ));
     let root = crate::repo_root();
     let mut command = cargo(&root);
+    command.arg("run");
+    if !dev_build {
+        command.arg("--release");
+    }
     command
-        .args(["run", "--package", "orderpipe", "--", "serve"])
+        .args(["--package", "orderpipe", "--", "serve"])
         .args(host_args);
     // Orders and invoices by default, unless the developer chose a configuration.
     let chosen = args
