@@ -538,22 +538,31 @@ pub(super) struct HistoryQuery {
     cursor: Option<String>,
 }
 
+/// A page's `limit` query parameter: `default` when absent, else a whole number from 1 to
+/// `max`, or a 400 naming the problem. Shared by every paged route.
+fn page_limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    text.parse::<usize>()
+        .ok()
+        .filter(|limit| (1..=max).contains(limit))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid query parameter `limit`: must be a whole number from 1 to {max} \
+                 (got {text:?})"
+            ))
+        })
+}
+
 impl HistoryQuery {
     /// (after this sequence number, at most this many entries), or a 400 naming the problem.
     fn page(&self) -> Result<(u64, usize), ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_HISTORY_LIMIT,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|limit| (1..=MAX_HISTORY_LIMIT).contains(limit))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "invalid query parameter `limit`: must be a whole number from 1 to \
-                         {MAX_HISTORY_LIMIT} (got {text:?})"
-                    ))
-                })?,
-        };
+        let limit = page_limit(
+            self.limit.as_deref(),
+            DEFAULT_HISTORY_LIMIT,
+            MAX_HISTORY_LIMIT,
+        )?;
         let after = match self.cursor.as_deref() {
             None => 0,
             Some(text) => text.parse::<u64>().map_err(|_| {
@@ -772,19 +781,7 @@ pub(super) struct RecordsQuery {
 impl RecordsQuery {
     /// (before this key, at most this many records), or a 400 naming the problem.
     fn page(&self) -> Result<(Option<RecordKey>, usize), ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_LIST_LIMIT,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "invalid query parameter `limit`: must be a whole number from 1 to \
-                         {MAX_LIST_LIMIT} (got {text:?})"
-                    ))
-                })?,
-        };
+        let limit = page_limit(self.limit.as_deref(), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
         let before = match self.cursor.as_deref() {
             None => None,
             Some(text) => Some(parse_record_cursor(text).ok_or_else(|| {
