@@ -14,6 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use uuid::Uuid;
@@ -115,19 +116,57 @@ impl EventLog for KafkaEventLog {
         self.send(&self.dead_letter_topic, &key, payload).await
     }
 
+    /// Ready means a message could be delivered now: the broker answers and every partition
+    /// of the topic has a leader. A broker that has just restarted answers metadata requests
+    /// before it leads its partitions again; a message sent then times out.
     async fn ping(&self) -> BackendResult<()> {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
-            producer
+            let metadata = producer
                 .client()
                 .fetch_metadata(Some(&topic), Duration::from_secs(2))
-                .map(|_| ())
-                .map_err(unavailable)
+                .map_err(unavailable)?;
+            leaderless_partition(&metadata, &topic)
+                .map_or(Ok(()), |problem| Err(unavailable(problem)))
         })
         .await
         .map_err(unavailable)?
     }
+}
+
+/// Why `topic` cannot take a message now, according to `metadata`: the topic is missing or
+/// in error, or one of its partitions has no leader among the brokers listed.
+fn leaderless_partition(metadata: &Metadata, topic: &str) -> Option<String> {
+    let Some(found) = metadata.topics().iter().find(|found| found.name() == topic) else {
+        return Some(format!("topic {topic} is not in the broker's metadata"));
+    };
+    if let Some(error) = found.error() {
+        return Some(format!(
+            "topic {topic}: {:?}",
+            RDKafkaErrorCode::from(error)
+        ));
+    }
+    if found.partitions().is_empty() {
+        return Some(format!("topic {topic} has no partitions yet"));
+    }
+    let brokers: Vec<i32> = metadata
+        .brokers()
+        .iter()
+        .map(|broker| broker.id())
+        .collect();
+    found
+        .partitions()
+        .iter()
+        .find(|partition| partition.error().is_some() || !brokers.contains(&partition.leader()))
+        .map(|partition| {
+            format!(
+                "topic {topic} partition {} has no leader (leader {}, error {:?})",
+                partition.id(),
+                partition.leader(),
+                partition.error().map(RDKafkaErrorCode::from)
+            )
+        })
 }
 
 /// Creates the pipelines' event topics and the dead-letter topic unless they exist.

@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod concurrent_workers;
 mod idempotency;
 mod modes;
 mod pipelines;

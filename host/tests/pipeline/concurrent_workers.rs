@@ -1,0 +1,115 @@
+//! Two workers processing the same partitions at once — what a zombie does after a rebalance
+//! it has not noticed yet — apply each event exactly once: the order's version check decides
+//! which of the two records an event, and the other finds it recorded.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Backends, TestHost, config};
+
+const ORDERS: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_the_same_partitions_apply_each_event_once() {
+    let first_config = config("order");
+    let mut first = TestHost::start(first_config.clone()).await;
+    // Same topic, store, cache and registry; another consumer group, so this worker is
+    // assigned every partition the first one owns, at the same time.
+    let mut zombie_config = first_config.clone();
+    zombie_config.kafka.group_id = format!("{}-zombie", zombie_config.kafka.group_id);
+    let mut zombie = TestHost::start(zombie_config).await;
+
+    let mut orders = Vec::new();
+    for n in 0..ORDERS {
+        let body = json!({"customer": format!("z{n}"), "items": [{"sku": "S", "qty": 2, "unit_price": 4.0}]});
+        let order_id = first.create_order(Some(&body)).await;
+        first
+            .post_event(
+                order_id,
+                "payment_received",
+                json!({"amount": 8.0, "payment_id": format!("p-{order_id}")}),
+            )
+            .await;
+        first.post_event(order_id, "shipped", json!({})).await;
+        orders.push(order_id);
+    }
+    let events_per_order = 3u64;
+    let messages = ORDERS as f64 * events_per_order as f64;
+
+    for order_id in &orders {
+        let view = first
+            .wait_for_version(*order_id, events_per_order, Duration::from_secs(90))
+            .await;
+        assert_eq!(view["status"], "shipped", "{order_id}: {view}");
+    }
+    // Both workers have seen every message once it is counted by one of them as applied
+    // and by the other as already recorded.
+    let transitioned =
+        "orderpipe_events_processed_total{outcome=\"transitioned\",pipeline=\"orders\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (applied, redelivered) = loop {
+        let applied = first.metric(transitioned).await + zombie.metric(transitioned).await;
+        let redelivered = first.metric("orderpipe_events_redelivered_total").await
+            + zombie.metric("orderpipe_events_redelivered_total").await;
+        if applied + redelivered >= 2.0 * messages || std::time::Instant::now() > deadline {
+            break (applied, redelivered);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(applied, messages, "events applied across both workers");
+    assert_eq!(
+        redelivered, messages,
+        "each event found already recorded by the other worker"
+    );
+    for outcome in ["rejected", "failed"] {
+        let sample = format!(
+            "orderpipe_events_processed_total{{outcome=\"{outcome}\",pipeline=\"orders\"}}"
+        );
+        assert_eq!(
+            first.metric(&sample).await + zombie.metric(&sample).await,
+            0.0,
+            "a {outcome} event"
+        );
+    }
+
+    let mut backends = Backends::connect(&first.config).await;
+    for order_id in &orders {
+        let history = first.history(*order_id).await;
+        assert_eq!(
+            history.len() as u64,
+            events_per_order,
+            "{order_id}: {history:?}"
+        );
+        let distinct: HashSet<String> = history
+            .iter()
+            .map(|entry| entry["event_id"].to_string())
+            .collect();
+        assert_eq!(
+            distinct.len(),
+            history.len(),
+            "{order_id}: an event recorded twice"
+        );
+        let stored = backends
+            .cassandra_status_at(*order_id, events_per_order, Duration::from_secs(5))
+            .await;
+        assert_eq!(stored, Some(("shipped".to_owned(), events_per_order)));
+        assert_eq!(
+            backends.redis_status(*order_id).await,
+            stored,
+            "{order_id}: cache behind the store"
+        );
+    }
+    let split = (
+        first.metric(transitioned).await,
+        zombie.metric(transitioned).await,
+    );
+    println!(
+        "{messages} events, two workers on the same partitions: applied {applied} times in all \
+         ({} by the first, {} by the zombie), {redelivered} found recorded",
+        split.0, split.1
+    );
+    zombie.stop().await;
+    first.stop().await;
+}
