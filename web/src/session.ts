@@ -55,6 +55,10 @@ export async function restoreSession(config: WebConfig): Promise<Session | null>
   } else if (query.has("error") && query.has("state")) {
     window.history.replaceState(null, "", window.location.pathname);
     throw new Error(`the issuer refused the sign-in: ${query.get("error_description") ?? query.get("error")}`);
+  } else if (query.has("state")) {
+    // Back from the issuer's sign-out.
+    await manager.signoutRedirectCallback().catch(() => undefined);
+    window.history.replaceState(null, "", window.location.pathname);
   }
   const user = await manager.getUser();
   if (!user) {
@@ -73,7 +77,7 @@ export async function restoreSession(config: WebConfig): Promise<Session | null>
     },
     customerQuery: () => ({}),
     async signOut() {
-      await manager.removeUser();
+      // Ends the issuer's session too (with the id token as the hint); forgets the tokens first.
       await manager.signoutRedirect();
     },
   };
