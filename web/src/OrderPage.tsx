@@ -132,7 +132,7 @@ export function OrderPage({ api, orderId }: { api: OrderApi; orderId: string }) 
               </div>
               <p>
                 {entry.from ? `${entry.from} → ${entry.to}` : entry.to}
-                {entry.outcome && entry.outcome !== "applied" ? ` (${entry.outcome})` : ""}
+                {entry.outcome && entry.outcome !== "transitioned" ? ` (${entry.outcome})` : ""}
               </p>
               {entry.reason && <p className="reason">Why: {entry.reason}</p>}
               <p className="muted">
