@@ -103,7 +103,10 @@ async fn page_and_assets_are_served_with_their_types_cache_headers_and_policy() 
         let missing = fetch(&host, "/assets/no-such-file-0000.js").await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         let answer: Value = missing.json().await.expect("a JSON error");
-        assert!(answer["error"].as_str().unwrap().contains("no-such-file"), "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("no-such-file"),
+            "{answer}"
+        );
         host.stop().await;
     })
     .await;

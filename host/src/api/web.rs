@@ -115,10 +115,9 @@ async fn web_config(Extension(page): Extension<Arc<WebPage>>) -> Response {
         page.config_json.as_bytes(),
         REVALIDATE,
     );
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -131,7 +130,10 @@ fn embedded(name: &str) -> Option<&'static [u8]> {
 
 fn answer(page: &WebPage, name: &str, body: &[u8], cache: &'static str) -> Response {
     let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(content_type(name))),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(name)),
+        ),
         (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         (
             header::CONTENT_SECURITY_POLICY,
@@ -141,7 +143,10 @@ fn answer(page: &WebPage, name: &str, body: &[u8], cache: &'static str) -> Respo
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
     ];
     (StatusCode::OK, headers, body.to_vec()).into_response()
 }
