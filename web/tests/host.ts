@@ -1,5 +1,5 @@
 // A real `orderpipe serve` for the suite: the binary cargo built (ORDERPIPE_BIN), on a free
-// loopback port, in jwt mode against the Keycloak realm of `cargo xtask servers up`, on the
+// loopback port, in jwt mode (or none) against the Keycloak realm of `cargo xtask servers up`, on the
 // real Kafka, Cassandra and Redis, with topics, group, key prefix and registry of its own.
 
 import { spawn, type ChildProcess } from "node:child_process";
@@ -28,9 +28,23 @@ function freePort(): Promise<number> {
   });
 }
 
+const JWT_AUTH = `[auth]
+mode = "jwt"
+[auth.jwt]
+issuer = "${ISSUER}"
+audience = "orderpipe"
+[auth.services.payments]
+orders = ["payment_received"]
+[auth.services.warehouse]
+orders = ["shipped"]`;
+
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 
-export async function startHost(): Promise<Host> {
+/** `jwt`: the Keycloak realm's tokens (the payments and warehouse clients may pay and ship);
+ * `none`: the open host of local use, with the page's development sign-in. */
+export type AuthMode = "jwt" | "none";
+
+export async function startHost(auth: AuthMode = "jwt"): Promise<Host> {
   const binary = process.env.ORDERPIPE_BIN;
   if (!binary) {
     throw new Error("ORDERPIPE_BIN must name the orderpipe binary (cargo xtask web test sets it)");
@@ -64,15 +78,7 @@ key_prefix = "orderpipe-web-test-${suffix}"
 dir = "${env("ORDERPIPE_PLUGINS__DIR", resolve("../plugins/dist"))}"
 order = "order"
 registry_scope = "web-test-${suffix}"
-[auth]
-mode = "jwt"
-[auth.jwt]
-issuer = "${ISSUER}"
-audience = "orderpipe"
-[auth.services.payments]
-orders = ["payment_received"]
-[auth.services.warehouse]
-orders = ["shipped"]
+${auth === "jwt" ? JWT_AUTH : ""}
 [log]
 filter = "info"
 `,
