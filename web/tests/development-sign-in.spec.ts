@@ -1,13 +1,16 @@
 // The development sign-in of an open host (`[auth] mode = "none"`): clearly marked, it only
-// picks a customer name; that customer's orders are created, listed and followed live.
+// picks a customer name; that customer's orders are created, listed and followed live, also
+// across the reconnections of a stream the host ends every few seconds.
 
 import { expect, test } from "@playwright/test";
 import { startHost, type Host } from "./host";
 
 let host: Host;
+/** Streams end this soon, so the page must reconnect (with Last-Event-ID) during the test. */
+const STREAM_LIFETIME_MS = 3_000;
 
 test.beforeAll(async () => {
-  host = await startHost("none");
+  host = await startHost("none", STREAM_LIFETIME_MS);
 });
 
 test.afterAll(async () => {
@@ -33,17 +36,31 @@ test("an open host offers the marked development sign-in; the picked customer or
   await expect(page.getByTestId("order-status")).toHaveText("awaiting_payment");
   const orderId = page.url().split("/").pop() ?? "";
 
+  const post = async (type: string, data: object) => {
+    const answer = await fetch(`${host.url}/api/orders/${orderId}/events`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ type, data }),
+    });
+    expect(answer.status).toBe(202);
+  };
+  const resumedAfterPayment = page.waitForRequest(
+    (request) => request.url().endsWith(`/${orderId}/stream`) && request.headers()["last-event-id"] === "2",
+    { timeout: 3 * STREAM_LIFETIME_MS },
+  );
   // The open API takes the payment from anyone; the page hears it live.
-  const paid = await fetch(`${host.url}/api/orders/${orderId}/events`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ type: "payment_received", data: { amount: 3 } }),
-  });
-  expect(paid.status).toBe(202);
+  await post("payment_received", { amount: 3 });
   await expect(page.getByTestId("order-status")).toHaveText("paid", { timeout: 2_000 });
+  // The host ends the stream; the page reconnects from the last version it got...
+  await resumedAfterPayment;
+  await expect(page.getByTestId("stream-state")).toHaveText("Live");
+  // ... and what comes next still arrives, once.
+  await post("shipped", {});
+  await expect(page.getByTestId("order-status")).toHaveText("shipped", { timeout: 2_000 });
+  await expect(page.getByTestId("timeline-entry")).toHaveCount(3);
 
   await page.getByRole("link", { name: "← My orders" }).click();
   const listed = page.getByRole("list", { name: "My orders" }).getByRole("listitem");
   await expect(listed).toHaveCount(1);
-  await expect(listed).toContainText("paid");
+  await expect(listed).toContainText("shipped");
 });

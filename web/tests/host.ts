@@ -44,7 +44,9 @@ const env = (name: string, fallback: string) => process.env[name] ?? fallback;
  * `none`: the open host of local use, with the page's development sign-in. */
 export type AuthMode = "jwt" | "none";
 
-export async function startHost(auth: AuthMode = "jwt"): Promise<Host> {
+/** `streamLifetimeMs`: how long one stream stays open before the host ends it (and the page
+ * reconnects with Last-Event-ID); the host's default is 30 minutes. */
+export async function startHost(auth: AuthMode = "jwt", streamLifetimeMs = 1_800_000): Promise<Host> {
   const binary = process.env.ORDERPIPE_BIN;
   if (!binary) {
     throw new Error("ORDERPIPE_BIN must name the orderpipe binary (cargo xtask web test sets it)");
@@ -63,6 +65,8 @@ order_store = "cassandra"
 status_cache = "redis"
 [http]
 addr = "127.0.0.1:${port}"
+[stream]
+max_lifetime_ms = ${streamLifetimeMs}
 [kafka]
 brokers = "${env("ORDERPIPE_KAFKA__BROKERS", "127.0.0.1:19092")}"
 topic = "orders-web-test-${suffix}"
