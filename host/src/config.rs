@@ -139,6 +139,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub admin: AdminConfig,
     pub auth: AuthConfig,
+    /// The order-tracking page at `/`.
+    pub web: WebConfig,
     pub log: LogConfig,
 }
 
@@ -420,6 +422,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             admin: AdminConfig::default(),
             auth: AuthConfig::default(),
+            web: WebConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -491,6 +494,30 @@ impl Default for HttpConfig {
             rate_limit_per_second: 0,
             rate_limit_burst: 100,
             max_events_per_order: 10_000,
+        }
+    }
+}
+
+/// The order-tracking page the host serves at `/` (README: "The web page"). People sign in
+/// as `[auth]` says: with `jwt`, through `auth.jwt.issuer`'s login page as the public client
+/// `client_id`; with `none`, through a development sign-in that only picks a customer name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebConfig {
+    /// Whether `/`, `/assets/*` and `/web-config.json` are served (only where the API is).
+    pub enabled: bool,
+    /// The issuer's public client the page signs people in with (authorization code + PKCE).
+    pub client_id: String,
+    /// The scopes the page asks the issuer for.
+    pub scope: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            client_id: "orderpipe-web".into(),
+            scope: "openid".into(),
         }
     }
 }

@@ -140,6 +140,12 @@ impl Host {
             token,
             deployer: deployer.clone(),
         });
+        let web = match pipelines.first() {
+            Some(pipeline) if config.web.enabled && config.mode.runs_api() => Some(Arc::new(
+                api::WebPage::new(&config.web, &config.auth, &pipeline.name)?,
+            )),
+            _ => None,
+        };
         let state = AppState {
             store: backends.store.clone(),
             cache: backends.cache.clone(),
@@ -174,6 +180,7 @@ impl Host {
                 metrics.clone(),
                 shutdown.clone(),
             )),
+            web,
         };
         if state.auth.is_open() && config.mode.runs_api() && !config.http.addr.ip().is_loopback() {
             tracing::warn!(

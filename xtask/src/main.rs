@@ -12,8 +12,12 @@
 //!   npm and PyPI into the projects' folders on first use); `--test` runs their unit tests
 //!   first, `--orderpipe` then runs `plugin test` with the Rust plugin's fixtures. Needs `npm`
 //!   and `python3`. Not in CI yet.
-//! - `test [cargo test args]`: servers up, plugins, fmt and clippy, every test, then
-//!   `schemathesis`. CI runs this.
+//! - `test [cargo test args]`: servers up, plugins, fmt and clippy, `web --check` and
+//!   `web test`, every test, then `schemathesis`. CI runs this.
+//! - `web [--check | test [--screenshot]]`: build the page (`web/`, npm) into `web/dist`,
+//!   which the host embeds; `--check` fails when `web/dist` does not match a fresh build;
+//!   `test` runs its Playwright suite in Debian's chromium against a real host, the servers
+//!   and Keycloak (`--screenshot` also writes `docs/page.png`). CI runs both.
 //! - `schemathesis`: fuzzes a fresh host (embedded backends) against its `/openapi.json` with
 //!   schemathesis (pinned, installed into a virtualenv under `target/`), fixed seed, bounded
 //!   examples; fails on any 5xx or non-conforming answer. About 30 s once built.
@@ -31,6 +35,7 @@
 //!   `--release` builds optimised first). Not in CI.
 //!
 //! This file only dispatches; `servers/` owns the servers, `plugins` the Rust plugin build,
+//! `web` the page's build, check and browser suite,
 //! `guests` the TypeScript and Python plugin builds, `tasks` the composite tasks and `process`
 //! the process plumbing they share.
 
@@ -40,6 +45,7 @@ mod process;
 mod schemathesis;
 mod servers;
 mod tasks;
+mod web;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -67,6 +73,7 @@ fn dispatch() -> anyhow::Result<()> {
         "plugins" => plugins::build().map(|_| ()),
         "guests" => guests::command(rest),
         "test" => tasks::test(rest),
+        "web" => web::command(rest),
         "schemathesis" => plugins::build().and_then(|dist| schemathesis::run(&dist)),
         "run" => tasks::run(rest),
         "soak" => tasks::soak(rest),

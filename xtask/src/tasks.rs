@@ -21,7 +21,8 @@ fn with_server_env(command: &mut Command, plugins_dir: &Path) {
     command.env("ORDERPIPE_PLUGINS__DIR", plugins_dir);
 }
 
-/// Servers up, plugins built, formatting and lints checked, the plugins' native unit tests,
+/// Servers up, plugins built, formatting and lints checked, the web page checked against its
+/// sources and its browser suite run, the plugins' native unit tests,
 /// every workspace test against the real servers with `cargo_args` passed through, then
 /// schemathesis against the API's OpenAPI document. cargo test's
 /// output streams through unmodified and is the last thing printed: CI reads its closing lines.
@@ -52,6 +53,10 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+
+    // The page: its committed build matches its sources, and it works in a real browser.
+    crate::web::command(&["--check".to_owned()])?;
+    crate::web::command(&["test".to_owned()])?;
 
     crate::step("cargo test --manifest-path plugins/Cargo.toml (native unit tests)");
     process::run(cargo(&root).args(["test", "--manifest-path", "plugins/Cargo.toml"]))?;

@@ -13,6 +13,7 @@ mod openapi;
 mod records;
 pub mod serve;
 mod stream;
+mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,7 @@ pub use admin::Admin;
 pub use edge::RateLimit;
 pub use error::ApiError;
 pub use stream::{StreamBounds, StreamHub};
+pub use web::WebPage;
 
 use crate::auth::Authenticator;
 use crate::backend::{EventLog, OrderStore, StatusCache};
@@ -79,6 +81,8 @@ pub struct AppState {
     pub stream_hub: Arc<StreamHub>,
     /// The open live order streams and their bounds (`[stream]`).
     pub streams: Arc<StreamBounds>,
+    /// The order-tracking page at `/`, unless `web.enabled = false` or no pipeline is served.
+    pub web: Option<Arc<WebPage>>,
 }
 
 /// The whole HTTP app.
@@ -116,6 +120,9 @@ pub fn router(state: AppState) -> Router {
             )
             .layer(Extension(pipeline.clone()));
         app = app.merge(routes);
+    }
+    if let Some(page) = &state.web {
+        app = app.merge(web::routes(page.clone()));
     }
     if let Some(admin) = &state.admin {
         let max_component = admin.deployer.max_component_bytes();
