@@ -149,7 +149,7 @@ pub(crate) fn run(
     }
 
     let shown = project.display();
-    println!("created {} plugin `{name}` in {shown}", language.label());
+    println!("created plugin `{name}` ({}) in {shown}", language.label());
     let (files, unit_tests) = match language {
         Language::Rust => (
             "  src/lib.rs            the plugin, its state machine and unit tests",
