@@ -42,9 +42,10 @@ pub(crate) fn spawn_error(command: &Command, error: std::io::Error) -> anyhow::E
         let install = match program.as_str() {
             "npm" | "node" => "install Node.js 20 or later (it brings npm)",
             "python3" => "install Python 3.11 or later",
-            _ => "install Rust with rustup (https://rustup.rs)",
+            "cargo" | "rustup" => "install Rust with rustup (https://rustup.rs)",
+            _ => "it should have been installed with the project's toolchain",
         };
-        anyhow::anyhow!("`{program}` was not found on PATH: {install}")
+        anyhow::anyhow!("`{program}` was not found: {install}")
     } else {
         anyhow::anyhow!("could not run `{program}`: {error}")
     }

@@ -51,6 +51,10 @@ fn default_app() -> String {
 
 /// Fills the virtualenv (first use only) and runs componentize-py; returns the component.
 pub(crate) fn build(dir: &Path) -> anyhow::Result<PathBuf> {
+    // Absolute: the venv's programs run with the project as their working directory.
+    let dir = &dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
     let settings = settings(dir)?;
     let sdk = dir.join(&settings.sdk);
     if !sdk.join("src/orderpipe_plugin").is_dir() {
