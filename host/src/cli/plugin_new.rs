@@ -224,7 +224,7 @@ fn find_sdk(language: Language, sdk: Option<&Path>) -> anyhow::Result<PathBuf> {
     if !is_sdk {
         if given {
             bail!(
-                "--sdk {}: no orderpipe {} plugin SDK there (expected {expected})",
+                "--sdk {}: no orderpipe plugin SDK for {} there (expected {expected})",
                 path.display(),
                 language.label()
             );
