@@ -10,6 +10,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// What one `orderpipe` run printed.
 struct Run {
@@ -303,4 +304,175 @@ fn plugin_test_names_the_place_of_a_mistake_in_a_fixture_file() {
     assert!(!run.success, "{run:?}");
     assert!(run.stderr.contains("fixtures[0].events[0]"), "{run:?}");
     assert!(run.stderr.contains("expct"), "{run:?}");
+}
+
+/// The admin token of the host the authoring loop deploys to.
+const ADMIN_TOKEN: &str = "plugin-cli-test-admin-token";
+
+/// One command of the authoring loop: what was typed, how long it took, what it printed.
+struct Step {
+    typed: String,
+    took: Duration,
+    run: Run,
+}
+
+/// Runs `program args` in `dir`, timed: `orderpipe` is the binary under test; any other
+/// program is a path relative to `dir` (`.venv/bin/pytest`) or found on PATH (`npm`).
+fn typed(dir: &Path, program: &str, args: &[&str]) -> Step {
+    let started = Instant::now();
+    let run = if program == "orderpipe" {
+        orderpipe(dir, args)
+    } else {
+        let local = dir.join(program);
+        let executable = if local.is_file() {
+            local
+        } else {
+            PathBuf::from(program)
+        };
+        let output = Command::new(&executable)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+        Run {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    };
+    Step {
+        typed: format!("{program} {}", args.join(" ")),
+        took: started.elapsed(),
+        run,
+    }
+}
+
+/// From nothing to an active version on a running host, with the commands the generated
+/// README lists: `plugin new`, `plugin build` (which installs the toolchain from the registry
+/// on first use), the unit tests, `plugin test`, `plugin deploy`, `plugin list`. Each must
+/// succeed, there must be at most six, and how long each took is printed.
+async fn new_to_active(
+    lang: &'static str,
+    name: &'static str,
+    unit_tests: &'static [&'static str],
+) {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = orderpipe::config::Config::default();
+    config.backends.data_dir = data.path().to_path_buf();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    // The upload is answered once the host has compiled the component: a minute or more for
+    // a 12-18 MB JavaScript or Python component with a dev build on a busy 2-core machine.
+    config.http.request_timeout_ms = 600_000;
+    config.plugins.dir = support::plugins_dir();
+    config.admin.token = Some(ADMIN_TOKEN.into());
+    config.log.filter = "warn".into();
+    let mut host = support::TestHost::start(config).await;
+    let url = host.base.clone();
+
+    let temp = tempfile::tempdir().unwrap();
+    let parent = temp.path().to_path_buf();
+    let steps = tokio::task::spawn_blocking(move || {
+        let project = parent.join(name);
+        let admin = ["--url", url.as_str(), "--token", ADMIN_TOKEN];
+        let commands: [(&Path, &str, Vec<&str>); 6] = [
+            (
+                &parent,
+                "orderpipe",
+                vec!["plugin", "new", name, "--lang", lang],
+            ),
+            (&project, "orderpipe", vec!["plugin", "build"]),
+            (&project, unit_tests[0], unit_tests[1..].to_vec()),
+            (&project, "orderpipe", vec!["plugin", "test"]),
+            (
+                &project,
+                "orderpipe",
+                [&["plugin", "deploy"][..], &admin].concat(),
+            ),
+            (
+                &project,
+                "orderpipe",
+                [&["plugin", "list"][..], &admin].concat(),
+            ),
+        ];
+        let mut steps = Vec::new();
+        for (dir, program, args) in commands {
+            let step = typed(dir, program, &args);
+            assert!(step.run.success, "`{}` failed: {:?}", step.typed, step.run);
+            steps.push(step);
+        }
+        steps
+    })
+    .await
+    .unwrap();
+
+    println!(
+        "--lang {lang}: from nothing to an active version in {} commands",
+        steps.len()
+    );
+    for step in &steps {
+        println!("  {:>6.1} s  {}", step.took.as_secs_f64(), step.typed);
+    }
+    let total: Duration = steps.iter().map(|step| step.took).sum();
+    println!("  {:>6.1} s  in all", total.as_secs_f64());
+    assert!(steps.len() <= 6, "at most six commands");
+
+    let [new, build, _unit_tests, test, deploy, list] = &steps[..] else {
+        unreachable!("six commands");
+    };
+    assert!(new.run.stdout.contains("created"), "{:?}", new.run);
+    assert!(
+        build.run.stderr.contains("first use only"),
+        "the first build installs the toolchain and says so: {:?}",
+        build.run
+    );
+    assert!(build.run.stdout.contains("sha256"), "{:?}", build.run);
+    assert!(
+        test.run.stdout.contains(&format!("plugin {name} 0.1.0")),
+        "{:?}",
+        test.run
+    );
+    assert!(test.run.stdout.contains("all held"), "{:?}", test.run);
+    assert_eq!(
+        decisions(&test.run.stdout).len(),
+        8,
+        "the template's fixtures, the same for every language: {:?}",
+        test.run
+    );
+    assert!(
+        deploy
+            .run
+            .stdout
+            .contains(&format!("activated {name} 0.1.0")),
+        "{:?}",
+        deploy.run
+    );
+    assert!(
+        list.run.stdout.contains(&format!("{name} (active 0.1.0)")),
+        "{:?}",
+        list.run
+    );
+
+    // The host itself has it active.
+    let plugin: serde_json::Value = host
+        .http
+        .get(host.url(&format!("/api/plugins/{name}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plugin["active"]["version"], "0.1.0", "{plugin}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_plugin_goes_from_nothing_to_an_active_version_in_six_commands() {
+    new_to_active("ts", "gift-cards-ts", &["npm", "test", "--silent"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_plugin_goes_from_nothing_to_an_active_version_in_six_commands() {
+    new_to_active("python", "gift-cards-py", &[".venv/bin/pytest", "-q"]).await;
 }

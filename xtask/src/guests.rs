@@ -1,12 +1,14 @@
 //! `cargo xtask guests`: builds the plugins written in other languages than Rust — the
-//! TypeScript `order` (`plugins/order-ts`, componentize-js) and the Python `order`
-//! (`plugins/order-py`, componentize-py) — and publishes them to `plugins/dist/order-ts.wasm`
-//! and `plugins/dist/order-py.wasm`, printing each one's size, sha256 and build time.
+//! TypeScript `order` (`plugins/order-ts`) and the Python `order` (`plugins/order-py`) — with
+//! `orderpipe plugin build`, as a plugin author would, and publishes them to
+//! `plugins/dist/order-ts.wasm` and `plugins/dist/order-py.wasm`.
 //!
-//! Each toolchain comes from its registry into the project's own folder on first use (npm's
-//! `node_modules/` from the committed lockfiles; a virtualenv `plugins/order-py/.venv` from
-//! PyPI), never into the system; only `node`/`npm` and `python3` must be installed. It never
-//! edits the plugins' sources.
+//! `plugin build` owns the toolchains: it installs them from npm and PyPI into each project's
+//! folder on first use (`node_modules/` from the committed lockfiles, a virtualenv `.venv`),
+//! never into the system, and prints each component's size and sha256; only `node`/`npm` and
+//! `python3` must be installed. This file only adds what the repository needs around it: the
+//! SDKs' own unit tests, the shared fixtures, and `plugins/dist/`. It never edits the plugins'
+//! sources.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,15 +19,6 @@ use anyhow::{Context, bail};
 
 use crate::{plugins, process};
 
-/// What `pip` installs into the Python plugin's virtualenv. The SDK is installed editable, so a
-/// change to `plugins/sdk-python` needs no reinstall.
-const PYTHON_REQUIREMENTS: [&str; 4] = [
-    "componentize-py==0.25.1",
-    "pytest>=8",
-    "-e",
-    "../sdk-python",
-];
-
 /// The fixtures the Rust `order` plugin passes; its ports must pass them too.
 const ORDER_FIXTURES: &str = "plugins/order/fixtures/orders.json";
 
@@ -35,38 +28,36 @@ enum Language {
     Python,
 }
 
+impl Language {
+    /// The SDK's folder and the plugin's, under the repository root.
+    fn projects(self) -> (&'static str, &'static str) {
+        match self {
+            Language::TypeScript => ("plugins/sdk-ts", "plugins/order-ts"),
+            Language::Python => ("plugins/sdk-python", "plugins/order-py"),
+        }
+    }
+
+    /// Where the component is published in `plugins/dist/`.
+    fn published_name(self) -> &'static str {
+        match self {
+            Language::TypeScript => "order-ts.wasm",
+            Language::Python => "order-py.wasm",
+        }
+    }
+}
+
 struct Options {
     languages: Vec<Language>,
     test: bool,
-    orderpipe: Option<PathBuf>,
 }
 
-/// `guests [ts] [python] [--test] [--orderpipe PATH]`.
+/// `guests [ts] [python] [--test]`.
 pub fn command(args: &[String]) -> anyhow::Result<()> {
     let options = parse(args)?;
     let root = crate::repo_root();
-    let mut built = Vec::new();
+    let orderpipe = build_orderpipe(&root)?;
     for language in &options.languages {
-        let component = match language {
-            Language::TypeScript => typescript(&root, options.test)?,
-            Language::Python => python(&root, options.test)?,
-        };
-        built.push(component);
-    }
-    if let Some(orderpipe) = &options.orderpipe {
-        for component in &built {
-            crate::step(&format!(
-                "{}: orderpipe plugin test with {ORDER_FIXTURES}",
-                component.display()
-            ));
-            process::run(
-                Command::new(orderpipe)
-                    .current_dir(&root)
-                    .args(["plugin", "test", "--component"])
-                    .arg(component)
-                    .args(["--fixtures", ORDER_FIXTURES]),
-            )?;
-        }
+        guest(&root, &orderpipe, *language, options.test)?;
     }
     Ok(())
 }
@@ -75,22 +66,14 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut options = Options {
         languages: Vec::new(),
         test: false,
-        orderpipe: None,
     };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
+    for arg in args {
         match arg.as_str() {
             "ts" | "typescript" => options.languages.push(Language::TypeScript),
             "python" | "py" => options.languages.push(Language::Python),
             "--test" => options.test = true,
-            "--orderpipe" => {
-                let path = args
-                    .next()
-                    .context("--orderpipe needs the path of an orderpipe binary")?;
-                options.orderpipe = Some(PathBuf::from(path));
-            }
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask guests [ts] [python] [--test] [--orderpipe PATH]"
+                "unknown argument {other:?}; usage: cargo xtask guests [ts] [python] [--test]"
             ),
         }
     }
@@ -100,151 +83,83 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Builds `plugins/order-ts` (after the SDK it depends on) into `plugins/dist/order-ts.wasm`.
-fn typescript(root: &Path, test: bool) -> anyhow::Result<PathBuf> {
-    process::require("npm", "install Node.js 20 or later (it brings npm)")?;
-    let sdk = root.join("plugins/sdk-ts");
-    let plugin = root.join("plugins/order-ts");
-    npm_install(&sdk, "jco and typescript")?;
-    npm_install(&plugin, "componentize-js 0.23.0, esbuild and typescript")?;
-    crate::step("plugins/sdk-ts: npm run build");
-    process::run(npm(&sdk).args(["run", "--silent", "build"]))?;
-    if test {
-        for project in [&sdk, &plugin] {
-            crate::step(&format!("{}: npm test", relative(root, project)));
-            process::run(npm(project).args(["test", "--silent"]))?;
-        }
-    }
-    crate::step("plugins/order-ts: npm run build (tsc, esbuild, componentize-js)");
-    let started = Instant::now();
-    process::run(npm(&plugin).args(["run", "--silent", "build"]))?;
-    publish(
-        root,
-        &plugin.join("dist/order.wasm"),
-        "order-ts.wasm",
-        started,
-    )
+/// `cargo build -p orderpipe` (the dev build the tests use); returns the binary.
+fn build_orderpipe(root: &Path) -> anyhow::Result<PathBuf> {
+    crate::step("cargo build -p orderpipe (its `plugin build` builds the guests)");
+    process::run(Command::new(env!("CARGO")).current_dir(root).args([
+        "build",
+        "--package",
+        "orderpipe",
+        "--bin",
+        "orderpipe",
+    ]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("debug/orderpipe"))
 }
 
-/// Builds `plugins/order-py` into `plugins/dist/order-py.wasm`.
-fn python(root: &Path, test: bool) -> anyhow::Result<PathBuf> {
-    process::require("python3", "install Python 3.11 or later")?;
-    let sdk = root.join("plugins/sdk-python");
-    let plugin = root.join("plugins/order-py");
-    let venv = plugin.join(".venv");
-    python_venv(&plugin, &venv)?;
-    let bin = venv.join("bin");
+/// Builds one language's `order` plugin with `orderpipe plugin build`; with `test`, runs the
+/// SDK's and the plugin's unit tests and `plugin test` with the Rust plugin's fixtures; then
+/// publishes the component.
+fn guest(root: &Path, orderpipe: &Path, language: Language, test: bool) -> anyhow::Result<()> {
+    let (sdk, plugin) = language.projects();
+    crate::step(&format!("{plugin}: orderpipe plugin build"));
+    let started = Instant::now();
+    process::run(
+        Command::new(orderpipe)
+            .current_dir(root)
+            .args(["plugin", "build", "--dir", plugin]),
+    )?;
+    println!(
+        "    built in {:.1} s (toolchain installs included)",
+        started.elapsed().as_secs_f64()
+    );
     if test {
-        for project in [&sdk, &plugin] {
-            crate::step(&format!("{}: pytest", relative(root, project)));
+        for project in [sdk, plugin] {
+            unit_tests(root, language, project)?;
+        }
+        crate::step(&format!(
+            "{plugin}: orderpipe plugin test with {ORDER_FIXTURES}"
+        ));
+        process::run(Command::new(orderpipe).current_dir(root).args([
+            "plugin",
+            "test",
+            "--dir",
+            plugin,
+            "--fixtures",
+            ORDER_FIXTURES,
+        ]))?;
+    }
+    publish(&root.join(plugin).join("dist/order.wasm"), language)
+}
+
+/// `npm test`, or pytest from the plugin's virtualenv (where `plugin build` installed the SDK).
+fn unit_tests(root: &Path, language: Language, project: &str) -> anyhow::Result<()> {
+    let folder = root.join(project);
+    match language {
+        Language::TypeScript => {
+            crate::step(&format!("{project}: npm test"));
             process::run(
-                Command::new(bin.join("pytest"))
-                    .current_dir(project)
-                    .arg("-q"),
-            )?;
+                Command::new("npm")
+                    .current_dir(&folder)
+                    .args(["test", "--silent"]),
+            )
+        }
+        Language::Python => {
+            crate::step(&format!("{project}: pytest"));
+            let pytest = root.join(language.projects().1).join(".venv/bin/pytest");
+            process::run(Command::new(pytest).current_dir(&folder).arg("-q"))
         }
     }
-    crate::step("plugins/order-py: componentize-py componentize app");
-    let started = Instant::now();
-    let out = plugin.join("dist/order.wasm");
-    fs::create_dir_all(plugin.join("dist"))?;
-    process::run(
-        Command::new(bin.join("componentize-py"))
-            .current_dir(&plugin)
-            .args([
-                "-d",
-                "../../wit",
-                "-w",
-                "order-plugin",
-                "componentize",
-                "app",
-            ])
-            .args(["-p", "src", "-p", "../sdk-python/src", "-o"])
-            .arg(&out),
-    )?;
-    publish(root, &out, "order-py.wasm", started)
 }
 
-/// `npm ci` in `project` when its `node_modules` is missing or older than its lockfile.
-fn npm_install(project: &Path, what: &str) -> anyhow::Result<()> {
-    let lock = project.join("package-lock.json");
-    let installed = project.join("node_modules/.package-lock.json");
-    if modified(&installed).is_some_and(|installed| modified(&lock) <= Some(installed)) {
-        return Ok(());
-    }
-    crate::step(&format!(
-        "installing {what} into {}/node_modules from npm (npm ci; first run only)",
-        project.display()
-    ));
-    process::run(npm(project).args(["ci", "--no-audit", "--no-fund"]))
-}
-
-/// Creates the plugin's virtualenv and installs [`PYTHON_REQUIREMENTS`] into it, unless it
-/// holds exactly those already (a marker file in the venv records what was installed).
-fn python_venv(plugin: &Path, venv: &Path) -> anyhow::Result<()> {
-    let marker = venv.join(".orderpipe-requirements");
-    let wanted = PYTHON_REQUIREMENTS.join(" ");
-    if fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
-        return Ok(());
-    }
-    crate::step(&format!(
-        "installing componentize-py 0.25.1 and pytest into {} from PyPI (first run only)",
-        venv.display()
-    ));
-    process::run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
-    process::run(
-        Command::new(venv.join("bin/pip"))
-            .current_dir(plugin)
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .args(PYTHON_REQUIREMENTS),
-    )?;
-    fs::write(&marker, wanted).with_context(|| format!("writing {}", marker.display()))
-}
-
-fn npm(project: &Path) -> Command {
-    let mut command = Command::new("npm");
-    command.current_dir(project);
-    command
-}
-
-/// Copies a built component to `plugins/dist/<name>` and prints its size, sha256 and the
-/// seconds since `started`.
-fn publish(root: &Path, built: &Path, name: &str, started: Instant) -> anyhow::Result<PathBuf> {
-    let seconds = started.elapsed().as_secs_f64();
+/// Copies a built component to `plugins/dist/`.
+fn publish(built: &Path, language: Language) -> anyhow::Result<()> {
     let dist = plugins::dist_dir();
     fs::create_dir_all(&dist)?;
-    let to = dist.join(name);
-    let size = plugins::publish(built, &to)?;
-    println!(
-        "    {}: {:.1} MiB, sha256 {}, built in {seconds:.1} s",
-        relative(root, &to),
-        size as f64 / (1024.0 * 1024.0),
-        sha256(&to)?
-    );
-    Ok(to)
-}
-
-/// The file's sha256 in hex, from coreutils' `sha256sum` (or `shasum` on macOS): xtask has no
-/// hashing crate.
-fn sha256(path: &Path) -> anyhow::Result<String> {
-    let out = if process::on_path("sha256sum") {
-        process::output(Command::new("sha256sum").arg(path))?
-    } else {
-        process::output(Command::new("shasum").args(["-a", "256"]).arg(path))?
-    };
-    out.split_whitespace()
-        .next()
-        .map(str::to_string)
-        .with_context(|| format!("no sha256 for {}", path.display()))
-}
-
-fn modified(path: &Path) -> Option<std::time::SystemTime> {
-    fs::metadata(path).and_then(|meta| meta.modified()).ok()
-}
-
-fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    let to = dist.join(language.published_name());
+    plugins::publish(built, &to).with_context(|| format!("publishing {}", built.display()))?;
+    println!("    published {}", to.display());
+    Ok(())
 }

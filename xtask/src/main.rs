@@ -7,13 +7,13 @@
 //! - `servers status`, `servers kill <name>` (SIGKILL, for fault tests), `servers env` (the
 //!   `ORDERPIPE_*` variables that reach them; `eval "$(cargo xtask servers env)"`).
 //! - `plugins`: build the plugin workspace to wasm32-wasip2 into `plugins/dist/`.
-//! - `guests [ts] [python] [--test] [--orderpipe PATH]`: build the TypeScript and Python
-//!   `order` plugins into `plugins/dist/order-ts.wasm` and `order-py.wasm` (toolchains from
-//!   npm and PyPI into the projects' folders on first use); `--test` runs their unit tests
-//!   first, `--orderpipe` then runs `plugin test` with the Rust plugin's fixtures. Needs `npm`
-//!   and `python3`. Not in CI yet.
+//! - `guests [ts] [python] [--test]`: build the TypeScript and Python `order` plugins with
+//!   `orderpipe plugin build` (dev build; toolchains from npm and PyPI into the projects'
+//!   folders on first use) into `plugins/dist/order-ts.wasm` and `order-py.wasm`; `--test`
+//!   also runs the SDKs' and plugins' unit tests and `plugin test` with the Rust plugin's
+//!   fixtures. Needs `npm` and `python3`. CI runs it (`test`).
 //! - `test [cargo test args]`: servers up, plugins, fmt and clippy, `web --check` and
-//!   `web test`, every test, then `schemathesis`. CI runs this.
+//!   `web test`, every test, `guests --test`, then `schemathesis`. CI runs this.
 //! - `web [--check | test [--screenshot]]`: build the page (`web/`, npm) into `web/dist`,
 //!   which the host embeds; `--check` fails when `web/dist` does not match a fresh build;
 //!   `test` runs its Playwright suite in Debian's chromium against a real host, the servers

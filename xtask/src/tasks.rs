@@ -23,7 +23,8 @@ fn with_server_env(command: &mut Command, plugins_dir: &Path) {
 
 /// Servers up, plugins built, formatting and lints checked, the web page checked against its
 /// sources and its browser suite run, the plugins' native unit tests,
-/// every workspace test against the real servers with `cargo_args` passed through, then
+/// every workspace test against the real servers with `cargo_args` passed through, the
+/// TypeScript and Python `order` plugins built and tested (`guests --test`), then
 /// schemathesis against the API's OpenAPI document. cargo test's
 /// output streams through unmodified and is the last thing printed: CI reads its closing lines.
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
@@ -93,6 +94,9 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
         // cargo has said what failed; exit with its code and print nothing after it.
         std::process::exit(status.code().unwrap_or(1));
     }
+    // The TypeScript and Python `order` plugins, built from the registries with `orderpipe
+    // plugin build`, their unit tests and the Rust plugin's fixtures through `plugin test`.
+    crate::guests::command(&["--test".to_owned()])?;
     crate::schemathesis::run(&dist)
 }
 

@@ -1,10 +1,11 @@
 //! The plugin author's commands, `orderpipe plugin new|build|test`: from nothing to a tested
 //! component without a running pipeline.
 //!
-//! - [`plugin_new`]: a ready project from the template in `template/` (its own cargo project,
-//!   depending on the SDK by path, with unit tests and fixtures);
-//! - [`plugin_build`]: `cargo build --release --target wasm32-wasip2`, then the component's
-//!   path, size and sha256;
+//! - [`plugin_new`]: a ready project in Rust, TypeScript or Python from the templates in
+//!   `template/` (depending on its SDK by path, with unit tests and fixtures);
+//! - [`plugin_build`]: the project's toolchain, by [`language`]: cargo for wasm32-wasip2,
+//!   [`npm_project`] (componentize-js) or [`python_project`] (componentize-py), the latter two
+//!   installed into the project folder on first use; then the component's path, size and sha256;
 //! - [`plugin_test`]: the component in the host's own runtime with in-memory host functions,
 //!   against the fixtures ([`fixtures`] is their format), printing every decision.
 //!
@@ -15,36 +16,46 @@
 //! progress on stderr) and their exit status for scripts: non-zero when anything went wrong.
 
 mod fixtures;
+mod language;
+mod npm_project;
 mod plugin_admin;
 mod plugin_build;
 mod plugin_new;
 mod plugin_test;
 mod project;
+mod python_project;
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 
+pub use self::language::Language;
 use crate::plugin::PluginLimits;
 
 /// `orderpipe plugin ...`.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Create a plugin project from the template: <DIR>/<NAME>/ with Cargo.toml, src/lib.rs
-    /// (a working plugin with unit tests), fixtures/orders.json and a README.
+    /// Create a plugin project from the template: <DIR>/<NAME>/ with a working plugin, its
+    /// unit tests (cargo test, npm test or pytest), fixtures/orders.json and a README.
     New {
         /// The plugin's name: lowercase letters, digits, '_' or '-', starting with a letter.
         name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Language,
         /// Where to create the project's folder.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The plugin SDK to depend on (the plugins/sdk folder of an orderpipe checkout);
-        /// default: the one of the checkout this binary was built from.
+        /// The plugin SDK to depend on (the plugins/sdk, plugins/sdk-ts or plugins/sdk-python
+        /// folder of an orderpipe checkout); default: the one of the checkout this binary was
+        /// built from.
         #[arg(long, value_name = "PATH")]
         sdk: Option<PathBuf>,
     },
-    /// Build the plugin project's component (cargo build --release --target wasm32-wasip2)
-    /// and print its path, size and sha256.
+    /// Build the plugin project's component with its language's toolchain (cargo for
+    /// wasm32-wasip2; npm run build with componentize-js; componentize-py), installing the
+    /// TypeScript or Python toolchain into the project folder on first use, and print its
+    /// path, size and sha256.
     Build {
         /// The plugin project.
         #[arg(long, default_value = ".")]
@@ -165,9 +176,12 @@ impl AdminArgs {
 /// configuration), so `plugin test` tests under the same budget.
 pub async fn run(command: PluginCommand, limits: &PluginLimits) -> anyhow::Result<()> {
     match command {
-        PluginCommand::New { name, dir, sdk } => {
-            plugin_new::run(&name, &dir, sdk.as_deref()).map(drop)
-        }
+        PluginCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        } => plugin_new::run(&name, lang, &dir, sdk.as_deref()).map(drop),
         PluginCommand::Build { dir } => plugin_build::run(&dir),
         PluginCommand::Test {
             dir,

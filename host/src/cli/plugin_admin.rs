@@ -21,6 +21,9 @@ impl Target {
     }
 }
 
+/// How long an upload may take, the host's compile included.
+const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
@@ -52,7 +55,7 @@ pub async fn deploy(
 ) -> anyhow::Result<()> {
     let path = match component {
         Some(path) => path,
-        None => project::plugin_crate(dir)?.component,
+        None => project::component(dir)?,
     };
     let bytes = std::fs::read(&path)
         .with_context(|| format!("reading {} (run `orderpipe plugin build`)", path.display()))?;
@@ -67,6 +70,9 @@ pub async fn deploy(
         http.post(target.endpoint(&format!("/api/plugins/{}/versions", plugin.name)))
             .bearer_auth(&target.token)
             .header("content-type", "application/wasm")
+            // The host compiles the component before it answers: a TypeScript or Python one
+            // takes a minute or more on a busy machine with a dev build.
+            .timeout(UPLOAD_TIMEOUT)
             .body(bytes),
         "upload",
     )

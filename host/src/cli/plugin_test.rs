@@ -45,7 +45,7 @@ struct Tally {
 pub(crate) async fn run(options: &Options, limits: &PluginLimits) -> anyhow::Result<()> {
     let component = match &options.component {
         Some(path) => path.clone(),
-        None => project_component(&options.dir)?,
+        None => project::component(&options.dir)?,
     };
     let files = if options.fixtures.is_empty() {
         project::fixture_files(&options.dir)?
@@ -96,27 +96,6 @@ pub(crate) async fn run(options: &Options, limits: &PluginLimits) -> anyhow::Res
         "plugin test failed: {} problem(s), listed above",
         tally.problems.len()
     )
-}
-
-/// The component `plugin build` makes for the project in `dir`, warning when its sources
-/// changed after it was built.
-fn project_component(dir: &Path) -> anyhow::Result<PathBuf> {
-    let plugin = project::plugin_crate(dir)?;
-    if !plugin.component.is_file() {
-        bail!(
-            "{} has no component yet ({} is missing): run `orderpipe plugin build --dir {}` first, or pass --component",
-            plugin.package,
-            plugin.component.display(),
-            dir.display()
-        );
-    }
-    if let Some(source) = project::newer_source(&plugin) {
-        eprintln!(
-            "warning: {} changed after the component was built; run `orderpipe plugin build` to test the change",
-            source.display()
-        );
-    }
-    Ok(plugin.component)
 }
 
 fn print_plugin(

@@ -1,6 +1,8 @@
-//! A plugin project on disk, as `plugin build` and `plugin test` find it: its manifest, the
-//! component cargo builds from it, its fixtures. Cargo is asked (`cargo metadata`) rather
-//! than guessed at, so a `CARGO_TARGET_DIR`, a workspace or a renamed crate all work.
+//! A plugin project on disk, as `plugin build`, `plugin test` and `plugin deploy` find it: the
+//! component its build makes (whatever its language), its fixtures, and for Rust its manifest
+//! and crate. Cargo is asked (`cargo metadata`) rather than guessed at, so a
+//! `CARGO_TARGET_DIR`, a workspace or a renamed crate all work. The TypeScript and Python
+//! toolchains are in [`super::npm_project`] and [`super::python_project`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,6 +10,9 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
+
+use super::language::Language;
+use super::{npm_project, python_project};
 
 /// The target every plugin is built for: its `cdylib` is a component.
 pub(crate) const TARGET: &str = "wasm32-wasip2";
@@ -34,12 +39,46 @@ pub(crate) fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
 pub(crate) fn spawn_error(command: &Command, error: std::io::Error) -> anyhow::Error {
     let program = command.get_program().to_string_lossy().into_owned();
     if error.kind() == std::io::ErrorKind::NotFound {
-        anyhow::anyhow!(
-            "`{program}` was not found on PATH: install Rust with rustup (https://rustup.rs)"
-        )
+        let install = match program.as_str() {
+            "npm" | "node" => "install Node.js 20 or later (it brings npm)",
+            "python3" => "install Python 3.11 or later",
+            "cargo" | "rustup" => "install Rust with rustup (https://rustup.rs)",
+            _ => "it should have been installed with the project's toolchain",
+        };
+        anyhow::anyhow!("`{program}` was not found: {install}")
     } else {
         anyhow::anyhow!("could not run `{program}`: {error}")
     }
+}
+
+/// The component `plugin build` makes for the project in `dir`, in any language; for Rust,
+/// a warning when a source changed after it was built.
+pub(crate) fn component(dir: &Path) -> anyhow::Result<PathBuf> {
+    let component = match Language::detect(dir)? {
+        Language::Rust => {
+            let plugin = plugin_crate(dir)?;
+            if plugin.component.is_file()
+                && let Some(source) = newer_source(&plugin)
+            {
+                eprintln!(
+                    "warning: {} changed after the component was built; run `orderpipe plugin build` to use the change",
+                    source.display()
+                );
+            }
+            plugin.component
+        }
+        Language::TypeScript => npm_project::component(dir)?,
+        Language::Python => python_project::component(dir)?,
+    };
+    if !component.is_file() {
+        bail!(
+            "{} has no component yet ({} is missing): run `orderpipe plugin build --dir {}` first, or pass --component",
+            dir.display(),
+            component.display(),
+            dir.display()
+        );
+    }
+    Ok(component)
 }
 
 /// The project's `Cargo.toml`, absolute (cargo runs in the project's folder, so a relative
@@ -104,7 +143,6 @@ struct Target {
 
 /// The plugin a project builds: its package and where cargo puts its component.
 pub(crate) struct PluginCrate {
-    pub package: String,
     pub component: PathBuf,
     /// The package's folder, whose sources a fresh component must be newer than.
     pub root: PathBuf,
@@ -175,7 +213,6 @@ pub(crate) fn plugin_crate(dir: &Path) -> anyhow::Result<PluginCrate> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| lib.src_path.clone());
     Ok(PluginCrate {
-        package: package.name.clone(),
         component: metadata
             .target_directory
             .join(TARGET)
@@ -189,17 +226,21 @@ pub(crate) fn plugin_crate(dir: &Path) -> anyhow::Result<PluginCrate> {
 /// the old component would test code that is no longer there.
 pub(crate) fn newer_source(plugin: &PluginCrate) -> Option<PathBuf> {
     let built = modified(&plugin.component)?;
-    let mut pending = vec![plugin.root.join("src")];
+    [
+        newest_file(&plugin.root.join("src")),
+        modified(&plugin.root.join("Cargo.toml")).map(|at| (at, plugin.root.join("Cargo.toml"))),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|(at, _)| *at > built)
+    .max_by_key(|(at, _)| *at)
+    .map(|(_, path)| path)
+}
+
+/// The most recently modified file under `folder` (recursively), with its time.
+pub(crate) fn newest_file(folder: &Path) -> Option<(SystemTime, PathBuf)> {
+    let mut pending = vec![folder.to_path_buf()];
     let mut newest: Option<(SystemTime, PathBuf)> = None;
-    let mut consider = |path: PathBuf| {
-        if let Some(at) = modified(&path)
-            && at > built
-            && newest.as_ref().is_none_or(|(seen, _)| at > *seen)
-        {
-            newest = Some((at, path));
-        }
-    };
-    consider(plugin.root.join("Cargo.toml"));
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -208,15 +249,18 @@ pub(crate) fn newer_source(plugin: &PluginCrate) -> Option<PathBuf> {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
-            } else {
-                consider(path);
+            } else if let Some(at) = modified(&path)
+                && newest.as_ref().is_none_or(|(seen, _)| at > *seen)
+            {
+                newest = Some((at, path));
             }
         }
     }
-    newest.map(|(_, path)| path)
+    newest
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
+/// When `path` was last modified, if it exists.
+pub(crate) fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 

@@ -1,0 +1,6 @@
+/** The module componentize-js builds. */
+import { exportPlugin } from '@orderpipe/plugin-sdk/component';
+
+import { hostile } from './plugin.js';
+
+export const { describe, decide } = exportPlugin(hostile);
