@@ -33,7 +33,7 @@
 //!   (`bench/original/`: Flask under gunicorn -w 4 and a kafka-python consumer, installed into
 //!   a virtualenv under `target/`) on the same servers, in alternating rounds: consumer drain,
 //!   POST, cache-hit GET and POST → processed p50, each as original | orderpipe | ratio; report
-//!   in `target/bench/against-original.{json,md}` and `BENCHMARKS.md`. About 4 minutes once
+//!   in `target/bench/against-original.{json,md}` and `BENCHMARKS.md`. 4–6 minutes once
 //!   built.
 //!
 //! This file only dispatches; `servers/` owns the servers, `plugins` the Rust plugin build,

@@ -286,7 +286,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     let test = if against_original {
         crate::step(
             "bench --against-original: the servers warmed up (½-1 minute), then 3 alternating \
-             rounds of the original and orderpipe, about 3 minutes of load on loopback \
+             rounds of the original and orderpipe, 3-5 minutes of load on loopback \
              (figures into BENCHMARKS.md)",
         );
         "against_original"
