@@ -33,6 +33,12 @@
 //!   beside a baseline measured in the same run; report in `target/bench/` and
 //!   `BENCHMARKS.md`. About 3 minutes once built (dev profile, as the tests;
 //!   `--release` builds optimised first). Not in CI.
+//! - `bench --against-original [--release]`: instead, orderpipe beside the service it replaces
+//!   (`bench/original/`: Flask under gunicorn -w 4 and a kafka-python consumer, installed into
+//!   a virtualenv under `target/`) on the same servers, in alternating rounds: consumer drain,
+//!   POST, cache-hit GET and POST → processed p50, each as original | orderpipe | ratio; report
+//!   in `target/bench/against-original.{json,md}` and `BENCHMARKS.md`. 4–6 minutes once
+//!   built.
 //!
 //! This file only dispatches; `servers/` owns the servers, `plugins` the Rust plugin build,
 //! `web` the page's build, check and browser suite,
@@ -40,6 +46,7 @@
 //! the process plumbing they share.
 
 mod guests;
+mod original;
 mod plugins;
 mod process;
 mod schemathesis;
@@ -101,6 +108,13 @@ fn print_help() {
 pub fn repo_root() -> PathBuf {
     let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Where cargo builds (`CARGO_TARGET_DIR`, else `target/`); tools the tasks install live there.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
 }
 
 fn step_clock() -> Instant {

@@ -39,12 +39,6 @@ const TOKEN: &str = "schemathesis-admin-token";
 /// How long the host may take to answer `/healthz` after it is started.
 const START_LIMIT: Duration = Duration::from_secs(120);
 
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-}
-
 /// The `st` command of a virtualenv holding schemathesis [`VERSION`], made if missing.
 fn install(target: &Path) -> anyhow::Result<PathBuf> {
     let venv = target.join(format!("schemathesis-{VERSION}"));
@@ -104,7 +98,7 @@ fn answers_health(port: u16) -> bool {
 /// Runs schemathesis against a fresh host; `dist` holds the built plugins.
 pub fn run(dist: &Path) -> anyhow::Result<()> {
     let root = crate::repo_root();
-    let target = target_dir(&root);
+    let target = crate::target_dir();
     let st = install(&target)?;
     crate::step("cargo build -p orderpipe (the host schemathesis fuzzes)");
     process::run(Command::new(env!("CARGO")).current_dir(&root).args([

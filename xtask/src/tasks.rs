@@ -239,13 +239,19 @@ pub fn soak(args: &[String]) -> anyhow::Result<()> {
 /// release build of its own) build in the background while the servers come up, the plugins
 /// build and `wrk` is installed when missing; then, once the servers' own rates have stopped
 /// climbing, each figure beside its same-run baseline, in `target/bench/report.{json,md}` and
-/// `BENCHMARKS.md`.
+/// `BENCHMARKS.md`. With `--against-original`, the original design is installed into its
+/// virtualenv too and the bench's `against_original` runs instead: orderpipe beside it, in
+/// `target/bench/against-original.{json,md}` and its own section of `BENCHMARKS.md`.
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
-    let release = match args {
-        [] => false,
-        [flag] if flag == "--release" => true,
-        _ => anyhow::bail!("unknown arguments {args:?}; usage: cargo xtask bench [--release]"),
-    };
+    const USAGE: &str = "usage: cargo xtask bench [--release] [--against-original]";
+    let (mut release, mut against_original) = (false, false);
+    for arg in args {
+        match arg.as_str() {
+            "--release" => release = true,
+            "--against-original" => against_original = true,
+            other => anyhow::bail!("unknown argument {other:?}; {USAGE}"),
+        }
+    }
     let profile: &[&str] = if release { &["--release"] } else { &[] };
     let root = crate::repo_root();
     // The cold build is most of a first run; downloads and JVM start-up leave the cores idle.
@@ -262,8 +268,14 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         .args(profile)
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting cargo build: {e}"))?;
-    let dist = match prepare_bench() {
-        Ok(dist) => dist,
+    let prepared = prepare_bench().and_then(|dist| {
+        let venv = against_original
+            .then(crate::original::install)
+            .transpose()?;
+        Ok((dist, venv))
+    });
+    let (dist, venv) = match prepared {
+        Ok(prepared) => prepared,
         Err(error) => {
             let _ = build.kill();
             let _ = build.wait();
@@ -278,16 +290,31 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         built.success(),
         "building the host and the benchmark failed ({built})"
     );
-    crate::step(
-        "bench: the servers warmed up (½-1 minute, 2 on servers just started), then about \
-         2½ minutes of load on loopback (figures into BENCHMARKS.md)",
-    );
+    // One test by its exact name: the bench binary's other ignored tests are profiling
+    // targets and would otherwise run at the same time.
+    let test = if against_original {
+        crate::step(
+            "bench --against-original: the servers warmed up (½-1 minute), then 3 alternating \
+             rounds of the original and orderpipe, 3-5 minutes of load on loopback \
+             (figures into BENCHMARKS.md)",
+        );
+        "against_original"
+    } else {
+        crate::step(
+            "bench: the servers warmed up (½-1 minute, 2 on servers just started), then about \
+             2½ minutes of load on loopback (figures into BENCHMARKS.md)",
+        );
+        "bench"
+    };
     let mut command = cargo(&root);
     command
         .args(["test", "--package", "orderpipe", "--test", "bench"])
         .args(profile)
-        .args(["--", "--ignored", "--nocapture"]);
+        .args(["--", "--ignored", "--nocapture", "--exact", test]);
     with_server_env(&mut command, &dist);
+    if let Some(venv) = venv {
+        command.env("ORDERPIPE_BENCH_ORIGINAL_VENV", venv);
+    }
     let status = command
         .status()
         .map_err(|e| anyhow::anyhow!("starting cargo test: {e}"))?;

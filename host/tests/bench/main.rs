@@ -16,13 +16,18 @@
 //!
 //! Before the first figure that uses the servers, their own loops run until their rates stop
 //! climbing (`servers_warm_up`), so orderpipe and its baselines meet equally warm JVMs.
+//!
+//! `cargo xtask bench --against-original` runs [`against_original`] instead: orderpipe beside
+//! the service it replaces (`bench/original/`, Python), in alternating rounds (`comparison`).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod baselines;
+mod comparison;
 mod cpu;
 mod http;
+mod original;
 mod plugin;
 mod report;
 mod servers_warm_up;
@@ -221,10 +226,15 @@ async fn sustained_rate(http: &reqwest::Client, base: &str) -> f64 {
     processed.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Reads the order until GET shows it `processed`: every 2 ms while young, then every tenth
-/// of its age (at most 50 ms; 10 % resolution at worst), so a slow spell does not turn into a
-/// flood of GETs.
+/// Reads the order until GET shows it `processed` (see [`wait_for_status`]).
 async fn wait_processed(http: &reqwest::Client, base: &str, id: Uuid) {
+    wait_for_status(http, base, id, |status| status == "processed").await;
+}
+
+/// Reads the order until GET shows a status that is `done`: every 2 ms while young, then
+/// every tenth of its age (at most 50 ms; 10 % resolution at worst), so a slow spell does not
+/// turn into a flood of GETs.
+async fn wait_for_status(http: &reqwest::Client, base: &str, id: Uuid, done: fn(&str) -> bool) {
     let at = Instant::now();
     loop {
         let view: Value = http
@@ -235,7 +245,7 @@ async fn wait_processed(http: &reqwest::Client, base: &str, id: Uuid) {
             .json()
             .await
             .expect("JSON");
-        if view["status"] == "processed" {
+        if view["status"].as_str().is_some_and(done) {
             return;
         }
         assert!(
@@ -688,6 +698,15 @@ async fn bench() {
         json_path.display(),
         md_path.display()
     );
+}
+
+/// orderpipe against the original design (issue 19): consumer drain, POST, cache-hit GET and
+/// POST → processed p50, in alternating rounds; `cargo xtask bench --against-original
+/// [--release]`, which installs the original into a virtualenv first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark, not a test: run it with `cargo xtask bench --against-original`"]
+async fn against_original() {
+    comparison::run().await;
 }
 
 /// Back-to-back fresh-instance decisions for `ORDERPIPE_PROFILE_SECONDS` (default 10; also
