@@ -17,7 +17,8 @@ import settings
 
 app = Flask(__name__)
 
-# Made on first use in each gunicorn worker: none of the three clients survives a fork.
+# Made in each gunicorn worker as it imports this module (gunicorn forks first, as none of
+# the three clients survives a fork), so a worker is connected before its first request.
 _clients = {}
 
 
@@ -111,3 +112,6 @@ def get_order(order_id):
 @app.get("/healthz")
 def healthz():
     return jsonify({"status": "ok"})
+
+
+clients()
