@@ -67,6 +67,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "009_customer_records",
         include_str!("../../../schema/009_customer_records.cql"),
     ),
+    (
+        "010_plugin_component_chunks",
+        include_str!("../../../schema/010_plugin_component_chunks.cql"),
+    ),
 ];
 
 fn unavailable(err: impl std::fmt::Display) -> BackendError {

@@ -1,11 +1,14 @@
-//! The plugin registry in Cassandra (`plugin_versions`, `plugin_active`, `plugin_limits`), in the same
-//! keyspace and session as the order store. Versions are written with `IF NOT EXISTS`, so
-//! an upload can never replace the bytes of a version some host may be running.
+//! The plugin registry in Cassandra (`plugin_versions`, `plugin_component_chunks`,
+//! `plugin_active`, `plugin_limits`), in the same keyspace and session as the order store.
+//! Versions are written with `IF NOT EXISTS`, so an upload can never replace the bytes of a
+//! version some host may be running. A component's bytes are stored in chunks keyed by their
+//! sha256 (Cassandra refuses one value over 16 MiB; a Python component is about 18 MiB).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue, Row};
@@ -15,6 +18,12 @@ use super::{BackendError, BackendResult};
 use crate::order::now_ms;
 
 const BACKEND: &str = "cassandra";
+
+/// The size of one stored chunk of a component: far below the 16 MiB Cassandra takes in one
+/// mutation, and read a few at a time ([`CHUNKS_PER_PAGE`]) so no answer nears its frame limit.
+pub const COMPONENT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Chunks per page when a component is read back.
+const CHUNKS_PER_PAGE: i32 = 4;
 
 fn unavailable(err: impl std::fmt::Display) -> BackendError {
     BackendError::unavailable(BACKEND, err)
@@ -26,6 +35,8 @@ pub struct CassandraRegistry {
     insert_version: PreparedStatement,
     versions: PreparedStatement,
     component: PreparedStatement,
+    insert_chunk: PreparedStatement,
+    chunks: PreparedStatement,
     all_versions: PreparedStatement,
     all_active: PreparedStatement,
     active: PreparedStatement,
@@ -59,9 +70,23 @@ impl CassandraRegistry {
             ))
             .await?,
             component: prepare(format!(
-                "SELECT component FROM {ks}.plugin_versions WHERE scope = ? AND name = ? AND version = ?"
+                "SELECT sha256, size, component FROM {ks}.plugin_versions WHERE scope = ? AND name = ? AND version = ?"
             ))
             .await?,
+            insert_chunk: prepare(format!(
+                "INSERT INTO {ks}.plugin_component_chunks (scope, name, version, sha256, chunk, bytes) \
+                 VALUES (?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            chunks: {
+                let mut chunks = prepare(format!(
+                    "SELECT bytes FROM {ks}.plugin_component_chunks \
+                     WHERE scope = ? AND name = ? AND version = ? AND sha256 = ?"
+                ))
+                .await?;
+                chunks.set_page_size(CHUNKS_PER_PAGE);
+                chunks
+            },
             all_versions: prepare(format!("SELECT DISTINCT scope, name FROM {ks}.plugin_versions")).await?,
             all_active: prepare(format!(
                 "SELECT scope, name, version, sha256, activated_at FROM {ks}.plugin_active"
@@ -116,6 +141,27 @@ impl PluginRegistry for CassandraRegistry {
         version: &PluginVersion,
         component: &[u8],
     ) -> BackendResult<Stored> {
+        // The bytes first, under their own sha256: the version row below names them only once
+        // they are all there, and a losing upload's chunks sit under another sha256.
+        for (index, chunk) in component.chunks(COMPONENT_CHUNK_BYTES).enumerate() {
+            let index = i32::try_from(index).map_err(|_| {
+                BackendError::Invalid(format!("a component of {} bytes", component.len()))
+            })?;
+            self.session
+                .execute_unpaged(
+                    &self.insert_chunk,
+                    (
+                        &self.scope,
+                        &version.name,
+                        &version.version,
+                        &version.sha256,
+                        index,
+                        chunk,
+                    ),
+                )
+                .await
+                .map_err(super::cassandra::refusal_or_outage)?;
+        }
         let result = self
             .session
             .execute_unpaged(
@@ -126,7 +172,7 @@ impl PluginRegistry for CassandraRegistry {
                     &version.version,
                     &version.sha256,
                     version.size as i64,
-                    component,
+                    None::<&[u8]>,
                     CqlTimestamp(version.uploaded_at_ms),
                 ),
             )
@@ -179,10 +225,36 @@ impl PluginRegistry for CassandraRegistry {
             .await
             .map_err(unavailable)?;
         let rows = result.into_rows_result().map_err(unavailable)?;
-        Ok(rows
-            .maybe_first_row::<(Option<Vec<u8>>,)>()
+        let Some((sha256, size, inline)) = rows
+            .maybe_first_row::<(Option<String>, Option<i64>, Option<Vec<u8>>)>()
             .map_err(unavailable)?
-            .and_then(|(bytes,)| bytes))
+        else {
+            return Ok(None);
+        };
+        // Stored before migration 010: the bytes are in the version row.
+        if let Some(bytes) = inline {
+            return Ok(Some(bytes));
+        }
+        let sha256 = sha256.unwrap_or_default();
+        let mut pages = self
+            .session
+            .execute_iter(self.chunks.clone(), (&self.scope, name, version, &sha256))
+            .await
+            .map_err(unavailable)?
+            .rows_stream::<(Vec<u8>,)>()
+            .map_err(unavailable)?;
+        let mut bytes = Vec::with_capacity(size.unwrap_or(0).clamp(0, 64 << 20) as usize);
+        while let Some((chunk,)) = pages.try_next().await.map_err(unavailable)? {
+            bytes.extend_from_slice(&chunk);
+        }
+        let expected = size.unwrap_or(0).max(0) as u64;
+        if bytes.len() as u64 != expected {
+            return Err(unavailable(format!(
+                "plugin {name} {version}: {} of its {expected} bytes are stored",
+                bytes.len()
+            )));
+        }
+        Ok(Some(bytes))
     }
 
     async fn plugins(&self) -> BackendResult<Vec<(String, Option<ActiveVersion>)>> {

@@ -257,7 +257,8 @@ impl PluginDeployer {
                 .store_version(&version, bytes)
                 .await
                 .map_err(|error| match error {
-                    // E.g. a component over what one Cassandra request may carry (16 MiB).
+                    // A request the store refuses as such (the Cassandra registry writes components in
+                    // 1 MiB chunks, so size alone is not one).
                     BackendError::Invalid(refusal) => DeployError::Invalid(format!(
                         "the registry refused to store it ({} bytes): {refusal}",
                         bytes.len()

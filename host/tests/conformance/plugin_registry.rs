@@ -85,14 +85,24 @@ fn version(name: &str, number: &str, sha256: &str, uploaded_at_ms: i64) -> Plugi
     }
 }
 
+/// `version` as the deployer describes `bytes`: its size is theirs.
+fn sized(version: &PluginVersion, bytes: &[u8]) -> PluginVersion {
+    PluginVersion {
+        size: bytes.len() as u64,
+        ..version.clone()
+    }
+}
+
 async fn store(registry: &dyn PluginRegistry, version: &PluginVersion, bytes: &[u8]) -> Stored {
-    bounded("storing a version", registry.store_version(version, bytes))
+    let version = sized(version, bytes);
+    bounded("storing a version", registry.store_version(&version, bytes))
         .await
         .expect("store_version")
 }
 
 conformance!(Registries { embedded, cassandra }:
     a_version_is_stored_once_and_never_replaced,
+    a_component_larger_than_one_cassandra_value_is_stored_whole,
     versions_are_listed_oldest_upload_first,
     the_active_version_is_set_and_listed,
     limit_overrides_are_stored_replaced_and_removed,
@@ -123,6 +133,30 @@ async fn a_version_is_stored_once_and_never_replaced(registries: &Registries) {
     assert_eq!(missing, None);
 }
 
+/// Cassandra refuses one value over 16 MiB; a Python component is about 18 MiB.
+async fn a_component_larger_than_one_cassandra_value_is_stored_whole(registries: &Registries) {
+    let registry = registries.registry.as_ref();
+    let name = plugin_name();
+    let bytes: Vec<u8> = (0..20 * 1024 * 1024 + 17)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let big = version(&name, "0.1.0", "sha-big", 1_000);
+    assert_eq!(store(registry, &big, &bytes).await, Stored::Created);
+    let read = bounded("reading a component", registry.component(&name, "0.1.0"))
+        .await
+        .expect("component")
+        .expect("stored");
+    assert_eq!(read.len(), bytes.len());
+    assert!(
+        read == bytes,
+        "the bytes read back differ from those stored"
+    );
+    let listed = bounded("listing versions", registry.versions(&name))
+        .await
+        .expect("versions");
+    assert_eq!(listed[0].size, bytes.len() as u64);
+}
+
 async fn versions_are_listed_oldest_upload_first(registries: &Registries) {
     let registry = registries.registry.as_ref();
     let (name, other) = (plugin_name(), plugin_name());
@@ -134,7 +168,7 @@ async fn versions_are_listed_oldest_upload_first(registries: &Registries) {
     let listed = bounded("listing versions", registry.versions(&name))
         .await
         .expect("versions");
-    assert_eq!(listed, vec![older, newer]);
+    assert_eq!(listed, vec![sized(&older, b"one"), sized(&newer, b"two")]);
 }
 
 async fn the_active_version_is_set_and_listed(registries: &Registries) {
