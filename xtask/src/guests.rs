@@ -11,7 +11,7 @@
 //! sources.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -55,7 +55,7 @@ struct Options {
 pub fn command(args: &[String]) -> anyhow::Result<()> {
     let options = parse(args)?;
     let root = crate::repo_root();
-    let orderpipe = build_orderpipe(&root)?;
+    let orderpipe = crate::build_dev_host("its `plugin build` builds the guests")?;
     for language in &options.languages {
         guest(&root, &orderpipe, *language, options.test)?;
     }
@@ -81,22 +81,6 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         options.languages = vec![Language::TypeScript, Language::Python];
     }
     Ok(options)
-}
-
-/// `cargo build -p orderpipe` (the dev build the tests use); returns the binary.
-fn build_orderpipe(root: &Path) -> anyhow::Result<PathBuf> {
-    crate::step("cargo build -p orderpipe (its `plugin build` builds the guests)");
-    process::run(Command::new(env!("CARGO")).current_dir(root).args([
-        "build",
-        "--package",
-        "orderpipe",
-        "--bin",
-        "orderpipe",
-    ]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("debug/orderpipe"))
 }
 
 /// Builds one language's `order` plugin with `orderpipe plugin build`; with `test`, runs the

@@ -117,6 +117,18 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
 }
 
+/// Builds the host's dev binary (`cargo build -p orderpipe --bin orderpipe`), the one the
+/// browser suite, the guests' `plugin build` and schemathesis run; `why` names the step.
+pub fn build_dev_host(why: &str) -> anyhow::Result<PathBuf> {
+    step(&format!("cargo build -p orderpipe ({why})"));
+    process::run(
+        std::process::Command::new(env!("CARGO"))
+            .current_dir(repo_root())
+            .args(["build", "--package", "orderpipe", "--bin", "orderpipe"]),
+    )?;
+    Ok(target_dir().join("debug/orderpipe"))
+}
+
 fn step_clock() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
     *START.get_or_init(Instant::now)

@@ -100,19 +100,14 @@ pub fn run(dist: &Path) -> anyhow::Result<()> {
     let root = crate::repo_root();
     let target = crate::target_dir();
     let st = install(&target)?;
-    crate::step("cargo build -p orderpipe (the host schemathesis fuzzes)");
-    process::run(Command::new(env!("CARGO")).current_dir(&root).args([
-        "build",
-        "--package",
-        "orderpipe",
-    ]))?;
+    let binary = crate::build_dev_host("the host schemathesis fuzzes")?;
     let work = target.join("schemathesis");
     let data = work.join("data");
     let _ = fs::remove_dir_all(&data);
     fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let log = fs::File::create(work.join("host.log"))?;
-    let host = Command::new(target.join("debug/orderpipe"))
+    let host = Command::new(&binary)
         .arg("serve")
         .env("ORDERPIPE_CONFIG", root.join("orderpipe.example.toml"))
         .env("ORDERPIPE_HTTP__ADDR", format!("127.0.0.1:{port}"))

@@ -170,18 +170,7 @@ fn test(screenshot: bool) -> anyhow::Result<()> {
     install_dependencies(&web)?;
     servers::up(&servers::ALL)?;
     let dist = plugins::build()?;
-    crate::step("web: cargo build -p orderpipe (the host the suite serves)");
-    process::run(Command::new(env!("CARGO")).current_dir(&root).args([
-        "build",
-        "--package",
-        "orderpipe",
-        "--bin",
-        "orderpipe",
-    ]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let binary = target.join("debug/orderpipe");
+    let binary = crate::build_dev_host("the host the web suite serves")?;
     crate::step("web: playwright test (chromium, real host, Keycloak)");
     let mut suite = npm(&web);
     suite
