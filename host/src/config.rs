@@ -722,6 +722,10 @@ pub struct WorkerConfig {
     pub max_backoff_ms: u64,
     /// Messages buffered per partition between the consumer and its processing task.
     pub partition_queue: usize,
+    /// Order states kept per partition between their events (so an order's next event is
+    /// decided without reading the store); past it the partition's states are dropped and
+    /// read again. 0 reads the store for every event.
+    pub kept_orders_per_partition: usize,
 }
 
 impl Default for WorkerConfig {
@@ -731,6 +735,7 @@ impl Default for WorkerConfig {
             initial_backoff_ms: 100,
             max_backoff_ms: 5_000,
             partition_queue: 64,
+            kept_orders_per_partition: 10_000,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::backend::wiring::Backends;
 use crate::config::Config;
 use crate::pipeline::changes::ChangePublisher;
 use crate::pipeline::health::WorkerHealth;
+use crate::pipeline::owned_orders::OwnedOrders;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
 use crate::plugin::{ActivePlugin, LimitPolicy, PluginDeployer, PluginHost, PluginRuntime};
@@ -117,6 +118,7 @@ impl Host {
                     config: config.worker.clone(),
                     health: health.clone(),
                     changes: ChangePublisher::new(backends.feed.clone(), metrics.clone()),
+                    owned: OwnedOrders::new(config.worker.kept_orders_per_partition),
                 });
                 let stream = backends.subscribe(&pipeline.topic)?;
                 workers.push(tokio::spawn(worker::run(

@@ -61,6 +61,9 @@ pub struct Metrics {
     pub events_accepted: IntCounter,
     pub events_processed: IntCounterVec,
     pub events_redelivered: IntCounter,
+    /// Where the worker took an order's state from before deciding an event: `kept` from
+    /// the order's previous event on the partition, or `read` from the store.
+    pub worker_order_states: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub plugin_invocations: IntCounterVec,
     pub plugin_duration: HistogramVec,
@@ -131,6 +134,15 @@ impl Metrics {
             events_redelivered: IntCounter::new(
                 "events_redelivered_total",
                 "Redelivered events recognised as already recorded (not applied again)",
+            )
+            .expect("valid metric"),
+            worker_order_states: IntCounterVec::new(
+                Opts::new(
+                    "worker_order_states_total",
+                    "Order states an event was decided on, by source: kept from the order's \
+                     previous event on the partition, or read from the store",
+                ),
+                &["source"],
             )
             .expect("valid metric"),
             dead_letters: IntCounterVec::new(
@@ -270,6 +282,7 @@ impl Metrics {
             Box::new(metrics.events_accepted.clone()),
             Box::new(metrics.events_processed.clone()),
             Box::new(metrics.events_redelivered.clone()),
+            Box::new(metrics.worker_order_states.clone()),
             Box::new(metrics.dead_letters.clone()),
             Box::new(metrics.plugin_invocations.clone()),
             Box::new(metrics.plugin_duration.clone()),

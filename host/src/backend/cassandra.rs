@@ -21,8 +21,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, RecordKey,
-    StoredOrder,
+    Advance, Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore,
+    RecordKey, StoredOrder,
 };
 use crate::config::CassandraConfig;
 use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, Outcome};
@@ -121,6 +121,8 @@ struct Statements {
     load_order: PreparedStatement,
     advance_order: PreparedStatement,
     insert_history: PreparedStatement,
+    write_next_state: PreparedStatement,
+    insert_history_at: PreparedStatement,
     history: PreparedStatement,
     project_status: PreparedStatement,
     claim_idempotency_key: PreparedStatement,
@@ -301,12 +303,27 @@ impl Statements {
             .await?,
             load_order: p(format!(
                 "SELECT pipeline, status, version, request, attributes, created_at, updated_at, \
-                 recorded_events FROM {ks}.order_journal WHERE order_id = ? LIMIT 1"
+                 recorded_events, writetime(version) FROM {ks}.order_journal \
+                 WHERE order_id = ? LIMIT 1"
             ))
             .await?,
             advance_order: p(format!(
                 "UPDATE {ks}.order_journal SET status = ?, version = ?, attributes = ?, updated_at = ?, \
                  recorded_events = recorded_events + ? WHERE order_id = ? IF version = ?"
+            ))
+            .await?,
+            // The worker's unconditional writes (`record_next_event`): explicit write times,
+            // so a replayed older state can never replace a newer one.
+            write_next_state: p(format!(
+                "UPDATE {ks}.order_journal USING TIMESTAMP ? SET pipeline = ?, status = ?, \
+                 version = ?, request = ?, attributes = ?, created_at = ?, updated_at = ?, \
+                 recorded_events = recorded_events + ? WHERE order_id = ?"
+            ))
+            .await?,
+            insert_history_at: p(format!(
+                "INSERT INTO {ks}.order_journal (order_id, seq, event_id, event_type, outcome, \
+                 from_status, to_status, reason, plugin, plugin_version, at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
             insert_history: p(format!(
@@ -359,6 +376,45 @@ fn was_applied(result: scylla::response::query_result::QueryResult) -> BackendRe
     }
 }
 
+/// The write time of an order the API stored on acceptance (`USING TIMESTAMP 1`): older than
+/// anything the worker writes.
+const ACCEPTED_ORDER_WRITE_TIME: i64 = 1;
+
+/// How far each recorded event moves an order's write time, at least: the low bits below it
+/// are taken from the decision itself.
+const WRITE_TIME_STEP: i64 = 1 << 10;
+
+/// The write time of the state after `entry`, given the write time of the state it was
+/// decided on. Always later, so a replayed older state never replaces a newer one; the same
+/// for the same decision, so recording one event twice writes the same cells at the same
+/// time. Two *different* decisions on one state (possible only if a plugin version changed
+/// between a zombie worker's decision and its successor's) get different times, so one of
+/// them wins whole, never a mix of cells from both.
+fn next_write_time(previous: i64, entry: &HistoryEntry) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(entry.event_id.as_bytes())
+        .chain_update(entry.outcome.as_str())
+        .chain_update([0])
+        .chain_update(&entry.to)
+        .chain_update([0])
+        .chain_update(&entry.reason)
+        .chain_update([0])
+        .chain_update(&entry.plugin_version)
+        .finalize();
+    let low = i64::from(u16::from_le_bytes([digest[0], digest[1]])) % WRITE_TIME_STEP;
+    previous.saturating_add(WRITE_TIME_STEP + low)
+}
+
+/// The `order_status` projection's cell timestamps, ordered by version: an older projection
+/// can never overwrite a newer one.
+fn projection_write_time(order: &Order) -> i64 {
+    order
+        .created_at_ms
+        .saturating_mul(1000)
+        .saturating_add(order.version as i64)
+}
+
 fn attributes_text(attributes: &Map<String, Value>) -> String {
     Value::Object(attributes.clone()).to_string()
 }
@@ -372,6 +428,7 @@ type OrderRow = (
     Option<CqlTimestamp>,
     Option<CqlTimestamp>,
     Option<Vec<Uuid>>,
+    Option<i64>,
 );
 
 type HistoryRow = (
@@ -490,8 +547,17 @@ impl OrderStore for CassandraStore {
         let Some(row) = rows.maybe_first_row::<OrderRow>().map_err(unavailable)? else {
             return Ok(None);
         };
-        let (pipeline, status, version, request, attributes, created_at, updated_at, recorded) =
-            row;
+        let (
+            pipeline,
+            status,
+            version,
+            request,
+            attributes,
+            created_at,
+            updated_at,
+            recorded,
+            written_at,
+        ) = row;
         let Some(status) = status else {
             return Ok(None);
         };
@@ -517,6 +583,7 @@ impl OrderStore for CassandraStore {
                 updated_at_ms: updated_at.map(|t| t.0).unwrap_or(0),
             },
             recorded_events: recorded.unwrap_or_default(),
+            revision: Some(written_at.unwrap_or(ACCEPTED_ORDER_WRITE_TIME)),
         }))
     }
 
@@ -566,6 +633,74 @@ impl OrderStore for CassandraStore {
         })
     }
 
+    async fn record_next_event(
+        &self,
+        basis: &StoredOrder,
+        updated: &Order,
+        entry: &HistoryEntry,
+    ) -> BackendResult<Advance> {
+        let written_at =
+            next_write_time(basis.revision.unwrap_or(ACCEPTED_ORDER_WRITE_TIME), entry);
+        let request = serde_json::to_string(&updated.request)
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        // One partition key in both tables: one mutation, applied atomically, no batch log.
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.append_statement(self.statements.write_next_state.clone());
+        batch.append_statement(self.statements.insert_history_at.clone());
+        batch.append_statement(self.statements.project_status.clone());
+        let values = (
+            (
+                written_at,
+                &updated.pipeline,
+                &updated.status,
+                updated.version as i64,
+                request,
+                attributes_text(&updated.attributes),
+                CqlTimestamp(updated.created_at_ms),
+                CqlTimestamp(updated.updated_at_ms),
+                vec![entry.event_id],
+                updated.id,
+            ),
+            (
+                updated.id,
+                entry.seq as i64,
+                entry.event_id,
+                &entry.event_type,
+                entry.outcome.as_str(),
+                &entry.from,
+                &entry.to,
+                &entry.reason,
+                &entry.plugin,
+                &entry.plugin_version,
+                CqlTimestamp(entry.at_ms),
+                written_at,
+            ),
+            (
+                projection_write_time(updated),
+                &updated.status,
+                updated.version as i64,
+                CqlTimestamp(updated.updated_at_ms),
+                updated.id,
+            ),
+        );
+        let filed = async {
+            // An order never stored before (the API's write has not landed, or failed) is
+            // filed under its customer here, as the API would have.
+            if basis.revision.is_none() {
+                self.file_under_customer(updated).await
+            } else {
+                Ok(())
+            }
+        };
+        let (written, filed) =
+            futures::future::join(self.session.batch(&batch, values), filed).await;
+        written.map_err(refusal_or_outage)?;
+        filed?;
+        Ok(Advance::Recorded {
+            revision: written_at,
+        })
+    }
+
     async fn history_page(
         &self,
         id: Uuid,
@@ -608,11 +743,7 @@ impl OrderStore for CassandraStore {
     }
 
     async fn project_status(&self, order: &Order) -> BackendResult<()> {
-        // Cell timestamps ordered by version: an older projection can never overwrite a newer one.
-        let write_time_us = order
-            .created_at_ms
-            .saturating_mul(1000)
-            .saturating_add(order.version as i64);
+        let write_time_us = projection_write_time(order);
         self.session
             .execute_unpaged(
                 &self.statements.project_status,

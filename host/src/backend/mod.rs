@@ -118,6 +118,15 @@ pub enum Applied {
     VersionConflict,
 }
 
+/// The result of [`OrderStore::record_next_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// Recorded; `revision` is the new state's revision (the basis of the next event).
+    Recorded { revision: i64 },
+    /// The basis was not the stored state any more; nothing was written.
+    Stale,
+}
+
 /// The durable order state and history.
 #[async_trait]
 pub trait OrderStore: Send + Sync {
@@ -141,7 +150,41 @@ pub trait OrderStore: Send + Sync {
         expected_version: u64,
         entry: &HistoryEntry,
     ) -> BackendResult<Applied>;
-    /// Every recorded event, oldest first.
+    /// Records the next event of an order, decided on `basis` (the state as loaded, or as
+    /// this method left it last time), moving it to `updated`, and writes the `order_status`
+    /// projection with it. Built for the pipeline's worker, which decides each order's events
+    /// one at a time in the order of its partition, and whose deciding is deterministic (the
+    /// same state and event give the same decision): a store may then skip any consensus
+    /// round and make the write idempotent instead, so recording one event twice (a
+    /// redelivery, a zombie worker after a rebalance deciding alike) leaves one history entry
+    /// and an older state never replaces a newer one.
+    ///
+    /// `Advance::Stale`: the store saw the basis was not current (the caller reloads).
+    /// Cassandra never says so: it writes unconditionally, ordered by write time. The default
+    /// is the version compare-and-set of [`OrderStore::record_event`], storing the order
+    /// first when the basis was never stored.
+    async fn record_next_event(
+        &self,
+        basis: &StoredOrder,
+        updated: &Order,
+        entry: &HistoryEntry,
+    ) -> BackendResult<Advance> {
+        if basis.revision.is_none() {
+            self.store_accepted_order(&basis.order).await?;
+        }
+        match self
+            .record_event(updated, basis.order.version, entry)
+            .await?
+        {
+            Applied::Yes => {
+                self.project_status(updated).await?;
+                Ok(Advance::Recorded {
+                    revision: basis.revision.unwrap_or(0).saturating_add(1),
+                })
+            }
+            Applied::VersionConflict => Ok(Advance::Stale),
+        }
+    }
     /// One page of the order's history, oldest first: the entries after sequence number
     /// `after_seq` (0: from the start), at most `limit` of them.
     async fn history_page(
@@ -222,6 +265,32 @@ pub enum IdempotencyClaim {
 pub struct StoredOrder {
     pub order: Order,
     pub recorded_events: Vec<Uuid>,
+    /// The store's revision of this state, `None` for an order not stored yet (built from its
+    /// `created` event). Cassandra: the write time of the state, which the next event's write
+    /// exceeds; the embedded store counts nothing here.
+    pub revision: Option<i64>,
+}
+
+impl StoredOrder {
+    /// An accepted order that is not stored yet, as its `created` event describes it.
+    pub fn not_stored(order: Order) -> Self {
+        StoredOrder {
+            order,
+            recorded_events: Vec::new(),
+            revision: None,
+        }
+    }
+
+    /// The state after `entry` moved it to `updated` at `revision`.
+    pub fn advanced(&self, updated: Order, entry: &HistoryEntry, revision: i64) -> Self {
+        let mut recorded_events = self.recorded_events.clone();
+        recorded_events.push(entry.event_id);
+        StoredOrder {
+            order: updated,
+            recorded_events,
+            revision: Some(revision),
+        }
+    }
 }
 
 /// The fast status cache in front of the order store.

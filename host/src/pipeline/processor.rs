@@ -1,15 +1,18 @@
 //! One event, start to finish.
 //!
 //! 1. Decode the message (undecodable → dead letter).
-//! 2. Load the order (a `created` event for an unknown order stores it from the message).
+//! 2. Take the order's state: kept from its previous event on this partition
+//!    ([`OwnedOrders`]), or loaded (a `created` event for an order not stored yet describes it).
 //! 3. If the event id is already recorded for the order, this is a redelivery: refresh the
 //!    projections and stop. Nothing is applied twice.
 //! 4. Ask the plugin, with bounded attempts. A plugin that keeps failing yields a `failed`
 //!    history entry (status unchanged) and a dead letter; the worker moves on.
-//! 5. Record the outcome with a conditional write on the order's version; on a conflict,
-//!    reload and decide again.
-//! 6. Tell the change feed (in the background; the entry is durable by now), then refresh
-//!    the projections: the original `order_status` row and the Redis cache.
+//! 5. Record the outcome, the new state and the `order_status` projection in one write
+//!    ([`OrderStore::record_next_event`]: on Cassandra no consensus round, idempotent and
+//!    ordered by write time; a store that finds the state stale makes us reload and decide
+//!    again), and keep the new state for the order's next event.
+//! 6. Tell the change feed (in the background; the entry is durable by now), then put the
+//!    new view in the Redis cache.
 //!
 //! A backend outage at any step is retried with jittered exponential backoff, without
 //! storing the offset; an outage never produces a dead letter. A backend's refusal that would
@@ -28,7 +31,8 @@ use tracing::Instrument;
 use super::changes::ChangePublisher;
 use super::health::WorkerHealth;
 use super::message::{DeadLetter, EventMessage};
-use crate::backend::{Applied, BackendError, EventLog, OrderStore, StatusCache};
+use super::owned_orders::OwnedOrders;
+use crate::backend::{Advance, BackendError, EventLog, OrderStore, StatusCache, StoredOrder};
 use crate::config::WorkerConfig;
 use crate::order::{CREATED_EVENT, Decision, HistoryEntry, Order, Outcome, now_ms};
 use crate::plugin::{ActivePlugin, LoadedPlugin, PluginHost};
@@ -76,6 +80,8 @@ pub struct EventProcessor {
     pub health: Arc<WorkerHealth>,
     /// Where each recorded change is announced, after it is recorded.
     pub changes: ChangePublisher,
+    /// The orders' states kept between their events, per partition.
+    pub owned: OwnedOrders,
 }
 
 /// What step 4 produced.
@@ -112,6 +118,13 @@ impl EventProcessor {
             partition = origin.partition,
             offset = origin.offset,
         );
+        if self.owned.begin(origin.partition, origin.offset) {
+            tracing::debug!(
+                partition = origin.partition,
+                offset = origin.offset,
+                "offsets not in sequence: the partition's kept orders are read again"
+            );
+        }
         async {
             let mut failures = 0u32;
             // Set once a backend refused this event in a way that will not change on a retry
@@ -190,13 +203,15 @@ impl EventProcessor {
         let reason = format!("a backend refused to record this event: {detail}");
         // Sent once, before the first attempt to record, even if the order changes under us.
         let mut dead_lettered = false;
+        // Whatever the refused write did, the order's kept state is not trusted any more.
+        self.owned.forget(origin.partition, event.order_id);
         for _ in 0..MAX_VERSION_CONFLICTS {
             let Some(stored) = self.store.load_order(event.order_id).await? else {
                 self.dead_letter(Some(event.order_id), &reason, "refused", payload, origin)
                     .await?;
                 return Ok(Handled::DeadLettered(reason));
             };
-            let order = stored.order;
+            let order = stored.order.clone();
             if stored.recorded_events.contains(&event.id) {
                 self.refresh_projections(&order).await?;
                 return Ok(Handled::AlreadyRecorded);
@@ -222,18 +237,17 @@ impl EventProcessor {
                 plugin_version: plugin.version.clone(),
                 at_ms: updated.updated_at_ms,
             };
-            if self
+            if let Advance::Recorded { .. } = self
                 .store
-                .record_event(&updated, order.version, &entry)
+                .record_next_event(&stored, &updated, &entry)
                 .await?
-                == Applied::Yes
             {
                 self.metrics
                     .events_processed
                     .with_label_values(&[self.pipeline.as_str(), entry.outcome.as_str()])
                     .inc();
                 self.changes.recorded(&updated, &entry);
-                self.refresh_projections(&updated).await?;
+                self.cache_view(&updated).await?;
                 return Ok(Handled::Recorded(Outcome::Failed));
             }
         }
@@ -260,19 +274,35 @@ impl EventProcessor {
         origin: &MessageOrigin,
     ) -> Result<Handled, BackendError> {
         let event = &message.event;
+        let partition = origin.partition;
         for _ in 0..MAX_VERSION_CONFLICTS {
-            let Some(stored) = self.store.load_order(event.order_id).await? else {
-                match (&message.order, event.kind == CREATED_EVENT) {
-                    (Some(request), true) => {
-                        let order = Order::in_pipeline(
-                            &self.pipeline,
-                            event.order_id,
-                            request.clone(),
-                            event.at_ms,
-                        );
-                        self.store.store_accepted_order(&order).await?;
-                        continue;
-                    }
+            let stored = match self.owned.get(partition, event.order_id) {
+                Some(kept) => {
+                    self.metrics
+                        .worker_order_states
+                        .with_label_values(&["kept"])
+                        .inc();
+                    Some(kept)
+                }
+                None => {
+                    self.metrics
+                        .worker_order_states
+                        .with_label_values(&["read"])
+                        .inc();
+                    self.store.load_order(event.order_id).await?
+                }
+            };
+            let stored = match stored {
+                Some(stored) => stored,
+                None => match (&message.order, event.kind == CREATED_EVENT) {
+                    // Not stored yet (the API's write may land after this): the event says
+                    // what the order is, and recording it stores it.
+                    (Some(request), true) => StoredOrder::not_stored(Order::in_pipeline(
+                        &self.pipeline,
+                        event.order_id,
+                        request.clone(),
+                        event.at_ms,
+                    )),
                     _ => {
                         let reason = format!("order {} does not exist", event.order_id);
                         self.dead_letter(
@@ -285,9 +315,9 @@ impl EventProcessor {
                         .await?;
                         return Ok(Handled::DeadLettered(reason));
                     }
-                }
+                },
             };
-            let order = stored.order;
+            let order = stored.order.clone();
             if order.pipeline != self.pipeline {
                 let reason = format!(
                     "order {} belongs to pipeline {:?}, not {:?}",
@@ -304,6 +334,7 @@ impl EventProcessor {
                     "redelivered event was already recorded; not applying it again"
                 );
                 self.refresh_projections(&order).await?;
+                self.owned.keep(partition, stored);
                 return Ok(Handled::AlreadyRecorded);
             }
 
@@ -340,12 +371,16 @@ impl EventProcessor {
                 plugin_version: plugin.version.clone(),
                 at_ms: now,
             };
-            match self
+            let recorded = self
                 .store
-                .record_event(&updated, order.version, &entry)
-                .await?
-            {
-                Applied::Yes => {
+                .record_next_event(&stored, &updated, &entry)
+                .await
+                .inspect_err(|_| {
+                    // Written or not, the kept state is not trusted any more.
+                    self.owned.forget(partition, order.id);
+                })?;
+            match recorded {
+                Advance::Recorded { revision } => {
                     self.metrics
                         .events_processed
                         .with_label_values(&[self.pipeline.as_str(), entry.outcome.as_str()])
@@ -359,10 +394,16 @@ impl EventProcessor {
                         "recorded event"
                     );
                     self.changes.recorded(&updated, &entry);
-                    self.refresh_projections(&updated).await?;
-                    return Ok(Handled::Recorded(entry.outcome));
+                    let outcome = entry.outcome;
+                    self.owned.keep(
+                        partition,
+                        stored.advanced(updated.clone(), &entry, revision),
+                    );
+                    self.cache_view(&updated).await?;
+                    return Ok(Handled::Recorded(outcome));
                 }
-                Applied::VersionConflict => {
+                Advance::Stale => {
+                    self.owned.forget(partition, order.id);
                     tracing::info!(
                         expected = order.version,
                         "order changed under us; deciding again"
@@ -477,6 +518,13 @@ impl EventProcessor {
             futures::future::join(self.store.project_status(order), self.cache.put(&view)).await;
         status?;
         cached?;
+        Ok(())
+    }
+
+    /// The new view into the status cache (the store's projection was written with the
+    /// event). Guarded by the order's version: an older view never replaces a newer one.
+    async fn cache_view(&self, order: &Order) -> Result<(), BackendError> {
+        self.cache.put(&order.view()).await?;
         Ok(())
     }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use orderpipe::backend::cassandra::CassandraStore;
 use orderpipe::backend::embedded::EmbeddedStore;
-use orderpipe::backend::{Applied, IdempotencyClaim, OrderStore, PluginStore};
+use orderpipe::backend::{
+    Advance, Applied, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
+};
 use orderpipe::order::{HistoryEntry, LineItem, Order, OrderRequest, Outcome};
 use serde_json::json;
 use uuid::Uuid;
@@ -142,7 +144,169 @@ conformance!(Stores { embedded, cassandra }:
     an_idempotency_key_is_claimed_once,
     a_record_keeps_its_pipeline,
     a_customers_records_page_newest_first,
+    the_next_event_of_an_order_not_stored_yet_stores_it,
+    the_next_event_chains_from_the_state_it_left,
+    recording_the_next_event_twice_leaves_one_entry,
+    a_replayed_older_event_never_replaces_a_newer_state,
 );
+
+async fn record_next(
+    store: &dyn OrderStore,
+    basis: &StoredOrder,
+    updated: &Order,
+    entry: &HistoryEntry,
+) -> Advance {
+    bounded(
+        "recording the next event",
+        store.record_next_event(basis, updated, entry),
+    )
+    .await
+    .expect("record the next event")
+}
+
+/// The revision of a recorded advance (a test fails on `Stale` where none is possible).
+fn recorded(advance: Advance) -> i64 {
+    match advance {
+        Advance::Recorded { revision } => revision,
+        Advance::Stale => panic!("the store called a current basis stale"),
+    }
+}
+
+/// The worker's first event of an order the API has not stored (yet): recording it stores
+/// the whole order, files it under its customer, and a later acceptance write changes nothing.
+async fn the_next_event_of_an_order_not_stored_yet_stores_it(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let mut order = new_order();
+    order.request.customer = Some(format!("cust-{}", Uuid::new_v4()));
+    let basis = StoredOrder::not_stored(order.clone());
+    let next = advanced(&order, "processed");
+    let entry = entry_for(&order, &next, Outcome::Transitioned);
+    recorded(record_next(store, &basis, &next, &entry).await);
+
+    let stored = load(store, order.id)
+        .await
+        .expect("stored by its first event");
+    assert_eq!(stored.order, next);
+    assert_eq!(stored.recorded_events, vec![entry.event_id]);
+    assert_eq!(history(store, order.id).await, vec![entry]);
+    let customer = order.request.customer.as_deref().unwrap_or_default();
+    let filed = bounded(
+        "listing the customer's records",
+        store.customer_records("orders", customer, None, 10),
+    )
+    .await
+    .expect("customer records");
+    assert_eq!(
+        filed.iter().map(|key| key.id).collect::<Vec<_>>(),
+        vec![order.id]
+    );
+
+    // The API's acceptance write arriving late never replaces the recorded state.
+    bounded(
+        "storing the accepted order",
+        store.store_accepted_order(&order),
+    )
+    .await
+    .expect("store accepted");
+    assert_eq!(load(store, order.id).await.expect("stored").order, next);
+}
+
+/// The state a recorded event left (as the worker keeps it) is a basis for the next event,
+/// as a state read back from the store is.
+async fn the_next_event_chains_from_the_state_it_left(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let order = new_order();
+    bounded(
+        "storing the accepted order",
+        store.store_accepted_order(&order),
+    )
+    .await
+    .expect("store accepted");
+    let mut basis = load(store, order.id).await.expect("accepted order");
+    let mut expected = Vec::new();
+    for to in ["awaiting_payment", "paid", "shipped"] {
+        let next = advanced(&basis.order, to);
+        let entry = entry_for(&basis.order, &next, Outcome::Transitioned);
+        let revision = recorded(record_next(store, &basis, &next, &entry).await);
+        basis = basis.advanced(next, &entry, revision);
+        expected.push(entry);
+    }
+    let stored = load(store, order.id).await.expect("stored");
+    assert_eq!(stored.order, basis.order);
+    // A set in Cassandra: compared in any order.
+    let (mut stored_ids, mut kept_ids) = (stored.recorded_events.clone(), basis.recorded_events);
+    stored_ids.sort();
+    kept_ids.sort();
+    assert_eq!(stored_ids, kept_ids);
+    assert_eq!(history(store, order.id).await, expected);
+
+    // And from a state read back.
+    let next = advanced(&stored.order, "delivered");
+    let entry = entry_for(&stored.order, &next, Outcome::Transitioned);
+    recorded(record_next(store, &stored, &next, &entry).await);
+    expected.push(entry);
+    assert_eq!(load(store, order.id).await.expect("stored").order, next);
+    assert_eq!(history(store, order.id).await, expected);
+}
+
+/// A redelivered event decided again on the same state, or a second worker deciding it
+/// alike: one history entry, one recorded event id, the same state.
+async fn recording_the_next_event_twice_leaves_one_entry(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let order = new_order();
+    bounded(
+        "storing the accepted order",
+        store.store_accepted_order(&order),
+    )
+    .await
+    .expect("store accepted");
+    let basis = load(store, order.id).await.expect("accepted order");
+    let next = advanced(&order, "processed");
+    let entry = entry_for(&order, &next, Outcome::Transitioned);
+    recorded(record_next(store, &basis, &next, &entry).await);
+    // The embedded store sees the basis is stale; Cassandra writes the same cells again.
+    record_next(store, &basis, &next, &entry).await;
+
+    let stored = load(store, order.id).await.expect("stored");
+    assert_eq!(stored.order, next);
+    assert_eq!(stored.recorded_events, vec![entry.event_id]);
+    assert_eq!(history(store, order.id).await, vec![entry]);
+}
+
+/// A zombie worker replaying an older event after the order moved on: whatever it writes,
+/// the newer state stays and the history keeps one entry per step.
+async fn a_replayed_older_event_never_replaces_a_newer_state(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    let order = new_order();
+    bounded(
+        "storing the accepted order",
+        store.store_accepted_order(&order),
+    )
+    .await
+    .expect("store accepted");
+    let first_basis = load(store, order.id).await.expect("accepted order");
+    let first = advanced(&order, "awaiting_payment");
+    let first_entry = entry_for(&order, &first, Outcome::Transitioned);
+    let revision = recorded(record_next(store, &first_basis, &first, &first_entry).await);
+    let second_basis = first_basis.advanced(first.clone(), &first_entry, revision);
+    let second = advanced(&first, "paid");
+    let second_entry = entry_for(&first, &second, Outcome::Transitioned);
+    recorded(record_next(store, &second_basis, &second, &second_entry).await);
+
+    record_next(store, &first_basis, &first, &first_entry).await;
+
+    let stored = load(store, order.id).await.expect("stored");
+    assert_eq!(stored.order, second);
+    let mut ids = stored.recorded_events.clone();
+    ids.sort();
+    let mut expected = vec![first_entry.event_id, second_entry.event_id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        history(store, order.id).await,
+        vec![first_entry, second_entry]
+    );
+}
 
 /// Records filed under a customer come back newest first, page by page, only that customer's
 /// and only that pipeline's; filing the same record twice lists it once.

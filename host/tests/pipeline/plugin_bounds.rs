@@ -278,11 +278,13 @@ async fn more_concurrent_decisions_than_instance_slots_wait_and_none_fails() {
             .wait_for_version(*order, 1, Duration::from_secs(60))
             .await;
     }
-    for order in &orders {
-        client
-            .post_event(*order, "spin", json!({"iterations": 5_000_000}))
-            .await;
-    }
+    // Posted all at once (one after another, a fast worker may finish each before the next).
+    futures::future::join_all(
+        orders
+            .iter()
+            .map(|order| client.post_event(*order, "spin", json!({"iterations": 5_000_000}))),
+    )
+    .await;
     for order in &orders {
         client
             .wait_for_version(*order, 2, Duration::from_secs(90))

@@ -127,6 +127,7 @@ impl OrderRecord {
                 updated_at_ms: self.updated_at_ms,
             },
             recorded_events: self.recorded_events,
+            revision: Some(0),
         }
     }
 }
