@@ -722,6 +722,8 @@ pub struct WorkerConfig {
     pub max_backoff_ms: u64,
     /// Messages buffered per partition between the consumer and its processing task.
     pub partition_queue: usize,
+    /// Messages of one partition handled at once (one at a time per order).
+    pub events_in_flight_per_partition: usize,
     /// Order states kept per partition between their events (so an order's next event is
     /// decided without reading the store); past it the partition's states are dropped and
     /// read again. 0 reads the store for every event.
@@ -735,6 +737,7 @@ impl Default for WorkerConfig {
             initial_backoff_ms: 100,
             max_backoff_ms: 5_000,
             partition_queue: 64,
+            events_in_flight_per_partition: 16,
             kept_orders_per_partition: 10_000,
         }
     }

@@ -125,6 +125,7 @@ impl Host {
                     stream,
                     processor,
                     config.worker.partition_queue,
+                    config.worker.events_in_flight_per_partition,
                     shutdown.clone(),
                 )));
             }

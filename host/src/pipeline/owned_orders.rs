@@ -28,9 +28,19 @@ pub struct OwnedOrders {
 
 #[derive(Default)]
 struct PartitionOrders {
-    /// The offset that continues the sequence this partition's states were built on.
+    /// The first offset of the unbroken run of offsets the kept states were built on.
+    run_start: i64,
+    /// The offset that continues the run.
     next_offset: Option<i64>,
     orders: HashMap<Uuid, StoredOrder>,
+}
+
+impl PartitionOrders {
+    /// Whether the event at `offset` belongs to the current run (an event still in flight
+    /// from before a drop does not: what it leaves behind may be stale).
+    fn in_run(&self, offset: i64) -> bool {
+        self.run_start <= offset && self.next_offset.is_some_and(|next| offset < next)
+    }
 }
 
 impl OwnedOrders {
@@ -42,9 +52,10 @@ impl OwnedOrders {
         }
     }
 
-    /// Called as `offset` of `partition` is about to be processed: unless it continues the
-    /// sequence, every state kept for the partition is dropped. Returns whether states were
-    /// dropped.
+    /// Called for each offset of `partition` as it arrives, in the partition's order (events
+    /// of different orders may then be handled concurrently): unless it continues the run,
+    /// every state kept for the partition is dropped and a new run begins. Returns whether
+    /// states were dropped.
     pub fn begin(&self, partition: i32, offset: i64) -> bool {
         let mut partitions = self.lock();
         let kept = partitions.entry(partition).or_default();
@@ -52,6 +63,7 @@ impl OwnedOrders {
         let dropped = !continues && !kept.orders.is_empty();
         if !continues {
             kept.orders.clear();
+            kept.run_start = offset;
         }
         kept.next_offset = Some(offset.saturating_add(1));
         dropped
@@ -65,13 +77,17 @@ impl OwnedOrders {
             .cloned()
     }
 
-    /// Keeps `stored` as the order's current state.
-    pub fn keep(&self, partition: i32, stored: StoredOrder) {
+    /// Keeps `stored`, the state the event at `offset` left, as the order's current state,
+    /// unless the event belongs to a run of offsets that has ended.
+    pub fn keep(&self, partition: i32, offset: i64, stored: StoredOrder) {
         if self.capacity == 0 {
             return;
         }
         let mut partitions = self.lock();
         let kept = partitions.entry(partition).or_default();
+        if !kept.in_run(offset) {
+            return;
+        }
         if kept.orders.len() >= self.capacity && !kept.orders.contains_key(&stored.order.id) {
             kept.orders.clear();
         }
@@ -107,7 +123,7 @@ mod tests {
         let owned = OwnedOrders::new(10);
         let id = Uuid::new_v4();
         assert!(!owned.begin(0, 5));
-        owned.keep(0, stored(id));
+        owned.keep(0, 5, stored(id));
         assert!(!owned.begin(0, 6));
         assert!(owned.get(0, id).is_some());
         assert!(owned.get(1, id).is_none(), "kept per partition");
@@ -118,15 +134,21 @@ mod tests {
         let owned = OwnedOrders::new(10);
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         owned.begin(0, 5);
-        owned.keep(0, stored(a));
+        owned.keep(0, 5, stored(a));
         owned.begin(1, 7);
-        owned.keep(1, stored(b));
+        owned.keep(1, 7, stored(b));
         assert!(owned.begin(0, 8), "a gap");
         assert!(owned.get(0, a).is_none());
         assert!(owned.get(1, b).is_some(), "other partitions untouched");
-        owned.keep(0, stored(a));
+        owned.keep(0, 8, stored(a));
         assert!(owned.begin(0, 3), "a rewind");
         assert!(owned.get(0, a).is_none());
+        // An event still in flight from the ended run leaves nothing behind.
+        owned.keep(0, 8, stored(a));
+        owned.keep(0, 5, stored(a));
+        assert!(owned.get(0, a).is_none());
+        owned.keep(0, 3, stored(a));
+        assert!(owned.get(0, a).is_some());
     }
 
     #[test]
@@ -134,21 +156,21 @@ mod tests {
         let owned = OwnedOrders::new(2);
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
         owned.begin(0, 0);
-        owned.keep(0, stored(ids[0]));
+        owned.keep(0, 0, stored(ids[0]));
         owned.forget(0, ids[0]);
         assert!(owned.get(0, ids[0]).is_none());
-        owned.keep(0, stored(ids[0]));
-        owned.keep(0, stored(ids[1]));
-        owned.keep(0, stored(ids[1]));
+        owned.keep(0, 0, stored(ids[0]));
+        owned.keep(0, 0, stored(ids[1]));
+        owned.keep(0, 0, stored(ids[1]));
         assert!(
             owned.get(0, ids[0]).is_some(),
             "replacing an order is not growth"
         );
-        owned.keep(0, stored(ids[2]));
+        owned.keep(0, 0, stored(ids[2]));
         assert!(owned.get(0, ids[0]).is_none(), "full: dropped");
         assert!(owned.get(0, ids[2]).is_some());
         let none = OwnedOrders::new(0);
-        none.keep(0, stored(ids[0]));
+        none.keep(0, 0, stored(ids[0]));
         assert!(none.get(0, ids[0]).is_none());
     }
 }

@@ -118,13 +118,6 @@ impl EventProcessor {
             partition = origin.partition,
             offset = origin.offset,
         );
-        if self.owned.begin(origin.partition, origin.offset) {
-            tracing::debug!(
-                partition = origin.partition,
-                offset = origin.offset,
-                "offsets not in sequence: the partition's kept orders are read again"
-            );
-        }
         async {
             let mut failures = 0u32;
             // Set once a backend refused this event in a way that will not change on a retry
@@ -187,6 +180,23 @@ impl EventProcessor {
         }
         .instrument(span)
         .await
+    }
+
+    /// Called for each message in its partition's order before any is handled: continues
+    /// (or restarts) the partition's run of offsets for the kept order states, and answers
+    /// the order id, whose events are handled one after another (different orders' events
+    /// of one partition run concurrently).
+    pub fn sequence_key(&self, payload: &[u8], origin: &MessageOrigin) -> Option<u128> {
+        if self.owned.begin(origin.partition, origin.offset) {
+            tracing::debug!(
+                partition = origin.partition,
+                offset = origin.offset,
+                "offsets not in sequence: the partition's kept orders are read again"
+            );
+        }
+        EventMessage::decode(payload)
+            .ok()
+            .map(|message| message.event.order_id.as_u128())
     }
 
     /// Records an event a backend refused (`detail`) as `failed`, status and attributes
@@ -334,7 +344,7 @@ impl EventProcessor {
                     "redelivered event was already recorded; not applying it again"
                 );
                 self.refresh_projections(&order).await?;
-                self.owned.keep(partition, stored);
+                self.owned.keep(partition, origin.offset, stored);
                 return Ok(Handled::AlreadyRecorded);
             }
 
@@ -397,6 +407,7 @@ impl EventProcessor {
                     let outcome = entry.outcome;
                     self.owned.keep(
                         partition,
+                        origin.offset,
                         stored.advanced(updated.clone(), &entry, revision),
                     );
                     self.cache_view(&updated).await?;

@@ -1,13 +1,18 @@
 //! The consumer loop of one pipeline (each pipeline runs its own, on its own topic). One
-//! task per partition processes that partition's events in order
-//! (so each order's events stay in order) while partitions proceed concurrently. A message
-//! is marked done only after its event is fully handled: at-least-once, with redeliveries
-//! made harmless by the processor. While a backend is down the loop pauses the stream.
+//! task per partition takes that partition's messages in order and handles up to
+//! `events_in_flight` of them at once, one at a time per sequence key (the order id: each
+//! order's events stay in order), while partitions proceed concurrently. A message is
+//! marked done only once it and every message before it on its partition are fully handled:
+//! at-least-once, with redeliveries made harmless by the processor. While a backend is down
+//! the loop pauses the stream.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +45,13 @@ pub trait EventHandler: Send + Sync + 'static {
         origin: &MessageOrigin,
         shutdown: &CancellationToken,
     ) -> Result<Handled, Interrupted>;
+    /// Called for each message in its partition's order, before it is handled: messages
+    /// with the same key are handled one after another, in order; messages with different
+    /// keys may be handled at once. `None` (the default) shares one key with every other
+    /// `None`: a handler that answers only `None` sees its partition's messages one by one.
+    fn sequence_key(&self, _payload: &[u8], _origin: &MessageOrigin) -> Option<u128> {
+        None
+    }
     /// The pipeline whose events it handles (for logs).
     fn pipeline(&self) -> &str;
     /// Says whether an event is waiting on a backend (the loop then pauses the stream).
@@ -56,6 +68,10 @@ impl EventHandler for EventProcessor {
         shutdown: &CancellationToken,
     ) -> Result<Handled, Interrupted> {
         EventProcessor::handle(self, payload, origin, shutdown).await
+    }
+
+    fn sequence_key(&self, payload: &[u8], origin: &MessageOrigin) -> Option<u128> {
+        EventProcessor::sequence_key(self, payload, origin)
     }
 
     fn pipeline(&self) -> &str {
@@ -110,9 +126,11 @@ pub async fn run<H: EventHandler>(
     stream: Arc<dyn EventStream>,
     processor: Arc<H>,
     queue_per_partition: usize,
+    events_in_flight: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let queue_per_partition = queue_per_partition.max(1);
+    let events_in_flight = events_in_flight.max(1);
     let mut partitions: HashMap<(String, i32), PartitionQueue> = HashMap::new();
     // Signalled by a partition task each time it takes a message (its channel has room).
     let room = Arc::new(Notify::new());
@@ -172,6 +190,7 @@ pub async fn run<H: EventHandler>(
                 processor.clone(),
                 receiver,
                 room.clone(),
+                events_in_flight,
                 shutdown.clone(),
             ));
             tracing::debug!(topic = %key.0, partition = key.1, "started partition task");
@@ -263,37 +282,140 @@ fn update_pause<H: EventHandler>(stream: &dyn EventStream, processor: &H, paused
     }
 }
 
+/// One message being handled: its sequence key, its offset and how it ended.
+type Handling =
+    Pin<Box<dyn Future<Output = (Option<u128>, i64, Result<Handled, Interrupted>)> + Send>>;
+
+/// The messages a partition task has taken and not yet marked done, in offset order, with
+/// whether each is handled; the done prefix is marked done as one (its last offset).
+#[derive(Default)]
+struct Unfinished {
+    messages: VecDeque<(Delivery, bool)>,
+}
+
+impl Unfinished {
+    fn push(&mut self, delivery: Delivery) {
+        self.messages.push_back((delivery, false));
+    }
+
+    /// Records that the message at `offset` is handled; returns the last message of the
+    /// handled prefix, if the prefix grew (every message up to it is handled).
+    fn handled(&mut self, offset: i64) -> Option<Delivery> {
+        if let Ok(at) = self
+            .messages
+            .binary_search_by_key(&offset, |(delivery, _)| delivery.offset)
+        {
+            self.messages[at].1 = true;
+        }
+        let mut last = None;
+        while self.messages.front().is_some_and(|(_, handled)| *handled) {
+            last = self.messages.pop_front().map(|(delivery, _)| delivery);
+        }
+        last
+    }
+
+    fn len(&self) -> usize {
+        self.messages.len()
+    }
+}
+
+fn origin_of(delivery: &Delivery) -> MessageOrigin {
+    MessageOrigin {
+        topic: delivery.topic.clone(),
+        partition: delivery.partition,
+        offset: delivery.offset,
+    }
+}
+
+impl From<MessageOrigin> for Delivery {
+    fn from(origin: MessageOrigin) -> Self {
+        Delivery {
+            topic: origin.topic,
+            partition: origin.partition,
+            offset: origin.offset,
+            payload: Vec::new(),
+        }
+    }
+}
+
 async fn process_partition<H: EventHandler>(
     stream: Arc<dyn EventStream>,
     processor: Arc<H>,
     mut deliveries: mpsc::Receiver<Delivery>,
     room: Arc<Notify>,
+    events_in_flight: usize,
     shutdown: CancellationToken,
 ) {
-    while let Some(delivery) = deliveries.recv().await {
-        room.notify_one();
-        if shutdown.is_cancelled() {
-            break;
-        }
-        let origin = MessageOrigin {
-            topic: delivery.topic.clone(),
-            partition: delivery.partition,
-            offset: delivery.offset,
-        };
-        processor.metrics().worker_in_flight.inc();
-        let result = processor
-            .handle(&delivery.payload, &origin, &shutdown)
-            .await;
-        processor.metrics().worker_in_flight.dec();
-        match result {
-            Ok(_) => {
-                if let Err(error) = stream.mark_done(&delivery) {
-                    // The partition was revoked meanwhile; its new owner will see the event
-                    // again and recognise it as recorded.
-                    tracing::debug!(%error, partition = origin.partition, "could not mark done");
+    let mut unfinished = Unfinished::default();
+    // Keys with a message being handled, and the messages waiting behind it.
+    let mut busy: HashMap<Option<u128>, VecDeque<Delivery>> = HashMap::new();
+    let mut handling: FuturesUnordered<Handling> = FuturesUnordered::new();
+    let start = |key: Option<u128>, delivery: Delivery| -> Handling {
+        let (processor, shutdown) = (processor.clone(), shutdown.clone());
+        Box::pin(async move {
+            let origin = origin_of(&delivery);
+            processor.metrics().worker_in_flight.inc();
+            let result = processor
+                .handle(&delivery.payload, &origin, &shutdown)
+                .await;
+            processor.metrics().worker_in_flight.dec();
+            (key, delivery.offset, result)
+        })
+    };
+    let mut receiving = true;
+    loop {
+        let room_for_more = receiving && unfinished.len() < events_in_flight;
+        tokio::select! {
+            received = deliveries.recv(), if room_for_more => {
+                let Some(delivery) = received else {
+                    receiving = false;
+                    continue;
+                };
+                room.notify_one();
+                if shutdown.is_cancelled() {
+                    receiving = false;
+                    continue;
+                }
+                let key = processor.sequence_key(&delivery.payload, &origin_of(&delivery));
+                // Kept to be marked done later: everything but the payload.
+                unfinished.push(Delivery {
+                    payload: Vec::new(),
+                    ..origin_of(&delivery).into()
+                });
+                match busy.get_mut(&key) {
+                    Some(waiting) => waiting.push_back(delivery),
+                    None => {
+                        busy.insert(key, VecDeque::new());
+                        handling.push(start(key, delivery));
+                    }
                 }
             }
-            Err(_interrupted) => break,
+            Some((key, offset, result)) = handling.next() => {
+                if result.is_err() {
+                    // Interrupted by shutdown: nothing after this is marked done.
+                    receiving = false;
+                    busy.clear();
+                    continue;
+                }
+                if let Some(done) = unfinished.handled(offset) {
+                    if let Err(error) = stream.mark_done(&done) {
+                        // The partition was revoked meanwhile; its new owner will see the
+                        // events again and recognise them as recorded.
+                        tracing::debug!(%error, partition = done.partition, "could not mark done");
+                    }
+                }
+                let next = busy.get_mut(&key).and_then(VecDeque::pop_front);
+                match next {
+                    Some(delivery) if !shutdown.is_cancelled() => handling.push(start(key, delivery)),
+                    _ => {
+                        busy.remove(&key);
+                    }
+                }
+            }
+            else => break,
+        }
+        if !receiving && handling.is_empty() {
+            break;
         }
     }
 }
@@ -388,12 +510,32 @@ mod tests {
         async fn close(&self) {}
     }
 
-    /// Takes a few milliseconds per message and remembers how many ran at once.
+    /// Takes a few milliseconds per message and remembers how many ran at once. With
+    /// `keys`, a message's sequence key is its offset modulo `keys`, and it checks that no
+    /// two messages of one key run at once and that each key's run in offset order.
     struct SlowHandler {
         health: WorkerHealth,
         metrics: Metrics,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
+        keys: Option<i64>,
+        /// Per (partition, key): whether one runs, and the last offset handled.
+        running: Mutex<HashMap<(i32, i64), (bool, i64)>>,
+        handled: AtomicUsize,
+    }
+
+    impl SlowHandler {
+        fn new(keys: Option<i64>) -> Self {
+            SlowHandler {
+                health: WorkerHealth::new(),
+                metrics: Metrics::new(),
+                in_flight: AtomicUsize::new(0),
+                most_in_flight: AtomicUsize::new(0),
+                keys,
+                running: Mutex::new(HashMap::new()),
+                handled: AtomicUsize::new(0),
+            }
+        }
     }
 
     #[async_trait::async_trait]
@@ -401,14 +543,36 @@ mod tests {
         async fn handle(
             &self,
             _payload: &[u8],
-            _origin: &MessageOrigin,
+            origin: &MessageOrigin,
             _shutdown: &CancellationToken,
         ) -> Result<Handled, Interrupted> {
+            let key = (
+                origin.partition,
+                origin.offset % self.keys.unwrap_or(i64::MAX),
+            );
+            {
+                let mut running = self.running.lock().unwrap();
+                let (busy, last) = running.entry(key).or_insert((false, -1));
+                assert!(!*busy, "two messages of one key at once: {key:?}");
+                assert!(
+                    *last < origin.offset,
+                    "a key's messages out of order: {key:?}"
+                );
+                *busy = true;
+                *last = origin.offset;
+            }
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(3)).await;
+            // Uneven, so later messages often finish before earlier ones.
+            tokio::time::sleep(Duration::from_millis(1 + (origin.offset % 5) as u64)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.running.lock().unwrap().entry(key).or_default().0 = false;
+            self.handled.fetch_add(1, Ordering::SeqCst);
             Ok(Handled::AlreadyRecorded)
+        }
+
+        fn sequence_key(&self, _payload: &[u8], origin: &MessageOrigin) -> Option<u128> {
+            self.keys.map(|keys| (origin.offset % keys) as u128)
         }
 
         fn pipeline(&self) -> &str {
@@ -424,24 +588,25 @@ mod tests {
         }
     }
 
-    /// Runs 3 partitions × 40 messages through the loop with room for 4 per partition.
-    async fn drain(can_pause: bool) -> (Arc<BatchedStream>, Arc<SlowHandler>) {
+    /// Runs 3 partitions × 40 messages through the loop with room for 4 per partition and
+    /// 8 in flight per partition.
+    async fn drain(can_pause: bool, keys: Option<i64>) -> (Arc<BatchedStream>, Arc<SlowHandler>) {
         let stream = Arc::new(BatchedStream::new(3, 40, can_pause));
-        let handler = Arc::new(SlowHandler {
-            health: WorkerHealth::new(),
-            metrics: Metrics::new(),
-            in_flight: AtomicUsize::new(0),
-            most_in_flight: AtomicUsize::new(0),
-        });
+        let handler = Arc::new(SlowHandler::new(keys));
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(run(
             stream.clone() as Arc<dyn EventStream>,
             handler.clone(),
             4,
+            8,
             shutdown.clone(),
         ));
         let deadline = Instant::now() + Duration::from_secs(20);
-        while stream.done.lock().unwrap().len() < 120 {
+        let all_marked = |stream: &BatchedStream| {
+            let done = stream.done.lock().unwrap();
+            (0..3).all(|partition| done.contains(&(partition, 39)))
+        };
+        while !all_marked(&stream) {
             assert!(Instant::now() < deadline, "not every message was handled");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -469,7 +634,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_partition_neither_blocks_the_others_nor_grows_without_bound() {
-        let (stream, handler) = drain(true).await;
+        let (stream, handler) = drain(true, None).await;
         assert_each_partition_in_order(&stream);
         assert_eq!(
             handler.most_in_flight.load(Ordering::SeqCst),
@@ -484,7 +649,54 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_log_that_cannot_pause_a_partition_still_delivers_everything_in_order() {
-        let (stream, _) = drain(false).await;
+        let (stream, _) = drain(false, None).await;
         assert_each_partition_in_order(&stream);
+    }
+
+    #[test]
+    fn only_the_handled_prefix_is_marked_done() {
+        let mut unfinished = Unfinished::default();
+        for offset in 10..14 {
+            unfinished.push(Delivery {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                payload: Vec::new(),
+            });
+        }
+        assert!(
+            unfinished.handled(12).is_none(),
+            "10 and 11 are not handled"
+        );
+        assert!(unfinished.handled(11).is_none(), "10 is not handled");
+        assert_eq!(unfinished.handled(10).map(|d| d.offset), Some(12));
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished.handled(13).map(|d| d.offset), Some(13));
+        assert_eq!(unfinished.len(), 0);
+    }
+
+    /// Messages of different keys run at once, each key's in order; a message is marked done
+    /// only once every earlier one of its partition is handled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn different_keys_of_one_partition_run_at_once_and_offsets_stay_in_order() {
+        let (stream, handler) = drain(true, Some(4)).await;
+        assert_eq!(handler.handled.load(Ordering::SeqCst), 120);
+        assert!(
+            handler.most_in_flight.load(Ordering::SeqCst) > 3,
+            "keys of one partition ran one after another"
+        );
+        let done = stream.done.lock().unwrap();
+        for partition in 0..3 {
+            let offsets: Vec<i64> = done
+                .iter()
+                .filter(|(p, _)| *p == partition)
+                .map(|(_, o)| *o)
+                .collect();
+            assert!(
+                offsets.windows(2).all(|pair| pair[0] < pair[1]),
+                "partition {partition} marked out of order: {offsets:?}"
+            );
+            assert_eq!(offsets.last(), Some(&39), "partition {partition}");
+        }
     }
 }

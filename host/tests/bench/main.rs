@@ -503,6 +503,7 @@ async fn bench() {
             .expect("subscribe"),
         handler.clone(),
         native_config.worker.partition_queue,
+        native_config.worker.events_in_flight_per_partition,
         shutdown.clone(),
     ));
     let native_rate = drain_rate(CONSUMER_ORDERS, || {
