@@ -397,12 +397,12 @@ async fn process_partition<H: EventHandler>(
                     busy.clear();
                     continue;
                 }
-                if let Some(done) = unfinished.handled(offset) {
-                    if let Err(error) = stream.mark_done(&done) {
+                if let Some(done) = unfinished.handled(offset)
+                    && let Err(error) = stream.mark_done(&done)
+                {
                         // The partition was revoked meanwhile; its new owner will see the
                         // events again and recognise them as recorded.
                         tracing::debug!(%error, partition = done.partition, "could not mark done");
-                    }
                 }
                 let next = busy.get_mut(&key).and_then(VecDeque::pop_front);
                 match next {
