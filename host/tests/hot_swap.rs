@@ -24,36 +24,10 @@ fn component(name: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask plugins`)", path.display()))
 }
 
-async fn metrics(http: &reqwest::Client, host: &HostProcess) -> String {
-    http.get(host.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
-
-/// Waits until the host reports `version` as its active order plugin; returns how long it took.
-async fn wait_for_version(
-    http: &reqwest::Client,
-    host: &HostProcess,
-    version: &str,
-    since: Instant,
-) -> Duration {
-    let sample = format!("orderpipe_plugin_active{{plugin=\"order\",version=\"{version}\"}} 1");
-    let deadline = since + Duration::from_secs(10);
-    loop {
-        if metrics(http, host).await.contains(&sample) {
-            return since.elapsed();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never switched to {version}",
-            host.base
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Waits until `host` reports `version` as its active order plugin; returns how long after
+/// `since` that was.
+async fn wait_for_version(host: &HostProcess, version: &str, since: Instant) -> Duration {
+    support::wait_for_active(&host.base, "order", version, since, Duration::from_secs(10)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,8 +106,8 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
         put_started.elapsed()
     );
     let (to_v2_a, to_v2_b) = tokio::join!(
-        wait_for_version(&http, &a, "0.2.0", activated_at),
-        wait_for_version(&http, &b, "0.2.0", activated_at)
+        wait_for_version(&a, "0.2.0", activated_at),
+        wait_for_version(&b, "0.2.0", activated_at)
     );
     println!("switch to 0.2.0: host a {to_v2_a:?}, host b {to_v2_b:?}");
     assert!(
@@ -155,8 +129,8 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
     let rolled_back_at = Instant::now();
     let v1_everywhere = SystemTime::now() + SWITCH_WITHIN;
     let (back_a, back_b) = tokio::join!(
-        wait_for_version(&http, &a, "0.1.0", rolled_back_at),
-        wait_for_version(&http, &b, "0.1.0", rolled_back_at)
+        wait_for_version(&a, "0.1.0", rolled_back_at),
+        wait_for_version(&b, "0.1.0", rolled_back_at)
     );
     println!("rollback to 0.1.0: host a {back_a:?}, host b {back_b:?}");
     assert!(
@@ -260,8 +234,8 @@ async fn an_announcement_switches_every_host_long_before_its_next_poll() {
         assert_eq!(activate.status(), StatusCode::OK);
         let activated_at = Instant::now();
         let (on_a, on_b) = tokio::join!(
-            wait_for_version(&http, &a, version, activated_at),
-            wait_for_version(&http, &b, version, activated_at)
+            wait_for_version(&a, version, activated_at),
+            wait_for_version(&b, version, activated_at)
         );
         println!("switch to {version} with polling every 30 s: host a {on_a:?}, host b {on_b:?}");
         assert!(
@@ -396,7 +370,7 @@ async fn a_change_without_an_announcement_is_found_by_polling() {
         .await
         .expect("set_active");
     let written_at = Instant::now();
-    let took = wait_for_version(&http, &host, "0.2.0", written_at).await;
+    let took = wait_for_version(&host, "0.2.0", written_at).await;
     println!("unannounced activation found by polling (every 1 s) after {took:?}");
     assert!(took <= Duration::from_millis(1_500), "{took:?}");
     assert_eq!(

@@ -13,7 +13,9 @@
 //!   also runs the SDKs' and plugins' unit tests and `plugin test` with the Rust plugin's
 //!   fixtures. Needs `npm` and `python3`. CI runs it (`test`).
 //! - `test [cargo test args]`: servers up, plugins, fmt and clippy, `web --check` and
-//!   `web test`, every test, `guests --test`, then `schemathesis`. CI runs this.
+//!   `web test`, every test, `guests --test`, the hot swap across languages
+//!   (`host/tests/polyglot_hot_swap.rs`, which needs the guests), then `schemathesis`. CI
+//!   runs this.
 //! - `web [--check | test [--screenshot]]`: build the page (`web/`, npm) into `web/dist`,
 //!   which the host embeds; `--check` fails when `web/dist` does not match a fresh build;
 //!   `test` runs its Playwright suite in Debian's chromium against a real host, the servers

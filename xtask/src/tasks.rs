@@ -24,7 +24,8 @@ fn with_server_env(command: &mut Command, plugins_dir: &Path) {
 /// Servers up, plugins built, formatting and lints checked, the web page checked against its
 /// sources and its browser suite run, the plugins' native unit tests,
 /// every workspace test against the real servers with `cargo_args` passed through, the
-/// TypeScript and Python `order` plugins built and tested (`guests --test`), then
+/// TypeScript and Python `order` plugins built and tested (`guests --test`), a running host
+/// hot-swapping `order` across the three languages, then
 /// schemathesis against the API's OpenAPI document. cargo test's
 /// output streams through unmodified and is the last thing printed: CI reads its closing lines.
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
@@ -97,7 +98,31 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     // The TypeScript and Python `order` plugins, built from the registries with `orderpipe
     // plugin build`, their unit tests and the Rust plugin's fixtures through `plugin test`.
     crate::guests::command(&["--test".to_owned()])?;
+    polyglot_hot_swap(&root, &dist)?;
     crate::schemathesis::run(&dist)
+}
+
+/// The test the workspace run skips because the guests are built after it: a running host
+/// hot-swaps `order` from Rust to the TypeScript and Python components just published, and
+/// back, under a steady stream of orders (`host/tests/polyglot_hot_swap.rs`).
+fn polyglot_hot_swap(root: &Path, dist: &Path) -> anyhow::Result<()> {
+    let mut command = cargo(root);
+    command.args([
+        "test",
+        "--package",
+        "orderpipe",
+        "--test",
+        "polyglot_hot_swap",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ]);
+    with_server_env(&mut command, dist);
+    crate::step(
+        "cargo test --package orderpipe --test polyglot_hot_swap -- --ignored (order hot-swapped \
+         Rust → TypeScript → Python → Rust on the real servers)",
+    );
+    process::run(&mut command)
 }
 
 /// The configuration `run` serves with when the developer chose none: orders and invoices.

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestHost, config, plugins_dir};
+use crate::support::{TestHost, config, plugins_dir, wait_for_active};
 
 /// `config` serving orders (on its unique topic, decided by `order`) and invoices (on a
 /// topic unique to this test, decided by `invoice`).
@@ -335,19 +335,6 @@ async fn a_host_with_two_pipelines_on_one_topic_does_not_start() {
     assert!(error.contains("both use topic"), "{error}");
 }
 
-/// Waits until the host's `plugin` runs `version` (its `plugin_active` gauge).
-async fn wait_for_active(host: &TestHost, plugin: &str, version: &str) {
-    let sample = format!("orderpipe_plugin_active{{plugin=\"{plugin}\",version=\"{version}\"}}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while host.metric(&sample).await < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "{plugin} never switched to {version}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_swapping_the_order_plugin_leaves_the_invoice_pipeline_alone() {
     const TOKEN: &str = "pipelines-admin-token";
@@ -375,7 +362,14 @@ async fn hot_swapping_the_order_plugin_leaves_the_invoice_pipeline_alone() {
         .await
         .expect("activate");
     assert_eq!(activate.status(), StatusCode::OK);
-    wait_for_active(&host, "order", "0.2.0").await;
+    wait_for_active(
+        &host.base,
+        "order",
+        "0.2.0",
+        Instant::now(),
+        Duration::from_secs(10),
+    )
+    .await;
 
     let order_id = create(&host, "orders", "order", &json!({})).await;
     let invoice_id = create(

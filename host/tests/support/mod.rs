@@ -182,22 +182,28 @@ impl TestHost {
 
     /// The value of one metric sample in `/metrics` (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .find_map(|line| {
-                line.strip_prefix(sample)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+        metric_at(&self.http, &self.base, sample).await
     }
+}
+
+/// The value of one metric sample in the `/metrics` of the host at `base` (0 when absent).
+/// The one metric reader of the tests: [`TestHost::metric`], [`process::HostProcess::metric`]
+/// and [`wait_for_active`] read through it.
+pub async fn metric_at(http: &reqwest::Client, base: &str, sample: &str) -> f64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(sample)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 impl Drop for TestHost {
@@ -205,6 +211,33 @@ impl Drop for TestHost {
         if let Some(host) = self.host.take() {
             host.shutdown_token().cancel();
         }
+    }
+}
+
+/// Waits (up to `within`) until the host at `base` runs `version` of `plugin`, as its
+/// `orderpipe_plugin_active` gauge says; returns how long after `since` that was. For an
+/// in-process [`TestHost`] and a [`process::HostProcess`] alike (pass its `base`).
+pub async fn wait_for_active(
+    base: &str,
+    plugin: &str,
+    version: &str,
+    since: Instant,
+    within: Duration,
+) -> Duration {
+    let sample = format!("orderpipe_plugin_active{{plugin=\"{plugin}\",version=\"{version}\"}}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    loop {
+        if metric_at(&http, base, &sample).await >= 1.0 {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < within,
+            "{base}: {plugin} did not run {version} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -42,6 +42,10 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
             config.backends.data_dir.display().to_string(),
         ),
         ("ORDERPIPE_HTTP__ADDR", config.http.addr.to_string()),
+        (
+            "ORDERPIPE_HTTP__REQUEST_TIMEOUT_MS",
+            config.http.request_timeout_ms.to_string(),
+        ),
         ("ORDERPIPE_KAFKA__BROKERS", config.kafka.brokers.clone()),
         ("ORDERPIPE_KAFKA__TOPIC", config.kafka.topic.clone()),
         (
@@ -197,21 +201,11 @@ impl HostProcess {
 
     /// The value of one metric sample in the host's `/metrics` (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = reqwest::Client::new()
-            .get(self.url("/metrics"))
+        let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .find_map(|line| {
-                line.strip_prefix(sample)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+            .build()
+            .expect("client");
+        super::metric_at(&http, &self.base, sample).await
     }
 
     /// Waits (up to `within`) until the metric sample reaches `at_least`; returns how long
