@@ -6,7 +6,8 @@
 //!   (default `~/.local/state/orderpipe/servers`).
 //! - `servers status`, `servers kill <name>` (SIGKILL, for fault tests), `servers env` (the
 //!   `ORDERPIPE_*` variables that reach them; `eval "$(cargo xtask servers env)"`).
-//! - `plugins`: build the plugin workspace to wasm32-wasip2 into `plugins/dist/`.
+//! - `plugins`: build the plugin workspace to components (wasm32-unknown-unknown with no WASI
+//!   imports; wasm32-wasip2 for the hostile test plugin) into `plugins/dist/`.
 //! - `guests [ts] [python] [--test]`: build the TypeScript and Python `order` plugins with
 //!   `orderpipe plugin build` (dev build; toolchains from npm and PyPI into the projects'
 //!   folders on first use) into `plugins/dist/order-ts.wasm` and `order-py.wasm`; `--test`

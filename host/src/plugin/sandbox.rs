@@ -40,6 +40,7 @@ pub(crate) struct Determinism {
 }
 
 struct State {
+    inputs: Inputs,
     now: Duration,
     monotonic_ticks: u64,
     secure: StdRng,
@@ -52,6 +53,7 @@ impl State {
         let mut insecure_seed = seed;
         insecure_seed[0] ^= 0xff;
         Self {
+            inputs,
             now: Duration::from_millis(inputs.now_ms),
             monotonic_ticks: 0,
             secure: StdRng::from_seed(seed),
@@ -61,6 +63,13 @@ impl State {
 }
 
 impl Determinism {
+    /// Clocks and generators for a fresh instance deciding `inputs`' event.
+    pub(crate) fn new(inputs: Inputs) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State::from(inputs))),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -71,14 +80,16 @@ impl Determinism {
     }
 }
 
-/// A WASI context that grants nothing, with its time and randomness from `inputs`; also the
-/// stderr pipe (kept for a failure's reason) and the handle that re-seeds it.
-pub(crate) fn wasi_context(inputs: Inputs) -> (WasiCtx, MemoryOutputPipe, Determinism) {
-    let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
-    let determinism = Determinism {
-        state: Arc::new(Mutex::new(State::from(inputs))),
-    };
-    let wasi = WasiCtxBuilder::new()
+/// A WASI context that grants nothing, with its time and randomness from `determinism`'s
+/// current inputs and its stderr going to `stderr` (kept for a failure's reason).
+///
+/// The instance builds it on the guest's first WASI call (see `instance::InstanceState`): a
+/// guest that imports no WASI, as the Rust plugins built for `wasm32-unknown-unknown`, never
+/// pays for it (`WasiCtxBuilder::new` alone seeds thread generators from the OS, which the
+/// generators below then replace).
+pub(crate) fn wasi_context(determinism: &Determinism, stderr: &MemoryOutputPipe) -> WasiCtx {
+    let seed = determinism.lock().inputs.seed;
+    WasiCtxBuilder::new()
         .stdout(MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES))
         .stderr(stderr.clone())
         .allow_tcp(false)
@@ -95,9 +106,8 @@ pub(crate) fn wasi_context(inputs: Inputs) -> (WasiCtx, MemoryOutputPipe, Determ
             determinism: determinism.clone(),
             secure: false,
         })
-        .insecure_random_seed(u128::from_le_bytes(inputs.seed))
-        .build();
-    (wasi, stderr, determinism)
+        .insecure_random_seed(u128::from_le_bytes(seed))
+        .build()
 }
 
 /// Both WASI clocks: the wall clock always reads the event's time; the monotonic clock starts

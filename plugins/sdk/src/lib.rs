@@ -46,8 +46,17 @@
 //! # }
 //! ```
 //!
-//! Build it as a `cdylib` with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
-//! `target/wasm32-wasip2/release/` is the component the host loads.
+//! Build it as a `cdylib`. `cargo xtask plugins` builds the repository's plugins for
+//! `wasm32-unknown-unknown`, linked into a component by the toolchain's `wasm-component-ld`
+//! (`--config 'target.wasm32-unknown-unknown.linker="wasm-component-ld"'`, and
+//! `rustflags = ["-C", "link-arg=--initial-heap=262144"]`): the component imports only the
+//! orderpipe interfaces, and a fresh instance costs the host less than one that also imports
+//! the WASI interfaces Rust's std links on `wasm32-wasip2`. On that target there is no std I/O
+//! (`println!` goes nowhere; use [`log`]) and the SDK supplies the allocator, so a plugin must
+//! not set its own `#[global_allocator]`. `cargo build --release --target wasm32-wasip2` works
+//! too (it is what `orderpipe plugin build` runs): the host serves those WASI imports from a
+//! sandbox that grants nothing. Either way the `.wasm` in `target/<target>/release/` is the
+//! component the host loads.
 //!
 //! # Testing natively
 //!
@@ -65,6 +74,8 @@
 
 pub mod cache;
 pub mod clock;
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+mod heap;
 pub mod log;
 pub mod store;
 #[cfg(not(target_arch = "wasm32"))]
