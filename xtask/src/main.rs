@@ -42,6 +42,10 @@
 //!   POST, cache-hit GET and POST → processed p50, each as original | orderpipe | ratio; report
 //!   in `target/bench/against-original.{json,md}` and `BENCHMARKS.md`. 4–6 minutes once
 //!   built.
+//! - `bench --languages [--release]`: instead, the `order` plugin in Rust, TypeScript and
+//!   Python side by side (the guests built first): component size, compile time, decisions
+//!   fresh and reused, memory per instance, a worker's consumer throughput in alternating
+//!   rounds; `target/bench/languages.md` and `BENCHMARKS.md`.
 //!
 //! This file only dispatches; `servers/` owns the servers, `plugins` the Rust plugin build,
 //! `web` the page's build, check and browser suite,

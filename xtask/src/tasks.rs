@@ -266,17 +266,25 @@ pub fn soak(args: &[String]) -> anyhow::Result<()> {
 /// climbing, each figure beside its same-run baseline, in `target/bench/report.{json,md}` and
 /// `BENCHMARKS.md`. With `--against-original`, the original design is installed into its
 /// virtualenv too and the bench's `against_original` runs instead: orderpipe beside it, in
-/// `target/bench/against-original.{json,md}` and its own section of `BENCHMARKS.md`.
+/// `target/bench/against-original.{json,md}` and its own section of `BENCHMARKS.md`. With
+/// `--languages`, the TypeScript and Python order plugins are built too (`cargo xtask guests`)
+/// and the bench's `languages` runs: the order plugin in each language side by side, in
+/// `target/bench/languages.md` and its own section of `BENCHMARKS.md`.
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
-    const USAGE: &str = "usage: cargo xtask bench [--release] [--against-original]";
-    let (mut release, mut against_original) = (false, false);
+    const USAGE: &str = "usage: cargo xtask bench [--release] [--against-original | --languages]";
+    let (mut release, mut against_original, mut languages) = (false, false, false);
     for arg in args {
         match arg.as_str() {
             "--release" => release = true,
             "--against-original" => against_original = true,
+            "--languages" => languages = true,
             other => anyhow::bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
+    anyhow::ensure!(
+        !(against_original && languages),
+        "--against-original and --languages are separate runs; {USAGE}"
+    );
     let profile: &[&str] = if release { &["--release"] } else { &[] };
     let root = crate::repo_root();
     // The cold build is most of a first run; downloads and JVM start-up leave the cores idle.
@@ -297,6 +305,10 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
         let venv = against_original
             .then(crate::original::install)
             .transpose()?;
+        if languages {
+            // The TypeScript and Python order plugins, into the same plugins/dist/.
+            crate::guests::command(&[])?;
+        }
         Ok((dist, venv))
     });
     let (dist, venv) = match prepared {
@@ -324,6 +336,13 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
              (figures into BENCHMARKS.md)",
         );
         "against_original"
+    } else if languages {
+        crate::step(
+            "bench --languages: the order plugin in Rust, TypeScript and Python: compile, \
+             decisions fresh and reused, memory per instance, then 3 alternating rounds of a \
+             worker draining 1,000 orders with each (figures into BENCHMARKS.md)",
+        );
+        "languages"
     } else {
         crate::step(
             "bench: the servers warmed up (½-1 minute, 2 on servers just started), then about \

@@ -615,15 +615,19 @@ mod tests {
         (stream, handler)
     }
 
-    fn assert_each_partition_in_order(stream: &BatchedStream) {
+    /// The offsets of `partition` the stream was told are done, in the order it was told.
+    fn marked_offsets(stream: &BatchedStream, partition: i32) -> Vec<i64> {
         let done = stream.done.lock().unwrap();
-        assert_eq!(done.len(), 120);
+        done.iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| *o)
+            .collect()
+    }
+
+    fn assert_each_partition_in_order(stream: &BatchedStream) {
+        assert_eq!(stream.done.lock().unwrap().len(), 120);
         for partition in 0..3 {
-            let offsets: Vec<i64> = done
-                .iter()
-                .filter(|(p, _)| *p == partition)
-                .map(|(_, o)| *o)
-                .collect();
+            let offsets = marked_offsets(stream, partition);
             assert_eq!(
                 offsets,
                 (0..40).collect::<Vec<_>>(),
@@ -685,13 +689,8 @@ mod tests {
             handler.most_in_flight.load(Ordering::SeqCst) > 3,
             "keys of one partition ran one after another"
         );
-        let done = stream.done.lock().unwrap();
         for partition in 0..3 {
-            let offsets: Vec<i64> = done
-                .iter()
-                .filter(|(p, _)| *p == partition)
-                .map(|(_, o)| *o)
-                .collect();
+            let offsets = marked_offsets(&stream, partition);
             assert!(
                 offsets.windows(2).all(|pair| pair[0] < pair[1]),
                 "partition {partition} marked out of order: {offsets:?}"

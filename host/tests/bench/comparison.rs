@@ -336,11 +336,7 @@ const MARKERS: Markers = if cfg!(debug_assertions) {
 /// The whole comparison: the servers warmed up, the rounds, the report.
 pub async fn run() {
     let started = Instant::now();
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = crate::report::run_date();
     let http = crate::http_client();
 
     step("servers warm-up: Kafka and Cassandra loops until their rates stop climbing");

@@ -27,6 +27,7 @@ mod baselines;
 mod comparison;
 mod cpu;
 mod http;
+mod languages;
 mod original;
 mod plugin;
 mod report;
@@ -315,11 +316,7 @@ fn servers_config(mode: Mode) -> Config {
 #[ignore = "a benchmark, not a test: run it with `cargo xtask bench`"]
 async fn bench() {
     let started = Instant::now();
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = report::run_date();
     let mut figures = Vec::new();
     let http = http_client();
 
@@ -708,6 +705,15 @@ async fn bench() {
 #[ignore = "a benchmark, not a test: run it with `cargo xtask bench --against-original`"]
 async fn against_original() {
     comparison::run().await;
+}
+
+/// The `order` plugin in Rust, TypeScript and Python side by side (issue 20): component
+/// size, compile time, decision cost fresh and reused, memory per instance, consumer
+/// throughput; `cargo xtask bench --languages [--release]`, which builds the guests first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark, not a test: run it with `cargo xtask bench --languages`"]
+async fn languages() {
+    languages::run().await;
 }
 
 /// Back-to-back fresh-instance decisions for `ORDERPIPE_PROFILE_SECONDS` (default 10; also

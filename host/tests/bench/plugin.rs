@@ -27,8 +27,11 @@ pub struct Overhead {
     pub invocations: usize,
 }
 
-async fn load(reuse: u32, resident_memory_bytes: usize) -> LoadedPlugin {
-    let path = crate::support::plugins_dir().join("order.wasm");
+/// The Rust `order` plugin's component in `plugins/dist/`.
+const RUST_ORDER: &str = "order.wasm";
+
+async fn load(file: &str, reuse: u32, resident_memory_bytes: usize) -> LoadedPlugin {
+    let path = crate::support::plugins_dir().join(file);
     let limits = PluginLimits {
         instance_reuse: reuse,
         ..PluginLimits::default()
@@ -44,7 +47,15 @@ async fn load(reuse: u32, resident_memory_bytes: usize) -> LoadedPlugin {
     .expect("engine")
     .load(&path)
     .await
-    .expect("order plugin loads")
+    .unwrap_or_else(|e| panic!("{} loads: {e:#}", path.display()))
+}
+
+/// Seconds the host takes to compile the component `file` of `plugins/dist/` (what an
+/// upload costs before its activation).
+pub async fn compile_seconds(file: &str) -> f64 {
+    let started = Instant::now();
+    drop(load(file, 1, DEFAULT_RESIDENT_MEMORY_BYTES).await);
+    started.elapsed().as_secs_f64()
 }
 
 fn created(order: &Order) -> Event {
@@ -72,8 +83,21 @@ pub async fn overhead_with(
     resident_memory_bytes: usize,
 ) -> Overhead {
     tokio::spawn(decisions(
+        RUST_ORDER,
         reuse,
         resident_memory_bytes,
+        Budget::Count(invocations),
+    ))
+    .await
+    .expect("the decisions ran")
+}
+
+/// [`overhead`] of the component `file` of `plugins/dist/` (another language's `order`).
+pub async fn overhead_of(file: &'static str, reuse: u32, invocations: usize) -> Overhead {
+    tokio::spawn(decisions(
+        file,
+        reuse,
+        DEFAULT_RESIDENT_MEMORY_BYTES,
         Budget::Count(invocations),
     ))
     .await
@@ -87,6 +111,7 @@ pub async fn overhead_for(
     duration: Duration,
 ) -> Overhead {
     tokio::spawn(decisions(
+        RUST_ORDER,
         reuse,
         resident_memory_bytes,
         Budget::Time(duration),
@@ -100,9 +125,14 @@ enum Budget {
     Time(Duration),
 }
 
-async fn decisions(reuse: u32, resident_memory_bytes: usize, budget: Budget) -> Overhead {
+async fn decisions(
+    file: &'static str,
+    reuse: u32,
+    resident_memory_bytes: usize,
+    budget: Budget,
+) -> Overhead {
     const WARM_UP: usize = 200;
-    let plugin = load(reuse, resident_memory_bytes).await;
+    let plugin = load(file, reuse, resident_memory_bytes).await;
     let host = PluginHost::in_memory();
     let mut durations = Vec::new();
     let mut cpu_started = process_cpu_seconds();
@@ -186,7 +216,12 @@ impl PluginStore for HeldStore {
 /// Resident memory per live instance: `instances` invocations held inside their first host
 /// call at once (each on its own instance), RSS measured before and while they wait.
 pub async fn memory_per_instance(instances: usize) -> f64 {
-    let plugin = Arc::new(load(1, DEFAULT_RESIDENT_MEMORY_BYTES).await);
+    memory_per_instance_of(RUST_ORDER, instances).await
+}
+
+/// [`memory_per_instance`] of the component `file` of `plugins/dist/`.
+pub async fn memory_per_instance_of(file: &str, instances: usize) -> f64 {
+    let plugin = Arc::new(load(file, 1, DEFAULT_RESIDENT_MEMORY_BYTES).await);
     let data = Arc::new(MemoryPluginData::new());
     let release = Arc::new(Notify::new());
     let store = Arc::new(HeldStore {

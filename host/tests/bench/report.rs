@@ -202,6 +202,15 @@ const MARKERS: Markers = if cfg!(debug_assertions) {
     }
 };
 
+/// When a run started, to the minute, in UTC (as each report's first line gives it).
+pub fn run_date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Replaces this build profile's bench section of `BENCHMARKS.md`.
 pub fn update_benchmarks_md(section: &str) -> std::io::Result<PathBuf> {
     write_benchmarks_section(&MARKERS, section)

@@ -1,0 +1,225 @@
+//! The `order` plugin in each language (issue 20): Rust (`order.wasm`), TypeScript
+//! (`order-ts.wasm`, componentize-js) and Python (`order-py.wasm`, componentize-py), all from
+//! `plugins/dist/` (`cargo xtask plugins` and `cargo xtask guests` build them). Per language:
+//! component size, the host's compile time, one `created` decision with a fresh instance and
+//! with a reused one (p50/p99 and CPU), memory per live instance, and a worker's consumer
+//! throughput on the real servers, in alternating rounds (Rust, TS, Python) × 3, each figure
+//! the median of its rounds. `cargo xtask bench --languages [--release]`; the table goes to
+//! `target/bench/languages.md` and its own section of `BENCHMARKS.md`.
+
+use std::fmt::Write as _;
+
+use orderpipe::backend::wiring::Backends;
+use orderpipe::config::Mode;
+
+use crate::plugin::{self, Overhead};
+use crate::step;
+use crate::support::process::HostProcess;
+use crate::support::report::{Markers, machine, write_benchmarks_section};
+
+/// A language's `order` plugin: its name in the table and its component in `plugins/dist/`.
+struct Language {
+    name: &'static str,
+    plugin: &'static str,
+    file: &'static str,
+}
+
+const LANGUAGES: [Language; 3] = [
+    Language {
+        name: "Rust",
+        plugin: "order",
+        file: "order.wasm",
+    },
+    Language {
+        name: "TypeScript",
+        plugin: "order-ts",
+        file: "order-ts.wasm",
+    },
+    Language {
+        name: "Python",
+        plugin: "order-py",
+        file: "order-py.wasm",
+    },
+];
+
+/// Decisions per instance policy and language: enough for a p99 of a JS or Python guest
+/// (0.2-1.5 ms each fresh) in seconds.
+const DECISIONS: usize = 2_000;
+/// Invocations held at once for the memory figure.
+const LIVE_INSTANCES: usize = 16;
+/// Queued orders per consumer round (the against-original bench drains 3,000 with Rust
+/// only; a third of that per language keeps the three languages' rounds within minutes).
+const DRAIN_ORDERS: u64 = 1_000;
+const ROUNDS: usize = 3;
+
+/// The Rust `order` plugin keeps reused instances for this many events in the "reused"
+/// column (the opt-in `instance_reuse`); fresh is 1, the default.
+const REUSE: u32 = 1_000;
+
+struct Measured {
+    size_kib: f64,
+    compile_s: f64,
+    fresh: Overhead,
+    reused: Overhead,
+    memory_kib: f64,
+    drains: Vec<f64>,
+}
+
+const MARKERS: Markers = if cfg!(debug_assertions) {
+    Markers {
+        begin: "<!-- bench-languages:begin -->",
+        end: "<!-- bench-languages:end -->",
+    }
+} else {
+    Markers {
+        begin: "<!-- bench-languages-release:begin -->",
+        end: "<!-- bench-languages-release:end -->",
+    }
+};
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// One worker-only host on the servers with `plugin` as its order plugin draining
+/// [`DRAIN_ORDERS`] queued orders; orders per second between 10 % and 90 % done.
+async fn drain(http: &reqwest::Client, plugin: &str) -> f64 {
+    let mut config = crate::servers_config(Mode::Worker);
+    config.plugins.order = plugin.into();
+    {
+        let backends = Backends::connect(&config).await.expect("backends");
+        crate::preload(&backends, DRAIN_ORDERS).await;
+    }
+    let worker = HostProcess::start(&config, &format!("languages-{plugin}")).await;
+    let rate = crate::drain_rate(DRAIN_ORDERS, || async {
+        crate::support::load::metric(http, &worker.base, "orderpipe_events_processed_total")
+            .await
+            .unwrap_or(0.0) as u64
+    })
+    .await;
+    let dead_letters =
+        crate::support::load::metric(http, &worker.base, "orderpipe_dead_letters_total")
+            .await
+            .unwrap_or(0.0);
+    assert_eq!(
+        dead_letters, 0.0,
+        "{plugin}: no event failed or was dead-lettered while draining"
+    );
+    worker.stop().await;
+    rate
+}
+
+pub async fn run() {
+    let date = crate::report::run_date();
+    let dist = crate::support::plugins_dir();
+    for language in &LANGUAGES {
+        assert!(
+            dist.join(language.file).exists(),
+            "{} is missing: `cargo xtask plugins` and `cargo xtask guests` build it",
+            dist.join(language.file).display()
+        );
+    }
+
+    let mut measured = Vec::new();
+    for language in &LANGUAGES {
+        step(&format!(
+            "{}: compile, {DECISIONS} decisions fresh and reused, {LIVE_INSTANCES} live instances",
+            language.name
+        ));
+        let size_kib = std::fs::metadata(dist.join(language.file))
+            .expect("component")
+            .len() as f64
+            / 1024.0;
+        let compile_s = plugin::compile_seconds(language.file).await;
+        let fresh = plugin::overhead_of(language.file, 1, DECISIONS).await;
+        let reused = plugin::overhead_of(language.file, REUSE, DECISIONS).await;
+        let memory_kib = plugin::memory_per_instance_of(language.file, LIVE_INSTANCES).await;
+        measured.push(Measured {
+            size_kib,
+            compile_s,
+            fresh,
+            reused,
+            memory_kib,
+            drains: Vec::new(),
+        });
+    }
+
+    let http = crate::http_client();
+    for round in 1..=ROUNDS {
+        for (language, figures) in LANGUAGES.iter().zip(&mut measured) {
+            step(&format!(
+                "round {round} of {ROUNDS}: a worker with the {} order plugin draining \
+                 {DRAIN_ORDERS} orders",
+                language.name
+            ));
+            let rate = drain(&http, language.plugin).await;
+            step(&format!("  {rate:.0} orders/s"));
+            figures.drains.push(rate);
+        }
+    }
+
+    let rust_drain = median(&measured[0].drains);
+    let mut markdown = String::new();
+    let _ = writeln!(
+        markdown,
+        "## The order plugin in each language (`cargo xtask bench --languages{}`)\n",
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        }
+    );
+    let _ = writeln!(
+        markdown,
+        "Run {date} on {}; the host's {} profile. Decisions: the `order` plugin deciding a \
+         `created` event in this process, {DECISIONS} back to back after 200 warm-up calls, \
+         its store.put and cache.incr on in-memory host functions; fresh = a new instance per \
+         event (the default), reused = `instance_reuse` {REUSE} (opt-in). Memory: RSS growth \
+         with {LIVE_INSTANCES} invocations parked at once in their store.put, per instance. \
+         Compile: the host compiling the component (what an upload costs before activation). \
+         Consumer: a worker-only host on Kafka, Cassandra and Redis draining {DRAIN_ORDERS} \
+         queued orders (rate between 10 % and 90 %), rounds alternating Rust, TypeScript, \
+         Python × {ROUNDS}, median; the goal (issue 20) is ≥ 0.5× Rust's.\n",
+        machine(),
+        if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        }
+    );
+    markdown.push_str(
+        "| language | component | compile | fresh p50 / p99 | fresh CPU | reused p50 / p99 | \
+         memory per instance | consumer (rounds) | vs Rust |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (language, m) in LANGUAGES.iter().zip(&measured) {
+        let drain = median(&m.drains);
+        let rounds: Vec<String> = m.drains.iter().map(|r| format!("{r:.0}")).collect();
+        let _ = writeln!(
+            markdown,
+            "| {} | {:.0} KiB | {:.2} s | {:.0} / {:.0} µs | {:.0} µs | {:.0} / {:.0} µs | \
+             {:.0} KiB | {drain:.0} orders/s ({}) | {:.2}× |",
+            language.name,
+            m.size_kib,
+            m.compile_s,
+            m.fresh.p50_us,
+            m.fresh.p99_us,
+            m.fresh.cpu_us,
+            m.reused.p50_us,
+            m.reused.p99_us,
+            m.memory_kib,
+            rounds.join(", "),
+            drain / rust_drain
+        );
+    }
+    let dir = crate::repo_root().join("target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    std::fs::write(dir.join("languages.md"), &markdown).expect("languages.md");
+    write_benchmarks_section(&MARKERS, &markdown).expect("BENCHMARKS.md updated");
+    println!("\n{markdown}");
+    println!(
+        "bench: report in {}/languages.md; BENCHMARKS.md updated",
+        dir.display()
+    );
+}
