@@ -447,7 +447,13 @@ pub struct HttpConfig {
     /// answered `408`.
     pub body_read_timeout_ms: u64,
     /// How long one request may take, body and answer included; past it the answer is `408`.
+    /// Plugin uploads have their own, [`HttpConfig::upload_timeout_ms`].
     pub request_timeout_ms: u64,
+    /// How long one plugin upload (`POST /api/plugins/{name}/versions`) may take, body and
+    /// the component's compilation included: a JavaScript or Python component (12-18 MB)
+    /// takes seconds to compile in a release build and a minute or more in a dev build.
+    /// Past it the answer is `408` and the compiled result is dropped.
+    pub upload_timeout_ms: u64,
     /// Connections served at once; further clients wait in the listen backlog until one
     /// closes.
     pub max_connections: usize,
@@ -470,6 +476,7 @@ impl HttpConfig {
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("body_read_timeout_ms", self.body_read_timeout_ms),
             ("request_timeout_ms", self.request_timeout_ms),
+            ("upload_timeout_ms", self.upload_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("rate_limit_burst", u64::from(self.rate_limit_burst)),
             ("max_events_per_order", self.max_events_per_order),
@@ -490,6 +497,7 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 10_000,
             request_timeout_ms: 60_000,
+            upload_timeout_ms: 300_000,
             max_connections: 4_096,
             rate_limit_per_second: 0,
             rate_limit_burst: 100,

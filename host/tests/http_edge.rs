@@ -218,6 +218,48 @@ async fn a_request_over_the_whole_request_timeout_gets_408() {
     .await;
 }
 
+/// Uploads `order_v2.wasm` to a host whose common request timeout is 1 ms and whose upload
+/// timeout is `upload_timeout_ms`; the answer's status and how long it took.
+async fn upload_with_timeout(upload_timeout_ms: u64) -> (StatusCode, Value, Duration) {
+    let mut config = config("order");
+    config.admin.token = Some(TOKEN.into());
+    config.http.request_timeout_ms = 1;
+    config.http.upload_timeout_ms = upload_timeout_ms;
+    let host = TestHost::start(config).await;
+    let component = std::fs::read(support::plugins_dir().join("order_v2.wasm"))
+        .expect("plugins/dist/order_v2.wasm (cargo xtask plugins)");
+    let started = Instant::now();
+    let answer = host
+        .http
+        .post(host.url("/api/plugins/order/versions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(component)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap_or(Value::Null);
+    (status, body, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_upload_has_its_own_timeout_for_the_compilation() {
+    bounded("upload timeout", async {
+        // The compilation takes far longer than the 1 ms every other request gets.
+        let (status, body, took) = upload_with_timeout(120_000).await;
+        assert_eq!(status, StatusCode::CREATED, "{body} after {took:?}");
+        // Past its own limit an upload is answered 408, naming the limit.
+        let (status, body, took) = upload_with_timeout(5).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body} after {took:?}");
+        assert!(
+            body["error"].as_str().unwrap_or("").contains("5 ms"),
+            "{body}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_or_oversized_uploads_are_answered_before_the_body_is_sent() {
     bounded("uploads", async {

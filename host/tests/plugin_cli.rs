@@ -362,7 +362,7 @@ async fn new_to_active(
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     // The upload is answered once the host has compiled the component: a minute or more for
     // a 12-18 MB JavaScript or Python component with a dev build on a busy 2-core machine.
-    config.http.request_timeout_ms = 600_000;
+    config.http.upload_timeout_ms = 600_000;
     config.plugins.dir = support::plugins_dir();
     config.admin.token = Some(ADMIN_TOKEN.into());
     config.log.filter = "warn".into();

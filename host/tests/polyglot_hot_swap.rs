@@ -88,7 +88,7 @@ async fn a_running_host_swaps_order_from_rust_to_typescript_to_python_and_back_l
         .map(|(file, version)| (component(file), version));
     let mut config = config("order");
     config.admin.token = Some(TOKEN.into());
-    config.http.request_timeout_ms = UPLOAD_WITHIN.as_millis() as u64;
+    config.http.upload_timeout_ms = UPLOAD_WITHIN.as_millis() as u64;
     let host = HostProcess::start(&config, "polyglot").await;
     let http = reqwest::Client::builder()
         .timeout(UPLOAD_WITHIN)

@@ -121,14 +121,18 @@ pub(super) fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool
     false
 }
 
-/// Answers `408` when a request takes longer than `request_timeout_ms` (the handler's work
-/// is dropped).
+/// Answers `408` when a request takes longer than its route's limit (the handler's work is
+/// dropped): `upload_timeout_ms` for plugin uploads, `request_timeout_ms` for the rest.
 pub(super) async fn request_timeout(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let limit = state.http.request_timeout_ms;
+    let limit = if is_plugin_upload(&request) {
+        state.http.upload_timeout_ms
+    } else {
+        state.http.request_timeout_ms
+    };
     match tokio::time::timeout(Duration::from_millis(limit), next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout(format!("the request took longer than {limit} ms"))
@@ -157,14 +161,19 @@ pub(super) fn refuse_before_body(error: ApiError, body: Body) -> Response {
     response
 }
 
+/// Whether the matched route is the plugin upload (`POST /api/plugins/{name}/versions`).
+fn is_plugin_upload(request: &Request) -> bool {
+    request.method() == axum::http::Method::POST
+        && request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|path| path.as_str().ends_with("/versions"))
+}
+
 /// The body limit of the matched route: the component limit for plugin uploads, the common
 /// `http.max_body_bytes` for every other route.
 fn route_body_limit(state: &AppState, request: &Request) -> usize {
-    let upload = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|path| path.as_str().ends_with("/versions"));
-    match (upload, &state.admin) {
+    match (is_plugin_upload(request), &state.admin) {
         (true, Some(admin)) => admin.deployer.max_component_bytes(),
         _ => state.http.max_body_bytes,
     }

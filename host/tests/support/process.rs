@@ -46,6 +46,10 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
             "ORDERPIPE_HTTP__REQUEST_TIMEOUT_MS",
             config.http.request_timeout_ms.to_string(),
         ),
+        (
+            "ORDERPIPE_HTTP__UPLOAD_TIMEOUT_MS",
+            config.http.upload_timeout_ms.to_string(),
+        ),
         ("ORDERPIPE_KAFKA__BROKERS", config.kafka.brokers.clone()),
         ("ORDERPIPE_KAFKA__TOPIC", config.kafka.topic.clone()),
         (
