@@ -83,11 +83,20 @@ fn median(values: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
 }
 
-/// One worker-only host on the servers with `plugin` as its order plugin draining
+/// One worker-only host on the servers with `language`'s order plugin draining
 /// [`DRAIN_ORDERS`] queued orders; orders per second between 10 % and 90 % done.
-async fn drain(http: &reqwest::Client, plugin: &str) -> f64 {
+async fn drain(http: &reqwest::Client, language: &Language) -> f64 {
+    // Every language's component calls itself `order`: the host loads it from a folder of
+    // its own under that name.
+    let dir = tempfile::tempdir().expect("plugin folder");
+    std::fs::copy(
+        crate::support::plugins_dir().join(language.file),
+        dir.path().join("order.wasm"),
+    )
+    .expect("component copied");
+    let plugin = language.plugin;
     let mut config = crate::servers_config(Mode::Worker);
-    config.plugins.order = plugin.into();
+    config.plugins.dir = dir.path().to_path_buf();
     {
         let backends = Backends::connect(&config).await.expect("backends");
         crate::preload(&backends, DRAIN_ORDERS).await;
@@ -154,7 +163,7 @@ pub async fn run() {
                  {DRAIN_ORDERS} orders",
                 language.name
             ));
-            let rate = drain(&http, language.plugin).await;
+            let rate = drain(&http, language).await;
             step(&format!("  {rate:.0} orders/s"));
             figures.drains.push(rate);
         }
