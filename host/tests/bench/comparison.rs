@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::cpu::{self, CpuMeter};
 use crate::original::Original;
-use crate::report::percentile;
+use crate::report::median;
 use crate::servers_warm_up::{self, WarmUp};
 use crate::support::process::HostProcess;
 use crate::support::report::{Markers, machine, write_benchmarks_section};
@@ -105,12 +105,6 @@ impl Compared {
         self.met = self.ratio <= goal;
         self
     }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    percentile(&sorted, 0.5).unwrap_or(0.0)
 }
 
 fn number(value: f64) -> String {

@@ -13,6 +13,7 @@ use orderpipe::backend::wiring::Backends;
 use orderpipe::config::Mode;
 
 use crate::plugin::{self, Overhead};
+use crate::report::median;
 use crate::step;
 use crate::support::process::HostProcess;
 use crate::support::report::{Markers, machine, write_benchmarks_section};
@@ -76,12 +77,6 @@ const MARKERS: Markers = if cfg!(debug_assertions) {
         end: "<!-- bench-languages-release:end -->",
     }
 };
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
-}
 
 /// One worker-only host on the servers with `language`'s order plugin draining
 /// [`DRAIN_ORDERS`] queued orders; orders per second between 10 % and 90 % done.

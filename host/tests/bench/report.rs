@@ -202,6 +202,13 @@ const MARKERS: Markers = if cfg!(debug_assertions) {
     }
 };
 
+/// The median of a run's rounds (0 when there are none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    percentile(&sorted, 0.5).unwrap_or(0.0)
+}
+
 /// When a run started, to the minute, in UTC (as each report's first line gives it).
 pub fn run_date() -> String {
     std::process::Command::new("date")
