@@ -102,9 +102,10 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     crate::schemathesis::run(&dist)
 }
 
-/// The test the workspace run skips because the guests are built after it: a running host
+/// The tests the workspace run skips because the guests are built after it: a running host
 /// hot-swaps `order` from Rust to the TypeScript and Python components just published, and
-/// back, under a steady stream of orders (`host/tests/polyglot_hot_swap.rs`).
+/// back, under a steady stream of orders (`host/tests/polyglot_hot_swap.rs`); the Python
+/// component's invocations wait for room in the instance pool (`guest_instance_pool.rs`).
 fn polyglot_hot_swap(root: &Path, dist: &Path) -> anyhow::Result<()> {
     let mut command = cargo(root);
     command.args([
@@ -113,14 +114,17 @@ fn polyglot_hot_swap(root: &Path, dist: &Path) -> anyhow::Result<()> {
         "orderpipe",
         "--test",
         "polyglot_hot_swap",
+        "--test",
+        "guest_instance_pool",
         "--",
         "--ignored",
         "--nocapture",
     ]);
     with_server_env(&mut command, dist);
     crate::step(
-        "cargo test --package orderpipe --test polyglot_hot_swap -- --ignored (order hot-swapped \
-         Rust → TypeScript → Python → Rust on the real servers)",
+        "cargo test --package orderpipe --test polyglot_hot_swap --test guest_instance_pool -- \
+         --ignored (order hot-swapped Rust → TypeScript → Python → Rust on the real servers; \
+         Python instances waiting for room in the instance pool)",
     );
     process::run(&mut command)
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store};
 
 use super::bindings::{OrderPlugin, OrderPluginPre, wit};
 use super::convert::{from_wit_decision, to_wit_event, to_wit_order};
@@ -14,7 +14,7 @@ use super::failure::{self, PluginFailure};
 use super::host_functions::{HostCall, HostContext};
 use super::instance::{self, InstanceState, WarmInstance, WarmInstances};
 use super::sandbox::Inputs;
-use super::slots::InstanceSlots;
+use super::slots::{InstanceSlots, SlotShare};
 use super::state_machine::StateMachine;
 use crate::backend::memory::MemoryPluginData;
 use crate::backend::{PluginCache, PluginStore};
@@ -100,6 +100,8 @@ pub struct LoadedPlugin {
     pub(super) engine: Engine,
     pub(super) limits: PluginLimits,
     pub(super) slots: Arc<InstanceSlots>,
+    /// What one instance of this component takes from the slots.
+    pub(super) share: SlotShare,
     /// Idle instances ready for their next call (shared by clones of this version).
     pub(super) warm: Arc<WarmInstances>,
 }
@@ -278,7 +280,7 @@ impl LoadedPlugin {
                 (warm.store, warm.stderr, Some(warm.plugin), warm.calls)
             }
             None => {
-                slot = match self.slots.acquire().await {
+                slot = match self.slots.acquire(self.share).await {
                     Ok((slot, waited)) => {
                         usage.slot_wait = waited;
                         slot
@@ -387,6 +389,14 @@ impl LoadedPlugin {
                     });
                 }
                 Ok(value)
+            }
+            // Cannot happen while every instance holds its share; should wasmtime ever need
+            // more than counted, a full pool is still a reason to retry, not a failure.
+            Ok(Err(error)) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                Err(PluginFailure::transient(
+                    "plugin instance pool",
+                    format!("the instance pool is full: {error}"),
+                ))
             }
             Ok(Err(error)) => Err(failure::explain(
                 &self.limits,

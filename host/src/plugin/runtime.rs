@@ -13,7 +13,7 @@ use super::bindings::{OrderPlugin, OrderPluginPre};
 use super::host_functions::HostContext;
 use super::instance::{InstanceState, WarmInstances};
 use super::loaded::LoadedPlugin;
-use super::slots::InstanceSlots;
+use super::slots::{CORE_INSTANCES_PER_SLOT, InstanceSlots, MEMORIES_PER_SLOT, SlotShare};
 use super::state_machine::StateMachine;
 use crate::plugin_limits::{
     DEFAULT_INSTANCE_SLOTS, DEFAULT_RESIDENT_MEMORY_BYTES, DEFAULT_SLOT_WAIT_MS, PluginLimits,
@@ -21,9 +21,6 @@ use crate::plugin_limits::{
 
 /// Table memory kept resident per instance slot between uses (tables are small).
 const RESIDENT_TABLE_BYTES: usize = 64 * 1024;
-/// Core instances one component may create (a Rust guest uses a handful; JavaScript and
-/// Python guests more).
-const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
 
 /// The wasmtime engine and linker shared by every plugin of a host.
 #[derive(Clone)]
@@ -77,9 +74,9 @@ impl PluginRuntime {
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_component_instances(slots)
-            .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
-            .total_memories(slots * 2)
-            .total_tables(slots * CORE_INSTANCES_PER_COMPONENT)
+            .total_core_instances(slots * CORE_INSTANCES_PER_SLOT)
+            .total_memories(slots * MEMORIES_PER_SLOT)
+            .total_tables(slots * CORE_INSTANCES_PER_SLOT)
             .total_stacks(slots)
             .max_memory_size(max_memory_bytes)
             .linear_memory_keep_resident(resident_memory_bytes)
@@ -141,6 +138,14 @@ impl PluginRuntime {
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
             .await?
             .map_err(|e| anyhow::anyhow!("not a valid WebAssembly component: {e:?}"))?;
+        let share = slot_share(bytes, &component)?;
+        anyhow::ensure!(
+            self.slots.fits(share),
+            "one instance of the component needs {} instance slots, more than the host's {} \
+             (plugins.instance_slots)",
+            share.slots(),
+            self.slots.capacity()
+        );
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -158,6 +163,7 @@ impl PluginRuntime {
             engine: self.engine.clone(),
             limits: self.limits.clone(),
             slots: self.slots.clone(),
+            share,
             warm: Arc::new(WarmInstances::default()),
         };
         let info = plugin
@@ -177,6 +183,30 @@ impl PluginRuntime {
         plugin.version = info.version;
         Ok(plugin)
     }
+}
+
+/// What one instance of `component` takes from the pool: its core instances (counted in the
+/// binary: one per core module instantiation, nested components included, which is what
+/// wasmtime allocates), its memories and its tables.
+fn slot_share(bytes: &[u8], component: &Component) -> anyhow::Result<SlotShare> {
+    let mut core_instances = 0u32;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let wasmparser::Payload::InstanceSection(instances) =
+            payload.map_err(|e| anyhow::anyhow!("not a valid WebAssembly component: {e}"))?
+        {
+            for instance in instances {
+                let instance = instance
+                    .map_err(|e| anyhow::anyhow!("not a valid WebAssembly component: {e}"))?;
+                if let wasmparser::Instance::Instantiate { .. } = instance {
+                    core_instances = core_instances.saturating_add(1);
+                }
+            }
+        }
+    }
+    let (memories, tables) = component
+        .resources_required()
+        .map_or((1, 1), |needs| (needs.num_memories, needs.num_tables));
+    Ok(SlotShare::of(core_instances, memories, tables))
 }
 
 fn check_identifier(what: &str, value: &str) -> anyhow::Result<()> {

@@ -1,8 +1,14 @@
 //! Instance slots: how many plugin instances may exist at once on this host (the pooling
-//! allocator's capacity). Every instance holds a slot from its creation until it is dropped,
-//! idle warm instances included. An invocation that finds every slot taken waits for one,
-//! for a bounded time; running out of slots is a reason to wait and retry the event, never
-//! the plugin's failure.
+//! allocator's capacity). Every instance holds its share of the pool from its creation until
+//! it is dropped, idle warm instances included. An invocation that finds too little of the
+//! pool free waits, for a bounded time; running out of room is a reason to wait and retry the
+//! event, never the plugin's failure.
+//!
+//! One slot is room for one component instance and [`CORE_INSTANCES_PER_SLOT`] core
+//! instances (with their memories and tables). A Rust guest needs 3 core instances, a
+//! componentize-js one 4, a componentize-py one 14: an instance of a component that needs
+//! more than a slot's share takes the share it needs ([`SlotShare`]), so the pool can never
+//! run out underneath an invocation that holds its share.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,9 +16,50 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Core instances per slot: the pooling allocator holds `slots` component instances and
+/// `slots × CORE_INSTANCES_PER_SLOT` core instances, `slots × MEMORIES_PER_SLOT` memories and
+/// `slots × CORE_INSTANCES_PER_SLOT` tables.
+pub(crate) const CORE_INSTANCES_PER_SLOT: u32 = 8;
+/// Linear memories per slot (a guest has one; two leave room for an adapter's own).
+pub(crate) const MEMORIES_PER_SLOT: u32 = 2;
+
+/// What one instance of a component takes from the pool, in core-instance units: at least a
+/// whole slot (its component instance), more when the component needs more core instances,
+/// memories or tables than a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotShare {
+    units: u32,
+}
+
+impl SlotShare {
+    /// One slot: a component that fits in a slot's share.
+    #[cfg(test)]
+    pub(crate) const ONE_SLOT: Self = Self {
+        units: CORE_INSTANCES_PER_SLOT,
+    };
+
+    /// The share of a component that creates `core_instances` core instances, `memories`
+    /// linear memories and `tables` tables per instance.
+    pub(crate) fn of(core_instances: u32, memories: u32, tables: u32) -> Self {
+        let per_memory = CORE_INSTANCES_PER_SLOT / MEMORIES_PER_SLOT;
+        Self {
+            units: CORE_INSTANCES_PER_SLOT
+                .max(core_instances)
+                .max(memories.saturating_mul(per_memory))
+                .max(tables),
+        }
+    }
+
+    /// In slots, rounded up (for messages).
+    pub(crate) fn slots(self) -> u32 {
+        self.units.div_ceil(CORE_INSTANCES_PER_SLOT)
+    }
+}
+
 /// The slots of one plugin runtime, shared by every plugin version it loaded.
 #[derive(Debug)]
 pub(crate) struct InstanceSlots {
+    /// Free core-instance units.
     free: Arc<Semaphore>,
     capacity: u32,
     max_wait: Duration,
@@ -36,22 +83,36 @@ pub(crate) struct NoFreeSlot {
 impl InstanceSlots {
     pub(crate) fn new(capacity: u32, max_wait: Duration) -> Self {
         Self {
-            free: Arc::new(Semaphore::new(capacity as usize)),
+            free: Arc::new(Semaphore::new(
+                capacity as usize * CORE_INSTANCES_PER_SLOT as usize,
+            )),
             capacity,
             max_wait,
             waits: AtomicU64::new(0),
         }
     }
 
-    /// A slot, waiting up to the runtime's bound when none is free. Also says how long it
-    /// waited (zero when a slot was free).
-    pub(crate) async fn acquire(&self) -> Result<(Slot, Duration), NoFreeSlot> {
-        if let Ok(permit) = self.free.clone().try_acquire_owned() {
+    /// Whether an instance taking `share` can ever fit in the pool.
+    pub(crate) fn fits(&self, share: SlotShare) -> bool {
+        share.units <= self.capacity.saturating_mul(CORE_INSTANCES_PER_SLOT)
+    }
+
+    /// Room for one instance taking `share`, waiting up to the runtime's bound when there is
+    /// too little free. Also says how long it waited (zero when there was room). A share
+    /// larger than the whole pool (see [`InstanceSlots::fits`]) is never granted.
+    pub(crate) async fn acquire(&self, share: SlotShare) -> Result<(Slot, Duration), NoFreeSlot> {
+        if let Ok(permit) = self.free.clone().try_acquire_many_owned(share.units) {
             return Ok((Slot { _permit: permit }, Duration::ZERO));
         }
         self.waits.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        match tokio::time::timeout(self.max_wait, self.free.clone().acquire_owned()).await {
+        let wait = if self.fits(share) {
+            self.max_wait
+        } else {
+            Duration::ZERO
+        };
+        let free = self.free.clone();
+        match tokio::time::timeout(wait, free.acquire_many_owned(share.units)).await {
             Ok(Ok(permit)) => Ok((Slot { _permit: permit }, started.elapsed())),
             // The semaphore is never closed; treat it like a timeout all the same.
             Ok(Err(_)) | Err(_) => Err(NoFreeSlot {
@@ -78,11 +139,12 @@ mod tests {
     #[tokio::test]
     async fn a_caller_waits_for_a_freed_slot_and_gives_up_after_the_bound() {
         let slots = Arc::new(InstanceSlots::new(1, Duration::from_millis(300)));
-        let (held, waited) = slots.acquire().await.unwrap();
+        let one = SlotShare::ONE_SLOT;
+        let (held, waited) = slots.acquire(one).await.unwrap();
         assert_eq!(waited, Duration::ZERO);
         let waiter = tokio::spawn({
             let slots = slots.clone();
-            async move { slots.acquire().await.map(|(_, waited)| waited) }
+            async move { slots.acquire(one).await.map(|(_, waited)| waited) }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(held);
@@ -90,9 +152,41 @@ mod tests {
         assert!(waited >= Duration::from_millis(40), "{waited:?}");
         assert_eq!(slots.waits(), 1);
 
-        let (_held, _) = slots.acquire().await.unwrap();
-        let refused = slots.acquire().await.unwrap_err();
+        let (_held, _) = slots.acquire(one).await.unwrap();
+        let refused = slots.acquire(one).await.unwrap_err();
         assert_eq!(refused.capacity, 1);
         assert!(refused.waited >= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_component_takes_a_slot_or_the_share_it_needs() {
+        // A Rust guest (3 core instances, 1 memory, 2 tables) and a componentize-js one (4).
+        assert_eq!(SlotShare::of(3, 1, 2), SlotShare::ONE_SLOT);
+        assert_eq!(SlotShare::of(4, 1, 2), SlotShare::ONE_SLOT);
+        // A componentize-py guest: 14 core instances, two slots' worth.
+        assert_eq!(SlotShare::of(14, 1, 2).slots(), 2);
+        // Memories and tables count too.
+        assert_eq!(SlotShare::of(1, 3, 1).slots(), 2);
+        assert_eq!(SlotShare::of(1, 1, 17).slots(), 3);
+    }
+
+    #[tokio::test]
+    async fn larger_shares_leave_room_for_fewer_instances() {
+        let slots = InstanceSlots::new(4, Duration::from_millis(50));
+        let python = SlotShare::of(14, 1, 2);
+        let (_a, _) = slots.acquire(python).await.unwrap();
+        let (_b, _) = slots.acquire(python).await.unwrap();
+        // 4 slots hold two such instances; a third, or even a one-slot instance, waits.
+        assert!(slots.acquire(python).await.is_err());
+        assert!(slots.acquire(SlotShare::ONE_SLOT).await.is_err());
+        // A share larger than the whole pool is refused at once rather than waited for.
+        let huge = SlotShare::of(8 * 4 + 1, 1, 1);
+        assert!(!slots.fits(huge));
+        let refused = slots.acquire(huge).await.unwrap_err();
+        assert!(
+            refused.waited < Duration::from_millis(50),
+            "{:?}",
+            refused.waited
+        );
     }
 }
