@@ -734,7 +734,8 @@ pub struct WorkerConfig {
     pub events_in_flight_per_partition: usize,
     /// Order states kept per partition between their events (so an order's next event is
     /// decided without reading the store); past it the partition's states are dropped and
-    /// read again. 0 reads the store for every event.
+    /// read again. 0 reads the store for every event. About 1 KiB each (the soak: 54 MiB for
+    /// 57,000 kept orders); an order in a final state of its plugin's state machine is not kept.
     pub kept_orders_per_partition: usize,
 }
 
@@ -746,7 +747,7 @@ impl Default for WorkerConfig {
             max_backoff_ms: 5_000,
             partition_queue: 64,
             events_in_flight_per_partition: 16,
-            kept_orders_per_partition: 10_000,
+            kept_orders_per_partition: 1_000,
         }
     }
 }

@@ -29,6 +29,13 @@ use support::report::{
     write_benchmarks_section,
 };
 
+/// How often the probe posts an order of its own and times it until it is processed.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
+/// How often the probe asks for its order while it waits.
+const PROBE_POLL: Duration = Duration::from_millis(2);
+/// How long the probe waits for one order before counting it as not processed in time.
+const PROBE_WITHIN: Duration = Duration::from_secs(10);
+
 /// Load duration when `ORDERPIPE_SOAK_MINUTES` is unset.
 const DEFAULT_MINUTES: f64 = 10.0;
 /// How often the host's memory, descriptors and answer latencies are sampled and printed.
@@ -291,6 +298,10 @@ struct Run {
     usage: Vec<Usage>,
     orders_ms: Vec<u128>,
     events_ms: Vec<u128>,
+    /// The probe's orders, POST sent → processed visible through `GET`, in µs, sorted.
+    processed_us: Vec<u128>,
+    /// Probe orders not processed within [`PROBE_WITHIN`].
+    probe_late: usize,
     flat: Vec<String>,
     asserted: bool,
     failures: usize,
@@ -417,6 +428,22 @@ fn section(run: &Run) -> String {
             ms(percentile(&run.orders_ms, 0.50)),
             ms(percentile(&run.orders_ms, 0.99)),
             ms(run.orders_ms.last().copied())
+        ),
+    );
+    let ms_of = |us: Option<u128>| us.map_or("-".into(), |us| format!("{:.1} ms", us as f64 / 1e3));
+    row(
+        "POST → processed visible (probe)",
+        format!(
+            "p50 {}, p99 {}, max {} over {} probe orders (one every {} ms beside the load, \
+             each polled every {} ms through `GET`; {} not processed within {} s)",
+            ms_of(percentile(&run.processed_us, 0.50)),
+            ms_of(percentile(&run.processed_us, 0.99)),
+            ms_of(run.processed_us.last().copied()),
+            run.processed_us.len(),
+            PROBE_EVERY.as_millis(),
+            PROBE_POLL.as_millis(),
+            run.probe_late,
+            PROBE_WITHIN.as_secs()
         ),
     );
     row(
@@ -610,8 +637,10 @@ async fn soak() {
         SAMPLE_EVERY.as_secs()
     );
 
-    // The load, sampled.
+    // The load, sampled, and the probe beside it.
     let load = Load::start(&http, &host.base, rate);
+    let probe_stop = Arc::new(tokio::sync::Notify::new());
+    let probe = tokio::spawn(probe(http.clone(), host.base.clone(), probe_stop.clone()));
     let started = Instant::now();
     let mut usage: Vec<Usage> = Vec::new();
     let mut seen = 0;
@@ -657,6 +686,19 @@ async fn soak() {
         usage.push(sample);
     }
     let load_for = started.elapsed();
+    probe_stop.notify_one();
+    let (processed_us, probe_late) = probe.await.expect("the probe");
+    println!(
+        "[soak] probe: {} orders timed to processed, p50 {:?} µs, p99 {:?} µs, {probe_late} late",
+        processed_us.len(),
+        percentile(&processed_us, 0.50),
+        percentile(&processed_us, 0.99)
+    );
+    if probe_late > 0 {
+        failures.push(format!(
+            "{probe_late} probe orders were not processed within {PROBE_WITHIN:?}"
+        ));
+    }
     let (posted, samples, placed) = load.finish().await;
     let load_after = load_average();
     println!(
@@ -719,6 +761,8 @@ async fn soak() {
         load_after,
         orders_ms: answered_latencies(&samples, Some(Kind::Order)),
         events_ms: answered_latencies(&samples, Some(Kind::Event)),
+        processed_us,
+        probe_late,
         figures,
         usage,
         flat,
@@ -742,6 +786,63 @@ async fn soak() {
             log_digest(&log)
         );
     }
+}
+
+/// Until `stop`: every [`PROBE_EVERY`], one order without items posted and its `GET` polled
+/// every [`PROBE_POLL`] until it is `processed`; the time from sending the POST to seeing it
+/// processed, in µs (sorted), and how many orders were not processed within [`PROBE_WITHIN`].
+async fn probe(
+    http: reqwest::Client,
+    base: String,
+    stop: Arc<tokio::sync::Notify>,
+) -> (Vec<u128>, usize) {
+    let mut timed = Vec::new();
+    let mut late = 0;
+    let mut next = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.notified() => break,
+            _ = tokio::time::sleep_until(next.into()) => {}
+        }
+        next += PROBE_EVERY;
+        let sent = Instant::now();
+        let posted = http
+            .post(format!("{base}/api/orders"))
+            .header("content-type", "application/json")
+            .send()
+            .await;
+        let Ok(answer) = posted else {
+            continue;
+        };
+        if answer.status() != reqwest::StatusCode::CREATED {
+            continue;
+        }
+        let Some(id) = answer
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|a| a["order_id"].as_str().map(str::to_owned))
+        else {
+            continue;
+        };
+        loop {
+            let view = http.get(format!("{base}/api/orders/{id}")).send().await;
+            if let Ok(view) = view
+                && let Ok(view) = view.json::<serde_json::Value>().await
+                && view["status"] == "processed"
+            {
+                timed.push(sent.elapsed().as_micros());
+                break;
+            }
+            if sent.elapsed() > PROBE_WITHIN {
+                late += 1;
+                break;
+            }
+            tokio::time::sleep(PROBE_POLL).await;
+        }
+    }
+    timed.sort_unstable();
+    (timed, late)
 }
 
 /// The report keeps everything around its section, and a mention of the markers in the

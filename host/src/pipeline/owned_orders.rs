@@ -11,7 +11,8 @@
 //! from the event, nothing else the host controls). Any gap or step back in a partition's
 //! offsets (a rebalance, a seek, a restart) means its events may have been recorded elsewhere:
 //! the partition's states are dropped and read again. So is an order's state after any failed
-//! write, and a partition's whole set once it holds `capacity` orders (a bound on memory).
+//! write, and a partition's whole set once it holds `capacity` orders (a bound on memory). The
+//! processor does not keep an order that reached a final state of its plugin's state machine.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

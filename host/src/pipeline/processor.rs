@@ -405,11 +405,17 @@ impl EventProcessor {
                     );
                     self.changes.recorded(&updated, &entry);
                     let outcome = entry.outcome;
-                    self.owned.keep(
-                        partition,
-                        origin.offset,
-                        stored.advanced(updated.clone(), &entry, revision),
-                    );
+                    if plugin.state_machine.is_final(&updated.status) {
+                        // No event is expected to move it on: memory better spent elsewhere
+                        // (a late event reads the store, as for any order not kept).
+                        self.owned.forget(partition, order.id);
+                    } else {
+                        self.owned.keep(
+                            partition,
+                            origin.offset,
+                            stored.advanced(updated.clone(), &entry, revision),
+                        );
+                    }
                     self.cache_view(&updated).await?;
                     return Ok(Handled::Recorded(outcome));
                 }

@@ -17,6 +17,8 @@ pub struct StateMachine {
     states: BTreeSet<String>,
     initial: String,
     edges: HashSet<(String, String)>,
+    /// The states some edge leaves.
+    with_exits: BTreeSet<String>,
 }
 
 impl StateMachine {
@@ -77,10 +79,12 @@ impl StateMachine {
                 }
             }
         }
+        let with_exits = edges.iter().map(|(from, _)| from.clone()).collect();
         Ok(Self {
             states: declared,
             initial,
             edges: edges.into_iter().collect(),
+            with_exits,
         })
     }
 
@@ -95,6 +99,13 @@ impl StateMachine {
     /// Whether `from -> to` is a declared edge.
     pub fn allows(&self, from: &str, to: &str) -> bool {
         self.edges.contains(&(from.to_owned(), to.to_owned()))
+    }
+
+    /// Whether no declared edge leaves `state`: an order there is done, as far as this
+    /// state machine goes (a later version may add edges; nothing relies on this for more
+    /// than not keeping the order's state around).
+    pub fn is_final(&self, state: &str) -> bool {
+        !self.with_exits.contains(state)
     }
 
     /// Why `from -> to` is refused, or `None` when it is allowed.
@@ -135,6 +146,8 @@ mod tests {
         .unwrap();
         assert!(sm.allows("created", "paid"));
         assert!(!sm.allows("paid", "created"));
+        assert!(!sm.is_final("created"));
+        assert!(sm.is_final("paid"));
         assert!(sm.refusal("created", "paid").is_none());
         assert!(
             sm.refusal("paid", "created")

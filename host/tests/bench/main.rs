@@ -717,7 +717,8 @@ async fn languages() {
 }
 
 /// Back-to-back fresh-instance decisions for `ORDERPIPE_PROFILE_SECONDS` (default 10; also
-/// `ORDERPIPE_PROFILE_REUSE`, `ORDERPIPE_PROFILE_RESIDENT_BYTES`), for a profiler:
+/// `ORDERPIPE_PROFILE_REUSE`, `ORDERPIPE_PROFILE_RESIDENT_BYTES`, `ORDERPIPE_PROFILE_COMPONENT`:
+/// a file of `plugins/dist/`, default `order.wasm`), for a profiler:
 /// `perf record` sees the per-event path, not the compilation that dominates
 /// [`plugin_overhead`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -735,9 +736,13 @@ async fn plugin_overhead_profile_loop() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(orderpipe::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES);
-    let figures = plugin::overhead_for(reuse, resident, Duration::from_secs(seconds)).await;
+    // Leaked once per run: the loop's component outlives it anyway.
+    let file: &'static str = std::env::var("ORDERPIPE_PROFILE_COMPONENT")
+        .map(|file| &*file.leak())
+        .unwrap_or("order.wasm");
+    let figures = plugin::overhead_for(file, reuse, resident, Duration::from_secs(seconds)).await;
     println!(
-        "profile loop (reuse {reuse}): {} decisions, p50 {:.2} µs, p99 {:.2} µs, CPU {:.2} µs",
+        "profile loop ({file}, reuse {reuse}, resident {resident} bytes): {} decisions, p50 {:.2} µs, p99 {:.2} µs, CPU {:.2} µs",
         figures.invocations, figures.p50_us, figures.p99_us, figures.cpu_us
     );
 }

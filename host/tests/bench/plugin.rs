@@ -104,14 +104,16 @@ pub async fn overhead_of(file: &'static str, reuse: u32, invocations: usize) -> 
     .expect("the decisions ran")
 }
 
-/// Back-to-back decisions for `duration` (for a profiler).
+/// Back-to-back decisions of the component `file` of `plugins/dist/` for `duration` (for a
+/// profiler).
 pub async fn overhead_for(
+    file: &'static str,
     reuse: u32,
     resident_memory_bytes: usize,
     duration: Duration,
 ) -> Overhead {
     tokio::spawn(decisions(
-        RUST_ORDER,
+        file,
         reuse,
         resident_memory_bytes,
         Budget::Time(duration),
