@@ -163,7 +163,7 @@ mod tests {
         // A Rust guest (3 core instances, 1 memory, 2 tables) and a componentize-js one (4).
         assert_eq!(SlotShare::of(3, 1, 2), SlotShare::ONE_SLOT);
         assert_eq!(SlotShare::of(4, 1, 2), SlotShare::ONE_SLOT);
-        // A componentize-py guest: 14 core instances, two slots' worth.
+        // A componentize-py guest: 14 core instances, 1.75 slots (2 in messages, rounded up).
         assert_eq!(SlotShare::of(14, 1, 2).slots(), 2);
         // Memories and tables count too.
         assert_eq!(SlotShare::of(1, 3, 1).slots(), 2);
