@@ -4,10 +4,12 @@
 //! topic; every pipeline's dead letters go to the one dead-letter topic (the
 //! [`DeadLetter`](crate::pipeline::message::DeadLetter) names the pipeline and topic).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
 use rdkafka::Message;
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -28,10 +30,62 @@ fn unavailable(err: impl std::fmt::Display) -> BackendError {
     BackendError::unavailable(BACKEND, err)
 }
 
+/// How often librdkafka reports the producer's statistics, from which readiness learns
+/// whether the idempotent producer holds a producer id.
+const PRODUCER_STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
+/// The idempotent producer's state in which it can send (librdkafka's `eos.idemp_state`).
+const PRODUCER_ID_ASSIGNED: &str = "Assigned";
+
+/// The producer's client context: keeps the idempotent producer's state from librdkafka's
+/// statistics. After a broker restart (or messages that timed out) the producer must get a
+/// producer id again before it sends anything, and a restarted broker may answer "coordinator
+/// load in progress" for many seconds: metadata alone would call the log ready meanwhile,
+/// and a POST would wait for its timeout and answer 503.
+/// Cloned into the producer; the event log keeps a clone to read it (librdkafka's wrapper
+/// around a future producer's context does not give the context back).
+#[derive(Clone, Default)]
+pub struct ProducerState {
+    idempotence: Arc<Mutex<Option<String>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProducerStatistics {
+    eos: Option<IdempotenceStatistics>,
+}
+
+#[derive(serde::Deserialize)]
+struct IdempotenceStatistics {
+    idemp_state: String,
+}
+
+impl ProducerState {
+    /// The idempotent producer's last reported state; `None` before the first report.
+    fn idempotence(&self) -> Option<String> {
+        self.idempotence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl ClientContext for ProducerState {
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Ok(ProducerStatistics { eos: Some(eos) }) = serde_json::from_slice(statistics) else {
+            return;
+        };
+        let mut state = self.idempotence.lock().unwrap_or_else(|e| e.into_inner());
+        if state.as_deref() != Some(eos.idemp_state.as_str()) {
+            tracing::info!(state = %eos.idemp_state, "kafka producer: idempotent producer state");
+            *state = Some(eos.idemp_state);
+        }
+    }
+}
+
 /// The producing side of the event log, for one pipeline's topic.
 #[derive(Clone)]
 pub struct KafkaEventLog {
-    producer: FutureProducer,
+    producer: FutureProducer<ProducerState>,
+    producer_state: ProducerState,
     topic: String,
     dead_letter_topic: String,
     timeout: Duration,
@@ -41,7 +95,8 @@ impl KafkaEventLog {
     /// A producer publishing to `topic` (and dead letters to `kafka.dead_letter_topic`).
     pub fn new(config: &KafkaConfig, topic: &str) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(config.produce_timeout_ms.max(1));
-        let producer: FutureProducer = ClientConfig::new()
+        let producer_state = ProducerState::default();
+        let producer = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -50,9 +105,14 @@ impl KafkaEventLog {
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .set("socket.connection.setup.timeout.ms", "3000")
             .set("reconnect.backoff.max.ms", "1000")
-            .create()?;
+            .set(
+                "statistics.interval.ms",
+                PRODUCER_STATISTICS_INTERVAL.as_millis().to_string(),
+            )
+            .create_with_context(producer_state.clone())?;
         Ok(Self {
             producer,
+            producer_state,
             topic: topic.to_owned(),
             dead_letter_topic: config.dead_letter_topic.clone(),
             timeout,
@@ -116,10 +176,19 @@ impl EventLog for KafkaEventLog {
         self.send(&self.dead_letter_topic, &key, payload).await
     }
 
-    /// Ready means a message could be delivered now: the broker answers and every partition
-    /// of the topic has a leader. A broker that has just restarted answers metadata requests
-    /// before it leads its partitions again; a message sent then times out.
+    /// Ready means a message could be delivered now: the idempotent producer holds a producer
+    /// id, the broker answers and every partition of the topic has a leader. A broker that has
+    /// just restarted answers metadata requests before it leads its partitions again, and
+    /// before it can hand out producer ids; a message sent then times out.
     async fn ping(&self) -> BackendResult<()> {
+        // Unknown until the first statistics (a second after start): metadata decides alone.
+        if let Some(state) = self.producer_state.idempotence()
+            && state != PRODUCER_ID_ASSIGNED
+        {
+            return Err(unavailable(format!(
+                "the idempotent producer has no producer id yet (state {state})"
+            )));
+        }
         let producer = self.producer.clone();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
