@@ -629,6 +629,11 @@ pub struct CassandraConfig {
     pub password: Option<String>,
     /// Per-request timeout; keeps an API answer bounded while Cassandra is down.
     pub request_timeout_ms: u64,
+    /// Statements one request carries at most: writes waiting at the same time (of several
+    /// events and orders) go to Cassandra as one unlogged batch. 1 sends every write alone.
+    pub batch_statements: usize,
+    /// Batches of writes in flight at once; writes arriving meanwhile wait and join the next.
+    pub batches_in_flight: usize,
 }
 
 impl Default for CassandraConfig {
@@ -640,6 +645,8 @@ impl Default for CassandraConfig {
             username: None,
             password: None,
             request_timeout_ms: 2_000,
+            batch_statements: 48,
+            batches_in_flight: 4,
         }
     }
 }

@@ -11,6 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
+
+use super::cassandra_batcher::{
+    Statement as BatchStatement, Write, WriteBatcher, row as batch_row,
+};
 use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::batch::{Batch, BatchType};
@@ -110,6 +114,8 @@ pub(crate) fn refusal_or_outage(err: ExecutionError) -> BackendError {
 pub struct CassandraStore {
     session: Arc<Session>,
     statements: Statements,
+    /// Every unconditional write goes through it, so concurrent events share requests.
+    writes: WriteBatcher,
 }
 
 struct Statements {
@@ -160,9 +166,16 @@ impl CassandraStore {
             .map_err(|e| anyhow::anyhow!("connecting to Cassandra at {}: {e}", config.nodes))?;
         migrate(&session, &config.keyspace, config.replication_factor).await?;
         let statements = Statements::prepare(&session, &config.keyspace).await?;
+        let session = Arc::new(session);
+        let writes = WriteBatcher::new(
+            session.clone(),
+            config.batch_statements,
+            config.batches_in_flight,
+        );
         Ok(Self {
-            session: Arc::new(session),
+            session,
             statements,
+            writes,
         })
     }
 
@@ -245,22 +258,34 @@ impl CassandraStore {
     /// Files a record under its customer (when it names one), for `customer_records`. The
     /// same row however often it is written.
     async fn file_under_customer(&self, order: &Order) -> BackendResult<()> {
-        let Some(customer) = &order.request.customer else {
+        let Some(filing) = self.customer_filing(order) else {
             return Ok(());
         };
-        self.session
-            .execute_unpaged(
-                &self.statements.file_customer_record,
-                (
-                    &order.pipeline,
-                    customer,
-                    CqlTimestamp(order.created_at_ms),
-                    order.id,
-                ),
-            )
+        self.writes
+            .write(Write::new(vec![filing.0], vec![filing.1], filing.2))
             .await
-            .map_err(refusal_or_outage)?;
-        Ok(())
+    }
+
+    /// The statement filing `order` under its customer, its row and its size; `None` when
+    /// the order names no customer.
+    fn customer_filing(&self, order: &Order) -> Option<(BatchStatement, u64, usize)> {
+        let customer = order.request.customer.clone()?;
+        let row = batch_row(("customer", &order.pipeline, &customer, order.id));
+        let bytes = order.pipeline.len() + customer.len() + 24;
+        let values = (
+            order.pipeline.clone(),
+            customer,
+            CqlTimestamp(order.created_at_ms),
+            order.id,
+        );
+        Some((
+            BatchStatement {
+                prepared: self.statements.file_customer_record.clone(),
+                values: Box::new(values),
+            },
+            row,
+            bytes,
+        ))
     }
 }
 
@@ -473,23 +498,30 @@ impl OrderStore for CassandraStore {
     async fn store_accepted_order(&self, order: &Order) -> BackendResult<()> {
         let request = serde_json::to_string(&order.request)
             .map_err(|e| BackendError::Invalid(e.to_string()))?;
-        self.session
-            .execute_unpaged(
-                &self.statements.store_accepted_order,
-                (
-                    order.id,
-                    &order.pipeline,
-                    &order.status,
-                    order.version as i64,
-                    request,
-                    attributes_text(&order.attributes),
-                    CqlTimestamp(order.created_at_ms),
-                    CqlTimestamp(order.updated_at_ms),
-                ),
-            )
-            .await
-            .map_err(refusal_or_outage)?;
-        self.file_under_customer(order).await
+        let attributes = attributes_text(&order.attributes);
+        let bytes =
+            request.len() + attributes.len() + order.pipeline.len() + order.status.len() + 48;
+        let mut statements = vec![BatchStatement {
+            prepared: self.statements.store_accepted_order.clone(),
+            values: Box::new((
+                order.id,
+                order.pipeline.clone(),
+                order.status.clone(),
+                order.version as i64,
+                request,
+                attributes,
+                CqlTimestamp(order.created_at_ms),
+                CqlTimestamp(order.updated_at_ms),
+            )),
+        }];
+        let mut rows = vec![batch_row(("order", order.id))];
+        let mut bytes = bytes;
+        if let Some((filing, row, filing_bytes)) = self.customer_filing(order) {
+            statements.push(filing);
+            rows.push(row);
+            bytes += filing_bytes;
+        }
+        self.writes.write(Write::new(statements, rows, bytes)).await
     }
 
     async fn customer_records(
@@ -643,59 +675,76 @@ impl OrderStore for CassandraStore {
             next_write_time(basis.revision.unwrap_or(ACCEPTED_ORDER_WRITE_TIME), entry);
         let request = serde_json::to_string(&updated.request)
             .map_err(|e| BackendError::Invalid(e.to_string()))?;
-        // One partition key in both tables: one mutation, applied atomically, no batch log.
-        let mut batch = Batch::new(BatchType::Unlogged);
-        batch.append_statement(self.statements.write_next_state.clone());
-        batch.append_statement(self.statements.insert_history_at.clone());
-        batch.append_statement(self.statements.project_status.clone());
-        let values = (
-            (
-                written_at,
-                &updated.pipeline,
-                &updated.status,
-                updated.version as i64,
-                request,
-                attributes_text(&updated.attributes),
-                CqlTimestamp(updated.created_at_ms),
-                CqlTimestamp(updated.updated_at_ms),
-                vec![entry.event_id],
-                updated.id,
-            ),
-            (
-                updated.id,
-                entry.seq as i64,
-                entry.event_id,
-                &entry.event_type,
-                entry.outcome.as_str(),
-                &entry.from,
-                &entry.to,
-                &entry.reason,
-                &entry.plugin,
-                &entry.plugin_version,
-                CqlTimestamp(entry.at_ms),
-                written_at,
-            ),
-            (
-                projection_write_time(updated),
-                &updated.status,
-                updated.version as i64,
-                CqlTimestamp(updated.updated_at_ms),
-                updated.id,
-            ),
-        );
-        let filed = async {
-            // An order never stored before (the API's write has not landed, or failed) is
-            // filed under its customer here, as the API would have.
-            if basis.revision.is_none() {
-                self.file_under_customer(updated).await
-            } else {
-                Ok(())
-            }
-        };
-        let (written, filed) =
-            futures::future::join(self.session.batch(&batch, values), filed).await;
-        written.map_err(refusal_or_outage)?;
-        filed?;
+        let attributes = attributes_text(&updated.attributes);
+        let mut bytes = request.len()
+            + attributes.len()
+            + updated.pipeline.len()
+            + 2 * updated.status.len()
+            + entry.event_type.len()
+            + entry.from.len()
+            + entry.to.len()
+            + entry.reason.len()
+            + entry.plugin.len()
+            + entry.plugin_version.len()
+            + 160;
+        // One partition key in these three: one mutation, applied atomically, no batch log.
+        let mut statements = vec![
+            BatchStatement {
+                prepared: self.statements.write_next_state.clone(),
+                values: Box::new((
+                    written_at,
+                    updated.pipeline.clone(),
+                    updated.status.clone(),
+                    updated.version as i64,
+                    request,
+                    attributes,
+                    CqlTimestamp(updated.created_at_ms),
+                    CqlTimestamp(updated.updated_at_ms),
+                    vec![entry.event_id],
+                    updated.id,
+                )),
+            },
+            BatchStatement {
+                prepared: self.statements.insert_history_at.clone(),
+                values: Box::new((
+                    updated.id,
+                    entry.seq as i64,
+                    entry.event_id,
+                    entry.event_type.clone(),
+                    entry.outcome.as_str(),
+                    entry.from.clone(),
+                    entry.to.clone(),
+                    entry.reason.clone(),
+                    entry.plugin.clone(),
+                    entry.plugin_version.clone(),
+                    CqlTimestamp(entry.at_ms),
+                    written_at,
+                )),
+            },
+            BatchStatement {
+                prepared: self.statements.project_status.clone(),
+                values: Box::new((
+                    projection_write_time(updated),
+                    updated.status.clone(),
+                    updated.version as i64,
+                    CqlTimestamp(updated.updated_at_ms),
+                    updated.id,
+                )),
+            },
+        ];
+        let mut rows = vec![batch_row(("order", updated.id))];
+        // An order never stored before (the API's write has not landed, or failed) is filed
+        // under its customer here, as the API would have.
+        if basis.revision.is_none()
+            && let Some((filing, row, filing_bytes)) = self.customer_filing(updated)
+        {
+            statements.push(filing);
+            rows.push(row);
+            bytes += filing_bytes;
+        }
+        self.writes
+            .write(Write::new(statements, rows, bytes))
+            .await?;
         Ok(Advance::Recorded {
             revision: written_at,
         })
@@ -837,20 +886,21 @@ impl PluginStore for CassandraStore {
     }
 
     async fn put(&self, plugin: &str, table: &str, key: &str, value: &str) -> BackendResult<()> {
-        self.session
-            .execute_unpaged(
-                &self.statements.plugin_put,
-                (
-                    plugin,
-                    table,
-                    key,
-                    value,
-                    CqlTimestamp(crate::order::now_ms()),
-                ),
-            )
+        let bytes = plugin.len() + table.len() + key.len() + value.len() + 8;
+        let statement = BatchStatement {
+            prepared: self.statements.plugin_put.clone(),
+            values: Box::new((
+                plugin.to_owned(),
+                table.to_owned(),
+                key.to_owned(),
+                value.to_owned(),
+                CqlTimestamp(crate::order::now_ms()),
+            )),
+        };
+        let row = batch_row(("plugin", plugin, table, key));
+        self.writes
+            .write(Write::new(vec![statement], vec![row], bytes))
             .await
-            .map_err(refusal_or_outage)?;
-        Ok(())
     }
 
     async fn delete(&self, plugin: &str, table: &str, key: &str) -> BackendResult<()> {

@@ -10,6 +10,7 @@
 
 pub mod announcements;
 pub mod cassandra;
+pub mod cassandra_batcher;
 pub mod cassandra_registry;
 pub mod embedded;
 pub mod feed;

@@ -39,7 +39,10 @@ impl Stores {
     }
 
     pub async fn cassandra() -> Self {
-        let config = support::config("order").cassandra;
+        Self::cassandra_with(support::config("order").cassandra).await
+    }
+
+    pub async fn cassandra_with(config: orderpipe::config::CassandraConfig) -> Self {
         let store = {
             let _one_at_a_time = CONNECT.lock().await;
             bounded("connecting to Cassandra", CassandraStore::connect(&config))
