@@ -632,7 +632,11 @@ pub struct CassandraConfig {
     /// Statements one request carries at most: writes waiting at the same time (of several
     /// events and orders) go to Cassandra as one unlogged batch. 1 sends every write alone.
     pub batch_statements: usize,
-    /// Batches of writes in flight at once; writes arriving meanwhile wait and join the next.
+    /// Orders one state read asks for at most: the states concurrent events read at the same
+    /// time go to Cassandra as one `IN` query. 1 reads every order alone.
+    pub read_batch_keys: usize,
+    /// Batches of writes (and queries of reads) in flight at once; writes and reads arriving
+    /// meanwhile wait and join the next.
     pub batches_in_flight: usize,
 }
 
@@ -646,6 +650,7 @@ impl Default for CassandraConfig {
             password: None,
             request_timeout_ms: 2_000,
             batch_statements: 48,
+            read_batch_keys: 32,
             batches_in_flight: 4,
         }
     }

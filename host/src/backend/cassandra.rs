@@ -4,7 +4,7 @@
 //! Invariant: an event is recorded only by a conditional batch on the order's expected
 //! version, which also adds the event id to `recorded_events`, so no event applies twice.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use scylla::client::session::Session;
 use super::cassandra_batcher::{
     Statement as BatchStatement, Write, WriteBatcher, row as batch_row,
 };
+use super::cassandra_reads::{Fetch, ReadBatcher};
 use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::batch::{Batch, BatchType};
@@ -116,6 +117,8 @@ pub struct CassandraStore {
     statements: Statements,
     /// Every unconditional write goes through it, so concurrent events share requests.
     writes: WriteBatcher,
+    /// `load_order` goes through it, so concurrent events' reads share queries.
+    order_reads: ReadBatcher<OrderRow>,
 }
 
 struct Statements {
@@ -124,7 +127,7 @@ struct Statements {
     file_customer_record: PreparedStatement,
     customer_records_first: PreparedStatement,
     customer_records_before: PreparedStatement,
-    load_order: PreparedStatement,
+    load_orders: PreparedStatement,
     advance_order: PreparedStatement,
     insert_history: PreparedStatement,
     write_next_state: PreparedStatement,
@@ -172,10 +175,16 @@ impl CassandraStore {
             config.batch_statements,
             config.batches_in_flight,
         );
+        let order_reads = ReadBatcher::new(
+            fetch_orders(session.clone(), statements.load_orders.clone()),
+            config.read_batch_keys,
+            config.batches_in_flight,
+        );
         Ok(Self {
             session,
             statements,
             writes,
+            order_reads,
         })
     }
 
@@ -183,6 +192,43 @@ impl CassandraStore {
     pub fn session(&self) -> Arc<Session> {
         self.session.clone()
     }
+}
+
+/// Reads the states of several orders in one query, for the [`ReadBatcher`].
+fn fetch_orders(session: Arc<Session>, load_orders: PreparedStatement) -> Fetch<OrderRow> {
+    Arc::new(move |ids: Vec<Uuid>| {
+        let (session, load_orders) = (session.clone(), load_orders.clone());
+        Box::pin(async move {
+            let result = session
+                .execute_unpaged(&load_orders, (ids,))
+                .await
+                .map_err(unavailable)?;
+            let rows = result.into_rows_result().map_err(unavailable)?;
+            let mut found = HashMap::new();
+            for row in rows.rows::<KeyedOrderRow>().map_err(unavailable)? {
+                let (
+                    id,
+                    pipeline,
+                    status,
+                    version,
+                    request,
+                    attributes,
+                    created,
+                    updated,
+                    recorded,
+                    written,
+                ) = row.map_err(unavailable)?;
+                found.insert(
+                    id,
+                    (
+                        pipeline, status, version, request, attributes, created, updated, recorded,
+                        written,
+                    ),
+                );
+            }
+            Ok(found)
+        })
+    })
 }
 
 /// Creates the keyspace and applies every migration not yet recorded in `schema_migrations`.
@@ -326,10 +372,12 @@ impl Statements {
                  WHERE pipeline = ? AND customer = ? AND (created_at, order_id) < (?, ?) LIMIT ?"
             ))
             .await?,
-            load_order: p(format!(
-                "SELECT pipeline, status, version, request, attributes, created_at, updated_at, \
-                 recorded_events, writetime(version) FROM {ks}.order_journal \
-                 WHERE order_id = ? LIMIT 1"
+            // Several orders at once (`ReadBatcher`); the state is in static columns, so one
+            // row per partition carries it.
+            load_orders: p(format!(
+                "SELECT order_id, pipeline, status, version, request, attributes, created_at, \
+                 updated_at, recorded_events, writetime(version) FROM {ks}.order_journal \
+                 WHERE order_id IN ? PER PARTITION LIMIT 1"
             ))
             .await?,
             advance_order: p(format!(
@@ -456,6 +504,20 @@ type OrderRow = (
     Option<i64>,
 );
 
+/// An [`OrderRow`] with its order id in front, as a query of several orders answers.
+type KeyedOrderRow = (
+    Uuid,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<CqlTimestamp>,
+    Option<Vec<Uuid>>,
+    Option<i64>,
+);
+
 type HistoryRow = (
     Option<i64>,
     Option<Uuid>,
@@ -570,13 +632,7 @@ impl OrderStore for CassandraStore {
     }
 
     async fn load_order(&self, id: Uuid) -> BackendResult<Option<StoredOrder>> {
-        let result = self
-            .session
-            .execute_unpaged(&self.statements.load_order, (id,))
-            .await
-            .map_err(unavailable)?;
-        let rows = result.into_rows_result().map_err(unavailable)?;
-        let Some(row) = rows.maybe_first_row::<OrderRow>().map_err(unavailable)? else {
+        let Some(row) = self.order_reads.read(id).await? else {
             return Ok(None);
         };
         let (

@@ -11,6 +11,7 @@
 pub mod announcements;
 pub mod cassandra;
 pub mod cassandra_batcher;
+pub mod cassandra_reads;
 pub mod cassandra_registry;
 pub mod embedded;
 pub mod feed;

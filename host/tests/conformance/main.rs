@@ -43,6 +43,7 @@ macro_rules! conformance {
     };
 }
 
+mod cassandra_batching;
 mod change_feed;
 mod event_log;
 mod order_store;

@@ -68,58 +68,6 @@ async fn cassandra_refuses_a_too_large_write_and_serves_the_next() {
     assert_eq!(applied, Applied::Yes);
 }
 
-/// With one batch in flight, writes arriving meanwhile share the next request: each lands as
-/// if sent alone, and a too-large one among them is refused without taking the others along.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_sharing_a_batch_each_land_and_a_refused_one_fails_alone() {
-    let mut config = support::config("order").cassandra;
-    config.batches_in_flight = 1;
-    let stores = Stores::cassandra_with(config).await;
-    let orders: Vec<_> = (0..24).map(|_| new_order()).collect();
-    let mut writes = Vec::new();
-    for (n, order) in orders.iter().enumerate() {
-        let next = advanced(order, "paid");
-        let entry = entry_for(order, &next, orderpipe::order::Outcome::Transitioned);
-        let basis = orderpipe::backend::StoredOrder::not_stored(order.clone());
-        let store = stores.orders.clone();
-        let plugins = stores.plugins.clone();
-        writes.push(tokio::spawn(async move {
-            let recorded = store.record_next_event(&basis, &next, &entry).await;
-            let value = if n == 7 {
-                "x".repeat(TOO_LARGE)
-            } else {
-                format!("value {n}")
-            };
-            let put = plugins.put("batching", "t", &format!("k{n}"), &value).await;
-            (recorded, put)
-        }));
-    }
-    for (n, write) in writes.into_iter().enumerate() {
-        let (recorded, put) = bounded("a write", write).await.expect("task");
-        recorded.unwrap_or_else(|e| panic!("order {n} not recorded: {e}"));
-        if n == 7 {
-            assert!(is_refusal(&put), "{put:?}");
-        } else {
-            put.unwrap_or_else(|e| panic!("plugin write {n} failed: {e}"));
-        }
-    }
-    for (n, order) in orders.iter().enumerate() {
-        let stored = bounded("loading", stores.orders.load_order(order.id))
-            .await
-            .expect("load")
-            .expect("stored");
-        assert_eq!(stored.order.status, "paid", "order {n}");
-        let value = bounded(
-            "reading",
-            stores.plugins.get("batching", "t", &format!("k{n}")),
-        )
-        .await
-        .expect("get");
-        let expected = (n != 7).then(|| format!("value {n}"));
-        assert_eq!(value, expected, "plugin row {n}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_refuses_a_too_large_message_and_serves_the_next() {
     let config = support::config("order").kafka;
