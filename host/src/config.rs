@@ -632,6 +632,11 @@ pub struct CassandraConfig {
     /// Statements one request carries at most: writes waiting at the same time (of several
     /// events and orders) go to Cassandra as one unlogged batch. 1 sends every write alone.
     pub batch_statements: usize,
+    /// Bytes of values one batch carries at most (estimated; a larger write goes alone).
+    /// Cassandra warns about every batch past its `batch_size_warn_threshold` (5 KiB by
+    /// default: raise it to 64 KiB, or set this to 4096) and refuses one past
+    /// `batch_size_fail_threshold` (50 KiB; a refused batch is retried write by write).
+    pub batch_max_bytes: usize,
     /// Orders one state read asks for at most: the states concurrent events read at the same
     /// time go to Cassandra as one `IN` query. 1 reads every order alone.
     pub read_batch_keys: usize,
@@ -650,6 +655,7 @@ impl Default for CassandraConfig {
             password: None,
             request_timeout_ms: 2_000,
             batch_statements: 48,
+            batch_max_bytes: 16 * 1024,
             read_batch_keys: 32,
             batches_in_flight: 4,
         }

@@ -13,7 +13,7 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 
 use super::cassandra_batcher::{
-    Statement as BatchStatement, Write, WriteBatcher, row as batch_row,
+    BatchBounds, Statement as BatchStatement, Write, WriteBatcher, row as batch_row,
 };
 use super::cassandra_reads::{Fetch, ReadBatcher};
 use scylla::client::session_builder::SessionBuilder;
@@ -172,7 +172,10 @@ impl CassandraStore {
         let session = Arc::new(session);
         let writes = WriteBatcher::new(
             session.clone(),
-            config.batch_statements,
+            BatchBounds {
+                statements: config.batch_statements,
+                bytes: config.batch_max_bytes,
+            },
             config.batches_in_flight,
         );
         let order_reads = ReadBatcher::new(

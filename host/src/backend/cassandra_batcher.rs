@@ -31,11 +31,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use super::cassandra::refusal_or_outage;
 use super::{BackendError, BackendResult};
 
-/// Bytes of values one batch carries at most (by the callers' estimates). Cassandra refuses a
-/// batch over `batch_size_fail_threshold` (50 KiB by default); estimates are rough, so this
-/// stays well under it.
-pub const MAX_BATCH_BYTES: usize = 16 * 1024;
-
 /// One statement of a write, with its values.
 pub struct Statement {
     pub prepared: PreparedStatement,
@@ -66,6 +61,15 @@ struct Pending {
     done: oneshot::Sender<BackendResult<()>>,
 }
 
+/// How much one batch carries at most.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchBounds {
+    pub statements: usize,
+    /// Cassandra warns about a batch past `batch_size_warn_threshold` (5 KiB by default) and
+    /// refuses one past `batch_size_fail_threshold` (50 KiB); see the README.
+    pub bytes: usize,
+}
+
 /// Sends writes in batches; see the module's documentation.
 #[derive(Clone)]
 pub struct WriteBatcher {
@@ -73,16 +77,16 @@ pub struct WriteBatcher {
 }
 
 impl WriteBatcher {
-    /// Batches of at most `max_statements` statements, `in_flight` batches at once. With
-    /// `max_statements` 1 every write goes alone, as without a batcher.
-    pub fn new(session: Arc<Session>, max_statements: usize, in_flight: usize) -> Self {
+    /// Batches of at most `bounds.statements` statements and `bounds.bytes` bytes of values
+    /// (by the callers' estimates; a larger write goes alone), `in_flight` batches at once.
+    /// With one statement per batch every write goes alone, as without a batcher.
+    pub fn new(session: Arc<Session>, bounds: BatchBounds, in_flight: usize) -> Self {
         let (queue, pending) = mpsc::unbounded_channel();
-        tokio::spawn(send_batches(
-            session,
-            pending,
-            max_statements.max(1),
-            in_flight.max(1),
-        ));
+        let bounds = BatchBounds {
+            statements: bounds.statements.max(1),
+            bytes: bounds.bytes,
+        };
+        tokio::spawn(send_batches(session, pending, bounds, in_flight.max(1)));
         Self { queue }
     }
 
@@ -104,7 +108,7 @@ impl WriteBatcher {
 async fn send_batches(
     session: Arc<Session>,
     mut pending: mpsc::UnboundedReceiver<Pending>,
-    max_statements: usize,
+    bounds: BatchBounds,
     in_flight: usize,
 ) {
     let permits = Arc::new(Semaphore::new(in_flight));
@@ -124,7 +128,7 @@ async fn send_batches(
         let mut group = Group::default();
         group.add(first);
         while let Ok(next) = pending.try_recv() {
-            if group.fits(&next.write, max_statements) {
+            if group.fits(&next.write, bounds) {
                 group.add(next);
             } else {
                 held_back = Some(next);
@@ -149,9 +153,9 @@ struct Group {
 }
 
 impl Group {
-    fn fits(&self, write: &Write, max_statements: usize) -> bool {
-        self.statements + write.statements.len() <= max_statements
-            && self.bytes + write.bytes <= MAX_BATCH_BYTES
+    fn fits(&self, write: &Write, bounds: BatchBounds) -> bool {
+        self.statements + write.statements.len() <= bounds.statements
+            && self.bytes + write.bytes <= bounds.bytes
             && !write.rows.iter().any(|row| self.rows.contains(row))
     }
 
@@ -227,15 +231,19 @@ mod tests {
 
     #[test]
     fn a_group_takes_writes_while_they_fit() {
+        let bounds = BatchBounds {
+            statements: 10,
+            bytes: 1_000,
+        };
         let mut group = Group::default();
         group.add(pending(&[1], 100).0);
-        assert!(group.fits(&pending(&[2], 100).0.write, 10));
+        assert!(group.fits(&pending(&[2], 900).0.write, bounds));
         assert!(
-            !group.fits(&pending(&[1], 100).0.write, 10),
+            !group.fits(&pending(&[1], 100).0.write, bounds),
             "a second write of row 1 waits for the next batch"
         );
         assert!(
-            !group.fits(&pending(&[3], MAX_BATCH_BYTES).0.write, 10),
+            !group.fits(&pending(&[3], 901).0.write, bounds),
             "over the byte bound"
         );
     }

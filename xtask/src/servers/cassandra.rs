@@ -89,6 +89,9 @@ cdc_raw_directory: {data}/cdc_raw
 # factor 1, a periodic sync loses acknowledged writes on SIGKILL. `batch` syncs at once (an
 # fsync is ~0.2 ms here); `group` with a 10 ms window made every Paxos round trip wait for it.
 commitlog_sync: batch
+# orderpipe sends the writes of concurrent events as one batch of up to 16 KiB
+# (`cassandra.batch_max_bytes`): warn only about batches past 64 KiB, not past the default 5.
+batch_size_warn_threshold: 64KiB
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
