@@ -208,26 +208,9 @@ fn fetch_orders(session: Arc<Session>, load_orders: PreparedStatement) -> Fetch<
                 .map_err(unavailable)?;
             let rows = result.into_rows_result().map_err(unavailable)?;
             let mut found = HashMap::new();
-            for row in rows.rows::<KeyedOrderRow>().map_err(unavailable)? {
-                let (
-                    id,
-                    pipeline,
-                    status,
-                    version,
-                    request,
-                    attributes,
-                    created,
-                    updated,
-                    recorded,
-                    written,
-                ) = row.map_err(unavailable)?;
-                found.insert(
-                    id,
-                    (
-                        pipeline, status, version, request, attributes, created, updated, recorded,
-                        written,
-                    ),
-                );
+            for row in rows.rows::<OrderRow>().map_err(unavailable)? {
+                let row = row.map_err(unavailable)?;
+                found.insert(row.0, row);
             }
             Ok(found)
         })
@@ -495,20 +478,8 @@ fn attributes_text(attributes: &Map<String, Value>) -> String {
     Value::Object(attributes.clone()).to_string()
 }
 
+/// An order's state as `load_orders` reads it, its id in front.
 type OrderRow = (
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<CqlTimestamp>,
-    Option<CqlTimestamp>,
-    Option<Vec<Uuid>>,
-    Option<i64>,
-);
-
-/// An [`OrderRow`] with its order id in front, as a query of several orders answers.
-type KeyedOrderRow = (
     Uuid,
     Option<String>,
     Option<String>,
@@ -639,6 +610,7 @@ impl OrderStore for CassandraStore {
             return Ok(None);
         };
         let (
+            _id,
             pipeline,
             status,
             version,

@@ -26,7 +26,7 @@ use scylla::client::session::Session;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::cassandra::refusal_or_outage;
 use super::{BackendError, BackendResult};
@@ -107,31 +107,20 @@ impl WriteBatcher {
 /// [`WriteBatcher`] is dropped.
 async fn send_batches(
     session: Arc<Session>,
-    mut pending: mpsc::UnboundedReceiver<Pending>,
+    pending: mpsc::UnboundedReceiver<Pending>,
     bounds: BatchBounds,
     in_flight: usize,
 ) {
-    let permits = Arc::new(Semaphore::new(in_flight));
-    let mut held_back: Option<Pending> = None;
-    loop {
-        let first = match held_back.take() {
-            Some(first) => first,
-            None => match pending.recv().await {
-                Some(first) => first,
-                None => return,
-            },
-        };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        // Whatever arrived while waiting for a permit joins `first`, as far as it fits.
+    let mut waiting = Waiting::new(pending, in_flight);
+    while let Some((first, permit)) = waiting.next().await {
+        // Whatever arrived while waiting for a slot joins `first`, as far as it fits.
         let mut group = Group::default();
         group.add(first);
-        while let Ok(next) = pending.try_recv() {
+        while let Some(next) = waiting.another() {
             if group.fits(&next.write, bounds) {
                 group.add(next);
             } else {
-                held_back = Some(next);
+                waiting.hold_back(next);
                 break;
             }
         }
@@ -140,6 +129,45 @@ async fn send_batches(
             group.send(session.as_ref()).await;
             drop(permit);
         });
+    }
+}
+
+/// A batcher's waiting callers and its request slots (shared with
+/// [`super::cassandra_reads`]): hands out the next caller once a slot is free, then whatever
+/// else waits by then.
+pub(super) struct Waiting<T> {
+    pending: mpsc::UnboundedReceiver<T>,
+    held_back: Option<T>,
+    slots: Arc<Semaphore>,
+}
+
+impl<T> Waiting<T> {
+    pub(super) fn new(pending: mpsc::UnboundedReceiver<T>, in_flight: usize) -> Self {
+        Self {
+            pending,
+            held_back: None,
+            slots: Arc::new(Semaphore::new(in_flight.max(1))),
+        }
+    }
+
+    /// The next caller and a request slot for it; `None` once every sender is gone.
+    pub(super) async fn next(&mut self) -> Option<(T, OwnedSemaphorePermit)> {
+        let first = match self.held_back.take() {
+            Some(first) => first,
+            None => self.pending.recv().await?,
+        };
+        let slot = self.slots.clone().acquire_owned().await.ok()?;
+        Some((first, slot))
+    }
+
+    /// Another caller waiting now, if any.
+    pub(super) fn another(&mut self) -> Option<T> {
+        self.pending.try_recv().ok()
+    }
+
+    /// Keeps `caller` to go first in the next request.
+    pub(super) fn hold_back(&mut self, caller: T) {
+        self.held_back = Some(caller);
     }
 }
 

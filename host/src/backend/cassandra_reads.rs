@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::BackendResult;
+use super::cassandra_batcher::Waiting;
 
 /// Fetches the rows of the given keys; a key without a row is absent from the map.
 pub type Fetch<T> =
@@ -57,29 +58,18 @@ impl<T: Clone + Send + 'static> ReadBatcher<T> {
 
 async fn send_queries<T: Clone + Send + 'static>(
     fetch: Fetch<T>,
-    mut pending: mpsc::UnboundedReceiver<Pending<T>>,
+    pending: mpsc::UnboundedReceiver<Pending<T>>,
     max_keys: usize,
     in_flight: usize,
 ) {
-    let permits = Arc::new(Semaphore::new(in_flight));
-    let mut held_back: Option<Pending<T>> = None;
-    loop {
-        let first = match held_back.take() {
-            Some(first) => first,
-            None => match pending.recv().await {
-                Some(first) => first,
-                None => return,
-            },
-        };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
+    let mut queue = Waiting::new(pending, in_flight);
+    while let Some((first, permit)) = queue.next().await {
         let mut waiting: HashMap<Uuid, Vec<oneshot::Sender<BackendResult<Option<T>>>>> =
             HashMap::new();
         waiting.entry(first.key).or_default().push(first.done);
-        while let Ok(next) = pending.try_recv() {
+        while let Some(next) = queue.another() {
             if waiting.len() >= max_keys && !waiting.contains_key(&next.key) {
-                held_back = Some(next);
+                queue.hold_back(next);
                 break;
             }
             waiting.entry(next.key).or_default().push(next.done);
