@@ -10,8 +10,6 @@
 
 pub mod announcements;
 pub mod cassandra;
-pub mod cassandra_batcher;
-pub mod cassandra_reads;
 pub mod cassandra_registry;
 pub mod embedded;
 pub mod feed;

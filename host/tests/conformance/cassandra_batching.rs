@@ -1,4 +1,4 @@
-//! Cassandra's request sharing (`cassandra_batcher`, `cassandra_reads`), on the real server:
+//! Cassandra's request sharing (`backend/cassandra/batcher.rs`, `reads.rs`), on the real server:
 //! with one request in flight, writes and reads arriving meanwhile share the next one, and
 //! each caller gets exactly what it would have alone. Only the Cassandra store shares
 //! requests, so there is no embedded case.

@@ -1,8 +1,15 @@
 //! Cassandra: the durable order store (`order_journal`, `order_status`) and the plugins' rows
 //! (`plugin_data`). Applies the numbered CQL files in `schema/` at start-up, idempotently.
 //!
-//! Invariant: an event is recorded only by a conditional batch on the order's expected
-//! version, which also adds the event id to `recorded_events`, so no event applies twice.
+//! The worker records an event with one unconditional single-partition write whose cells carry
+//! write times chained from the state's own, and which adds the event id to
+//! `recorded_events`: recording it twice writes the same cells, an older state never replaces
+//! a newer one (ARCHITECTURE.md, "Recording an event"). Writes and state reads of concurrent
+//! events share requests ([`batcher`], [`reads`]); [`errors`] tells a refusal from an outage.
+
+mod batcher;
+mod errors;
+mod reads;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,12 +19,7 @@ use async_trait::async_trait;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 
-use super::cassandra_batcher::{
-    BatchBounds, Statement as BatchStatement, Write, WriteBatcher, row as batch_row,
-};
-use super::cassandra_reads::{Fetch, ReadBatcher};
 use scylla::client::session_builder::SessionBuilder;
-use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
@@ -31,85 +33,54 @@ use super::{
 };
 use crate::config::CassandraConfig;
 use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, Outcome};
-
-const BACKEND: &str = "cassandra";
+use batcher::{BatchBounds, Statement as BatchStatement, Write, WriteBatcher, row as batch_row};
+pub(crate) use errors::refusal_or_outage;
+use errors::unavailable;
+use reads::{Fetch, ReadBatcher};
 
 /// The CQL migrations, in the order they apply. `{keyspace}` is replaced at run time.
 const MIGRATIONS: &[(&str, &str)] = &[
     (
         "001_order_status",
-        include_str!("../../../schema/001_order_status.cql"),
+        include_str!("../../../../schema/001_order_status.cql"),
     ),
     (
         "002_order_journal",
-        include_str!("../../../schema/002_order_journal.cql"),
+        include_str!("../../../../schema/002_order_journal.cql"),
     ),
     (
         "003_plugin_data",
-        include_str!("../../../schema/003_plugin_data.cql"),
+        include_str!("../../../../schema/003_plugin_data.cql"),
     ),
     (
         "004_idempotency_keys",
-        include_str!("../../../schema/004_idempotency_keys.cql"),
+        include_str!("../../../../schema/004_idempotency_keys.cql"),
     ),
     (
         "005_plugin_registry",
-        include_str!("../../../schema/005_plugin_registry.cql"),
+        include_str!("../../../../schema/005_plugin_registry.cql"),
     ),
     (
         "006_plugin_limits",
-        include_str!("../../../schema/006_plugin_limits.cql"),
+        include_str!("../../../../schema/006_plugin_limits.cql"),
     ),
     (
         "007_pipelines",
-        include_str!("../../../schema/007_pipelines.cql"),
+        include_str!("../../../../schema/007_pipelines.cql"),
     ),
     (
         "008_plugin_limit_map",
-        include_str!("../../../schema/008_plugin_limit_map.cql"),
+        include_str!("../../../../schema/008_plugin_limit_map.cql"),
     ),
     (
         "009_customer_records",
-        include_str!("../../../schema/009_customer_records.cql"),
+        include_str!("../../../../schema/009_customer_records.cql"),
     ),
     (
         "010_plugin_component_chunks",
-        include_str!("../../../schema/010_plugin_component_chunks.cql"),
+        include_str!("../../../../schema/010_plugin_component_chunks.cql"),
     ),
 ];
-
-fn unavailable(err: impl std::fmt::Display) -> BackendError {
-    BackendError::unavailable(BACKEND, err)
-}
-
-/// A failed request as the worker must treat it: a refusal that the same request would meet
-/// again (too large, invalid, not serializable) is [`BackendError::Invalid`]; anything else
-/// (a timeout, an unavailable or overloaded node, a broken connection) is an outage, retried.
-pub(crate) fn refusal_or_outage(err: ExecutionError) -> BackendError {
-    let refused = match &err {
-        ExecutionError::BadQuery(_) => true,
-        ExecutionError::LastAttemptError(attempt) => match attempt {
-            RequestAttemptError::DbError(db_error, _) => matches!(
-                db_error,
-                // "Request is too big: length … exceeds maximum allowed length …" is a
-                // protocol error of that one request.
-                DbError::SyntaxError
-                    | DbError::Invalid
-                    | DbError::ProtocolError
-                    | DbError::FunctionFailure { .. }
-            ),
-            RequestAttemptError::SerializationError(_)
-            | RequestAttemptError::CqlRequestSerialization(_) => true,
-            _ => false,
-        },
-        _ => false,
-    };
-    if refused {
-        BackendError::Invalid(format!("{BACKEND} refused the request: {err}"))
-    } else {
-        unavailable(err)
-    }
-}
 
 /// A connected Cassandra session with every statement prepared.
 pub struct CassandraStore {

@@ -1,6 +1,6 @@
 //! Several callers' reads of single rows by key sent to Cassandra as one `IN` query.
 //!
-//! The read-side twin of [`super::cassandra_batcher`]: on a small node a single-partition read
+//! The read-side twin of [`super::batcher`]: on a small node a single-partition read
 //! costs Cassandra mostly the request around it, so the worker's concurrent events (each
 //! reading its order's state) share requests. Up to `in_flight` queries run at once; a read
 //! arriving while they are all busy waits and joins the next query with the others that
@@ -15,8 +15,8 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::BackendResult;
-use super::cassandra_batcher::Waiting;
+use super::batcher::Waiting;
+use crate::backend::BackendResult;
 
 /// Fetches the rows of the given keys; a key without a row is absent from the map.
 pub type Fetch<T> =
@@ -47,7 +47,8 @@ impl<T: Clone + Send + 'static> ReadBatcher<T> {
 
     /// The row of `key`, if there is one.
     pub async fn read(&self, key: Uuid) -> BackendResult<Option<T>> {
-        let stopped = || super::BackendError::unavailable("cassandra", "the read batcher stopped");
+        let stopped =
+            || crate::backend::BackendError::unavailable("cassandra", "the read batcher stopped");
         let (done, answer) = oneshot::channel();
         self.queue
             .send(Pending { key, done })
@@ -144,7 +145,12 @@ mod tests {
     #[tokio::test]
     async fn a_failed_query_fails_each_of_its_callers() {
         let fetch: Fetch<String> = Arc::new(|_keys| {
-            Box::pin(async { Err(super::super::BackendError::unavailable("cassandra", "down")) })
+            Box::pin(async {
+                Err(crate::backend::BackendError::unavailable(
+                    "cassandra",
+                    "down",
+                ))
+            })
         });
         let reads = ReadBatcher::new(fetch, 8, 1);
         let (a, b) = tokio::join!(reads.read(Uuid::new_v4()), reads.read(Uuid::new_v4()));

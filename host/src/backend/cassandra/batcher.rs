@@ -28,8 +28,8 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use super::cassandra::refusal_or_outage;
-use super::{BackendError, BackendResult};
+use super::errors::refusal_or_outage;
+use crate::backend::{BackendError, BackendResult};
 
 /// One statement of a write, with its values.
 pub struct Statement {
@@ -133,7 +133,7 @@ async fn send_batches(
 }
 
 /// A batcher's waiting callers and its request slots (shared with
-/// [`super::cassandra_reads`]): hands out the next caller once a slot is free, then whatever
+/// [`super::reads`]): hands out the next caller once a slot is free, then whatever
 /// else waits by then.
 pub(super) struct Waiting<T> {
     pending: mpsc::UnboundedReceiver<T>,
