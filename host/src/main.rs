@@ -7,6 +7,11 @@ use orderpipe::cli::PluginCommand;
 use orderpipe::config::{Config, Mode};
 use orderpipe::server::Host;
 
+/// mimalloc instead of glibc's malloc: on a cache-hit `GET` glibc's allocator (with its
+/// consolidation) was about a fifth of the API's CPU (BENCHMARKS.md, 2026-12-04).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "orderpipe",

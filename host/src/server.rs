@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, Admin, AppState, PipelineRoute};
+use crate::api::{self, Admin, AppState, PipelineRoute, SharedState};
 use crate::auth::Authenticator;
 use crate::backend::wiring::Backends;
 use crate::config::Config;
@@ -149,7 +149,7 @@ impl Host {
             )),
             _ => None,
         };
-        let state = AppState {
+        let state = AppState::new(SharedState {
             store: backends.store.clone(),
             cache: backends.cache.clone(),
             events: backends.events.clone(),
@@ -184,7 +184,7 @@ impl Host {
                 shutdown.clone(),
             )),
             web,
-        };
+        });
         if state.auth.is_open() && config.mode.runs_api() && !config.http.addr.ip().is_loopback() {
             tracing::warn!(
                 addr = %config.http.addr,

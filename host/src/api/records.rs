@@ -20,6 +20,8 @@
 //! caller may not see is answered 404 like an unknown id, and an event kind the caller may
 //! not post is answered 403.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -227,7 +229,7 @@ fn created_event_id(order_id: Uuid) -> Uuid {
 )]
 pub(super) async fn create_order(
     State(state): State<AppState>,
-    Extension(pipeline): Extension<PipelineRoute>,
+    Extension(pipeline): Extension<Arc<PipelineRoute>>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -417,7 +419,7 @@ async fn find_order(
 )]
 pub(super) async fn get_order(
     State(state): State<AppState>,
-    Extension(pipeline): Extension<PipelineRoute>,
+    Extension(pipeline): Extension<Arc<PipelineRoute>>,
     caller: Caller,
     Path(order_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -455,7 +457,7 @@ pub(super) struct EventRequest {
 )]
 pub(super) async fn post_event(
     State(state): State<AppState>,
-    Extension(pipeline): Extension<PipelineRoute>,
+    Extension(pipeline): Extension<Arc<PipelineRoute>>,
     caller: Caller,
     Path(order_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -586,7 +588,7 @@ impl HistoryQuery {
 )]
 pub(super) async fn get_history(
     State(state): State<AppState>,
-    Extension(pipeline): Extension<PipelineRoute>,
+    Extension(pipeline): Extension<Arc<PipelineRoute>>,
     caller: Caller,
     Path(order_id): Path<String>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
@@ -821,7 +823,7 @@ const MAX_CUSTOMER_BYTES: usize = 256;
 )]
 pub(super) async fn list_records(
     State(state): State<AppState>,
-    Extension(pipeline): Extension<PipelineRoute>,
+    Extension(pipeline): Extension<Arc<PipelineRoute>>,
     caller: Caller,
     query: Result<Query<RecordsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {

@@ -32,6 +32,7 @@ pub use hub::StreamHub;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
@@ -126,7 +127,7 @@ async fn open(
 )]
 pub(super) async fn order_stream(
     State(state): State<AppState>,
-    Extension(pipeline): Extension<PipelineRoute>,
+    Extension(pipeline): Extension<Arc<PipelineRoute>>,
     caller: Caller,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(order_id): Path<String>,
@@ -187,7 +188,7 @@ pub(super) struct PipelineStreamQuery {
 )]
 pub(super) async fn pipeline_stream(
     State(state): State<AppState>,
-    Extension(pipeline): Extension<PipelineRoute>,
+    Extension(pipeline): Extension<Arc<PipelineRoute>>,
     caller: Caller,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     query: Result<Query<PipelineStreamQuery>, QueryRejection>,
