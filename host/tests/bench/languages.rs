@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use orderpipe::backend::wiring::Backends;
 use orderpipe::config::Mode;
 
+use crate::cpu::{self, CpuMeter};
 use crate::plugin::{self, Overhead};
 use crate::report::median;
 use crate::step;
@@ -64,6 +65,8 @@ struct Measured {
     reused: Overhead,
     memory_kib: f64,
     drains: Vec<f64>,
+    /// Per round: CPU per order of the worker and of each server during the drain.
+    drain_cpu: Vec<String>,
 }
 
 const MARKERS: Markers = if cfg!(debug_assertions) {
@@ -79,8 +82,9 @@ const MARKERS: Markers = if cfg!(debug_assertions) {
 };
 
 /// One worker-only host on the servers with `language`'s order plugin draining
-/// [`DRAIN_ORDERS`] queued orders; orders per second between 10 % and 90 % done.
-async fn drain(http: &reqwest::Client, language: &Language) -> f64 {
+/// [`DRAIN_ORDERS`] queued orders; orders per second between 10 % and 90 % done, and the
+/// CPU per order of the worker and of each server over the whole drain.
+async fn drain(http: &reqwest::Client, language: &Language) -> (f64, String) {
     // Every language's component calls itself `order`: the host loads it from a folder of
     // its own under that name.
     let dir = tempfile::tempdir().expect("plugin folder");
@@ -97,12 +101,14 @@ async fn drain(http: &reqwest::Client, language: &Language) -> f64 {
         crate::preload(&backends, DRAIN_ORDERS).await;
     }
     let worker = HostProcess::start(&config, &format!("languages-{plugin}")).await;
+    let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
     let rate = crate::drain_rate(DRAIN_ORDERS, || async {
         crate::support::load::metric(http, &worker.base, "orderpipe_events_processed_total")
             .await
             .unwrap_or(0.0) as u64
     })
     .await;
+    let drain_cpu = meter.per(DRAIN_ORDERS);
     let dead_letters =
         crate::support::load::metric(http, &worker.base, "orderpipe_dead_letters_total")
             .await
@@ -112,7 +118,7 @@ async fn drain(http: &reqwest::Client, language: &Language) -> f64 {
         "{plugin}: no event failed or was dead-lettered while draining"
     );
     worker.stop().await;
-    rate
+    (rate, drain_cpu)
 }
 
 pub async fn run() {
@@ -147,6 +153,7 @@ pub async fn run() {
             reused,
             memory_kib,
             drains: Vec::new(),
+            drain_cpu: Vec::new(),
         });
     }
 
@@ -158,9 +165,10 @@ pub async fn run() {
                  {DRAIN_ORDERS} orders",
                 language.name
             ));
-            let rate = drain(&http, language).await;
-            step(&format!("  {rate:.0} orders/s"));
+            let (rate, drain_cpu) = drain(&http, language).await;
+            step(&format!("  {rate:.0} orders/s; CPU per order: {drain_cpu}"));
             figures.drains.push(rate);
+            figures.drain_cpu.push(drain_cpu);
         }
     }
 
@@ -216,6 +224,10 @@ pub async fn run() {
             rounds.join(", "),
             drain / rust_drain
         );
+    }
+    markdown.push_str("\nCPU per order while draining, per round:\n\n");
+    for (language, m) in LANGUAGES.iter().zip(&measured) {
+        let _ = writeln!(markdown, "- {}: {}", language.name, m.drain_cpu.join("; "));
     }
     let dir = crate::repo_root().join("target/bench");
     std::fs::create_dir_all(&dir).expect("target/bench");
