@@ -352,20 +352,35 @@ fn section(run: &Run) -> String {
         )
     });
     let _ = writeln!(out, "## Soak\n");
+    // `cargo xtask soak` builds the test profile; a release run is started by hand.
+    let (command, build) = if cfg!(debug_assertions) {
+        (
+            format!(
+                "`cargo xtask soak --minutes {}{}`",
+                run.minutes,
+                if run.calibration.is_some() {
+                    String::new()
+                } else {
+                    format!(" --rate {}", run.rate)
+                }
+            ),
+            "the test profile (orderpipe unoptimised, the plugin compiler and the host's hot \
+             path at opt-level 1)",
+        )
+    } else {
+        (
+            "`cargo test --release -p orderpipe --test soak -- --ignored --nocapture` (by hand, \
+             servers up)"
+                .to_owned(),
+            "the release profile",
+        )
+    };
     let _ = writeln!(
         out,
-        "`cargo xtask soak --minutes {}`{}: one `orderpipe serve` process (all mode) against \
-         Kafka, Cassandra and Redis on loopback, a steady load of orders (every other one \
-         with items and then a payment event), the host's RSS and open descriptors sampled \
-         every {} s, then a drain and exact counts. Built with the test profile (orderpipe \
-         unoptimised, the plugin compiler and the host's hot path at opt-level 1), client \
-         and servers on the same machine.\n",
-        run.minutes,
-        if run.calibration.is_some() {
-            String::new()
-        } else {
-            format!(" --rate {}", run.rate)
-        },
+        "{command}: one `orderpipe serve` process (all mode) against Kafka, Cassandra and \
+         Redis on loopback, a steady load of orders (every other one with items and then a \
+         payment event), the host's RSS and open descriptors sampled every {} s, then a drain \
+         and exact counts. Built with {build}, client and servers on the same machine.\n",
         SAMPLE_EVERY.as_secs()
     );
     let _ = writeln!(out, "| | |\n|---|---|");
