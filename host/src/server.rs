@@ -124,7 +124,7 @@ impl Host {
                 workers.push(tokio::spawn(worker::run(
                     stream,
                     processor,
-                    config.worker.partition_queue,
+                    worker::QueueBounds::of(&config.worker),
                     config.worker.events_in_flight_per_partition,
                     shutdown.clone(),
                 )));

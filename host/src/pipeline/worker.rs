@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::health::WorkerHealth;
 use super::processor::{EventProcessor, Handled, Interrupted, MessageOrigin};
 use crate::backend::{Delivery, EventStream};
+use crate::config::WorkerConfig;
 use crate::telemetry::Metrics;
 
 /// How long a graceful shutdown waits for in-flight events before giving up on them (they
@@ -87,49 +88,87 @@ impl EventHandler for EventProcessor {
     }
 }
 
+/// How much the consumer loop holds for one partition ahead of its task before it pauses
+/// that partition at the stream: whichever bound is reached first.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBounds {
+    /// Messages (`worker.partition_queue`).
+    pub messages: usize,
+    /// Payload bytes (`worker.partition_queue_bytes`).
+    pub bytes: usize,
+}
+
+impl QueueBounds {
+    pub fn of(config: &WorkerConfig) -> Self {
+        Self {
+            messages: config.partition_queue,
+            bytes: config.partition_queue_bytes,
+        }
+    }
+}
+
 /// One partition as the consumer loop sees it: the channel to its task, the messages that
-/// did not fit in it yet (in order), and whether the stream is paused for it.
+/// did not fit in it yet (in order) and their payload bytes, and whether the stream is
+/// paused for it.
 struct PartitionQueue {
     sender: mpsc::Sender<Delivery>,
     backlog: VecDeque<Delivery>,
+    backlog_bytes: usize,
     flow_paused: bool,
 }
 
 impl PartitionQueue {
+    fn push(&mut self, delivery: Delivery) {
+        self.backlog_bytes += delivery.payload.len();
+        self.backlog.push_back(delivery);
+    }
+
     /// Moves backlog into the channel while it has room. `false`: the task is gone (shutdown).
     fn flush(&mut self) -> bool {
         while let Some(delivery) = self.backlog.pop_front() {
+            let bytes = delivery.payload.len();
             match self.sender.try_send(delivery) {
-                Ok(()) => {}
+                Ok(()) => self.backlog_bytes -= bytes,
                 Err(mpsc::error::TrySendError::Full(delivery)) => {
                     self.backlog.push_front(delivery);
                     return true;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.backlog.clear();
+                    self.backlog_bytes = 0;
                     return false;
                 }
             }
         }
         true
     }
+
+    fn is_full(&self, bounds: QueueBounds) -> bool {
+        self.backlog.len() >= bounds.messages || self.backlog_bytes >= bounds.bytes
+    }
 }
 
 /// Consumes until `shutdown` fires, then finishes in-flight events, commits and leaves.
 ///
 /// The loop never waits for one partition's task: a message that does not fit in its
-/// partition's channel waits in that partition's backlog, and a partition whose backlog
-/// reaches `queue_per_partition` is paused at the stream until its task catches up. (Waiting
-/// for room instead let the first partition of a prefetched batch hold every other one back:
-/// the partitions then ran one after another, not concurrently.)
+/// partition's channel (room for `events_in_flight` messages) waits in that partition's
+/// backlog, and a partition whose backlog reaches either of `bounds` is paused at the stream
+/// until its backlog has all moved to the channel. (Waiting for room instead let the first
+/// partition of a prefetched batch hold every other one back: the partitions then ran one
+/// after another, not concurrently.) The backlog is deep on purpose: a partition resumed at
+/// the stream delivers again only after a new fetch (measured: about half a second with
+/// librdkafka), and its task must not run dry meanwhile.
 pub async fn run<H: EventHandler>(
     stream: Arc<dyn EventStream>,
     processor: Arc<H>,
-    queue_per_partition: usize,
+    bounds: QueueBounds,
     events_in_flight: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let queue_per_partition = queue_per_partition.max(1);
+    let bounds = QueueBounds {
+        messages: bounds.messages.max(1),
+        bytes: bounds.bytes.max(1),
+    };
     let events_in_flight = events_in_flight.max(1);
     let mut partitions: HashMap<(String, i32), PartitionQueue> = HashMap::new();
     // Signalled by a partition task each time it takes a message (its channel has room).
@@ -184,7 +223,7 @@ pub async fn run<H: EventHandler>(
         };
         let key = (delivery.topic.clone(), delivery.partition);
         let queue = partitions.entry(key.clone()).or_insert_with(|| {
-            let (sender, receiver) = mpsc::channel(queue_per_partition);
+            let (sender, receiver) = mpsc::channel(events_in_flight);
             tasks.spawn(process_partition(
                 stream.clone(),
                 processor.clone(),
@@ -197,16 +236,17 @@ pub async fn run<H: EventHandler>(
             PartitionQueue {
                 sender,
                 backlog: VecDeque::new(),
+                backlog_bytes: 0,
                 flow_paused: false,
             }
         });
-        queue.backlog.push_back(delivery);
+        queue.push(delivery);
         if !queue.flush() {
             // The task stopped (shutdown); the message is redelivered later.
             partitions.remove(&key);
             continue;
         }
-        if queue.backlog.len() < queue_per_partition {
+        if !queue.is_full(bounds) {
             continue;
         }
         // Paused again even if paused before: a message arriving means the partition is
@@ -218,7 +258,7 @@ pub async fn run<H: EventHandler>(
                     tracing::warn!(%error, partition = key.1, "could not pause a partition");
                 }
                 // This log cannot pause one partition: wait for room, as a bounded queue does.
-                while queue.backlog.len() >= queue_per_partition {
+                while queue.is_full(bounds) {
                     let reserved = tokio::select! {
                         permit = queue.sender.reserve() => permit,
                         _ = shutdown.cancelled() => break 'consume,
@@ -226,12 +266,14 @@ pub async fn run<H: EventHandler>(
                     match reserved {
                         Ok(permit) => {
                             if let Some(delivery) = queue.backlog.pop_front() {
+                                queue.backlog_bytes -= delivery.payload.len();
                                 permit.send(delivery);
                             }
                         }
                         Err(_) => {
                             // The task stopped (shutdown); redelivered later.
                             queue.backlog.clear();
+                            queue.backlog_bytes = 0;
                             break;
                         }
                     }
@@ -441,14 +483,14 @@ mod tests {
     }
 
     impl BatchedStream {
-        fn new(partitions: i32, per_partition: i64, can_pause: bool) -> Self {
+        fn new(partitions: i32, per_partition: i64, can_pause: bool, payload_bytes: usize) -> Self {
             let queue = (0..partitions)
                 .flat_map(|partition| {
                     (0..per_partition).map(move |offset| Delivery {
                         topic: "t".into(),
                         partition,
                         offset,
-                        payload: Vec::new(),
+                        payload: vec![b'x'; payload_bytes],
                     })
                 })
                 .collect();
@@ -588,16 +630,31 @@ mod tests {
         }
     }
 
+    /// Room for 4 messages of any size per partition.
+    const FOUR_MESSAGES: QueueBounds = QueueBounds {
+        messages: 4,
+        bytes: usize::MAX,
+    };
+
     /// Runs 3 partitions × 40 messages through the loop with room for 4 per partition and
     /// 8 in flight per partition.
     async fn drain(can_pause: bool, keys: Option<i64>) -> (Arc<BatchedStream>, Arc<SlowHandler>) {
-        let stream = Arc::new(BatchedStream::new(3, 40, can_pause));
+        drain_with(BatchedStream::new(3, 40, can_pause, 0), FOUR_MESSAGES, keys).await
+    }
+
+    /// Runs `stream`'s messages through the loop with `bounds` and 8 in flight per partition.
+    async fn drain_with(
+        stream: BatchedStream,
+        bounds: QueueBounds,
+        keys: Option<i64>,
+    ) -> (Arc<BatchedStream>, Arc<SlowHandler>) {
+        let stream = Arc::new(stream);
         let handler = Arc::new(SlowHandler::new(keys));
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(run(
             stream.clone() as Arc<dyn EventStream>,
             handler.clone(),
-            4,
+            bounds,
             8,
             shutdown.clone(),
         ));
@@ -648,6 +705,21 @@ mod tests {
         assert!(
             stream.pauses.load(Ordering::SeqCst) > 0,
             "a partition with a full backlog was not paused"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partition_is_paused_at_its_byte_bound_before_its_message_bound() {
+        let stream = BatchedStream::new(3, 40, true, 1_000);
+        let bounds = QueueBounds {
+            messages: 1_000,
+            bytes: 3_000,
+        };
+        let (stream, _) = drain_with(stream, bounds, None).await;
+        assert_each_partition_in_order(&stream);
+        assert!(
+            stream.pauses.load(Ordering::SeqCst) > 0,
+            "a backlog of 3,000 payload bytes did not pause its partition"
         );
     }
 

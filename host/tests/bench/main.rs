@@ -504,7 +504,7 @@ async fn bench() {
             .subscribe(&native_config.kafka.topic)
             .expect("subscribe"),
         handler.clone(),
-        native_config.worker.partition_queue,
+        worker::QueueBounds::of(&native_config.worker),
         native_config.worker.events_in_flight_per_partition,
         shutdown.clone(),
     ));
