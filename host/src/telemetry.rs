@@ -64,6 +64,8 @@ pub struct Metrics {
     /// Where the worker took an order's state from before deciding an event: `kept` from
     /// the order's previous event on the partition, or `read` from the store.
     pub worker_order_states: IntCounterVec,
+    /// Where an event's time goes, by step (`read`, `decide`, `record`, `cache`).
+    pub worker_event_step: HistogramVec,
     pub dead_letters: IntCounterVec,
     pub plugin_invocations: IntCounterVec,
     pub plugin_duration: HistogramVec,
@@ -143,6 +145,20 @@ impl Metrics {
                      previous event on the partition, or read from the store",
                 ),
                 &["source"],
+            )
+            .expect("valid metric"),
+            worker_event_step: HistogramVec::new(
+                HistogramOpts::new(
+                    "worker_event_step_seconds",
+                    "Time an event spent in each step of the worker, waits included: `read` \
+                     (the order's state from the store, when not kept), `decide` (the plugin, \
+                     its host calls included), `record` (the store write), `cache` (the status \
+                     cache write)",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ]),
+                &["step"],
             )
             .expect("valid metric"),
             dead_letters: IntCounterVec::new(
@@ -283,6 +299,7 @@ impl Metrics {
             Box::new(metrics.events_processed.clone()),
             Box::new(metrics.events_redelivered.clone()),
             Box::new(metrics.worker_order_states.clone()),
+            Box::new(metrics.worker_event_step.clone()),
             Box::new(metrics.dead_letters.clone()),
             Box::new(metrics.plugin_invocations.clone()),
             Box::new(metrics.plugin_duration.clone()),

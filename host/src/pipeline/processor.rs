@@ -299,7 +299,8 @@ impl EventProcessor {
                         .worker_order_states
                         .with_label_values(&["read"])
                         .inc();
-                    self.store.load_order(event.order_id).await?
+                    self.timed("read", self.store.load_order(event.order_id))
+                        .await?
                 }
             };
             let stored = match stored {
@@ -351,7 +352,9 @@ impl EventProcessor {
             // One version decides this event and is named in its history entry, even if a
             // new version is activated meanwhile.
             let plugin = self.plugin.current();
-            let verdict = self.decide(&plugin, &order, message).await?;
+            let verdict = self
+                .timed("decide", self.decide(&plugin, &order, message))
+                .await?;
             if verdict.outcome == Outcome::Failed {
                 // Sent before recording, so a crash in between re-sends rather than loses it.
                 self.dead_letter(
@@ -382,8 +385,10 @@ impl EventProcessor {
                 at_ms: now,
             };
             let recorded = self
-                .store
-                .record_next_event(&stored, &updated, &entry)
+                .timed(
+                    "record",
+                    self.store.record_next_event(&stored, &updated, &entry),
+                )
                 .await
                 .inspect_err(|_| {
                     // Written or not, the kept state is not trusted any more.
@@ -416,7 +421,7 @@ impl EventProcessor {
                             stored.advanced(updated.clone(), &entry, revision),
                         );
                     }
-                    self.cache_view(&updated).await?;
+                    self.timed("cache", self.cache_view(&updated)).await?;
                     return Ok(Handled::Recorded(outcome));
                 }
                 Advance::Stale => {
@@ -432,6 +437,17 @@ impl EventProcessor {
             "cassandra",
             format!("order kept changing concurrently ({MAX_VERSION_CONFLICTS} version conflicts)"),
         ))
+    }
+
+    /// Awaits `step`, timing it into `worker_event_step_seconds{step}`.
+    async fn timed<T>(&self, step: &str, work: impl std::future::Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = work.await;
+        self.metrics
+            .worker_event_step
+            .with_label_values(&[step])
+            .observe(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Asks the plugin, up to `plugin_attempts` times. A plugin failure after the last

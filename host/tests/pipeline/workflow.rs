@@ -279,5 +279,22 @@ async fn two_hundred_concurrent_orders_reach_their_expected_status_exactly_once(
     assert_eq!(lost, 0);
     assert_eq!(duplicated, 0);
     assert_eq!(host.metric("orderpipe_orders_accepted_total").await, 200.0);
+    // Every recorded event was timed through its steps, for an operator asking where the
+    // time goes.
+    let recorded: usize = placed
+        .iter()
+        .map(|(_, scenario)| scenario.expected().1.len())
+        .sum();
+    for step in ["decide", "record", "cache"] {
+        let timed = host
+            .metric(&format!(
+                "orderpipe_worker_event_step_seconds_count{{step=\"{step}\"}}"
+            ))
+            .await;
+        assert!(
+            timed >= recorded as f64,
+            "{timed} events timed in step {step}, {recorded} recorded"
+        );
+    }
     host.stop().await;
 }
