@@ -113,6 +113,7 @@ impl Host {
                     plugin_host: PluginHost {
                         store: backends.plugin_store.clone(),
                         cache: backends.plugin_cache.clone(),
+                        hold_store_writes: true,
                     },
                     metrics: metrics.clone(),
                     config: config.worker.clone(),

@@ -118,6 +118,27 @@ pub enum Applied {
     VersionConflict,
 }
 
+/// A plugin's store write, held back while it decides an event and recorded with the
+/// event's outcome ([`OrderStore::record_next_event_with`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginWrite {
+    pub plugin: String,
+    pub table: String,
+    pub key: String,
+    /// The new value; `None` deletes the row.
+    pub value: Option<String>,
+}
+
+impl PluginWrite {
+    /// Applies the write through `store` on its own.
+    pub async fn apply(&self, store: &dyn PluginStore) -> BackendResult<()> {
+        match &self.value {
+            Some(value) => store.put(&self.plugin, &self.table, &self.key, value).await,
+            None => store.delete(&self.plugin, &self.table, &self.key).await,
+        }
+    }
+}
+
 /// The result of [`OrderStore::record_next_event`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advance {
@@ -184,6 +205,31 @@ pub trait OrderStore: Send + Sync {
             }
             Applied::VersionConflict => Ok(Advance::Stale),
         }
+    }
+    /// Whether [`OrderStore::record_next_event_with`] records the deciding plugin's store
+    /// writes in the same request as the event; if not, the worker applies them itself,
+    /// just before recording the event.
+    fn records_plugin_writes(&self) -> bool {
+        false
+    }
+    /// [`OrderStore::record_next_event`], with the store writes the plugin made while
+    /// deciding the event (held back until now) applied in the same request: one round
+    /// trip, and a plugin's writes take effect with its recorded decision, not before. Only
+    /// called when [`OrderStore::records_plugin_writes`] says so; by default a store refuses
+    /// writes it was handed.
+    async fn record_next_event_with(
+        &self,
+        basis: &StoredOrder,
+        updated: &Order,
+        entry: &HistoryEntry,
+        plugin_writes: &[PluginWrite],
+    ) -> BackendResult<Advance> {
+        if !plugin_writes.is_empty() {
+            return Err(BackendError::Invalid(
+                "this order store does not record plugin writes with an event".into(),
+            ));
+        }
+        self.record_next_event(basis, updated, entry).await
     }
     /// One page of the order's history, oldest first: the entries after sequence number
     /// `after_seq` (0: from the start), at most `limit` of them.

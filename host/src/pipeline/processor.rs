@@ -6,11 +6,13 @@
 //! 3. If the event id is already recorded for the order, this is a redelivery: refresh the
 //!    projections and stop. Nothing is applied twice.
 //! 4. Ask the plugin, with bounded attempts. A plugin that keeps failing yields a `failed`
-//!    history entry (status unchanged) and a dead letter; the worker moves on.
-//! 5. Record the outcome, the new state and the `order_status` projection in one write
-//!    ([`OrderStore::record_next_event`]: on Cassandra no consensus round, idempotent and
-//!    ordered by write time; a store that finds the state stale makes us reload and decide
-//!    again), and keep the new state for the order's next event.
+//!    history entry (status unchanged) and a dead letter; the worker moves on. The plugin's
+//!    store writes are held back meanwhile ([`PluginHost::hold_store_writes`]).
+//! 5. Record the outcome, the new state, the `order_status` projection and the plugin's store
+//!    writes in one write ([`OrderStore::record_next_event_with`]: on Cassandra no consensus
+//!    round, idempotent and ordered by write time; a store that cannot take the plugin's
+//!    writes along gets them just before; a store that finds the state stale makes us reload
+//!    and decide again), and keep the new state for the order's next event.
 //! 6. Tell the change feed (in the background; the entry is durable by now), then put the
 //!    new view in the Redis cache.
 //!
@@ -32,7 +34,9 @@ use super::changes::ChangePublisher;
 use super::health::WorkerHealth;
 use super::message::{DeadLetter, EventMessage};
 use super::owned_orders::OwnedOrders;
-use crate::backend::{Advance, BackendError, EventLog, OrderStore, StatusCache, StoredOrder};
+use crate::backend::{
+    Advance, BackendError, EventLog, OrderStore, PluginWrite, StatusCache, StoredOrder,
+};
 use crate::config::WorkerConfig;
 use crate::order::{CREATED_EVENT, Decision, HistoryEntry, Order, Outcome, now_ms};
 use crate::plugin::{ActivePlugin, LoadedPlugin, PluginHost};
@@ -90,6 +94,8 @@ struct Verdict {
     to: String,
     reason: String,
     attributes: serde_json::Map<String, Value>,
+    /// The plugin's store writes, recorded with the event (none when the plugin failed).
+    store_writes: Vec<PluginWrite>,
 }
 
 impl EventProcessor {
@@ -372,6 +378,7 @@ impl EventProcessor {
             updated.updated_at_ms = now.max(order.updated_at_ms);
             updated.status = verdict.to.clone();
             updated.attributes.extend(verdict.attributes);
+            let store_writes = verdict.store_writes;
             let entry = HistoryEntry {
                 seq: updated.version,
                 event_id: event.id,
@@ -387,7 +394,7 @@ impl EventProcessor {
             let recorded = self
                 .timed(
                     "record",
-                    self.store.record_next_event(&stored, &updated, &entry),
+                    self.record(&stored, &updated, &entry, &store_writes),
                 )
                 .await
                 .inspect_err(|_| {
@@ -437,6 +444,28 @@ impl EventProcessor {
             "cassandra",
             format!("order kept changing concurrently ({MAX_VERSION_CONFLICTS} version conflicts)"),
         ))
+    }
+
+    /// Records the event with the plugin's store writes: in the same request where the store
+    /// can, else the writes first (so a crash in between re-applies them on redelivery, never
+    /// records the event without them).
+    async fn record(
+        &self,
+        basis: &StoredOrder,
+        updated: &Order,
+        entry: &HistoryEntry,
+        store_writes: &[PluginWrite],
+    ) -> Result<Advance, BackendError> {
+        if self.store.records_plugin_writes() {
+            return self
+                .store
+                .record_next_event_with(basis, updated, entry, store_writes)
+                .await;
+        }
+        for write in store_writes {
+            write.apply(self.plugin_host.store.as_ref()).await?;
+        }
+        self.store.record_next_event(basis, updated, entry).await
     }
 
     /// Awaits `step`, timing it into `worker_event_step_seconds{step}`.
@@ -492,6 +521,7 @@ impl EventProcessor {
                         .plugin_fuel
                         .with_label_values(&labels)
                         .observe(invocation.fuel_used as f64);
+                    let store_writes = invocation.store_writes;
                     return Ok(match invocation.decision {
                         Decision::Transition {
                             to,
@@ -502,18 +532,21 @@ impl EventProcessor {
                             to,
                             reason,
                             attributes,
+                            store_writes,
                         },
                         Decision::NoChange { reason } => Verdict {
                             outcome: Outcome::Unchanged,
                             to: order.status.clone(),
                             reason,
                             attributes: Default::default(),
+                            store_writes,
                         },
                         Decision::Reject { reason } => Verdict {
                             outcome: Outcome::Rejected,
                             to: order.status.clone(),
                             reason,
                             attributes: Default::default(),
+                            store_writes,
                         },
                     });
                 }
@@ -539,6 +572,7 @@ impl EventProcessor {
             to: order.status.clone(),
             reason: format!("plugin failed after {attempts} attempts: {last_failure}"),
             attributes: Default::default(),
+            store_writes: Vec::new(),
         })
     }
 

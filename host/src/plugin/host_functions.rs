@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::bindings::orderpipe::plugin::{cache, clock, log, store, types};
 use super::bindings::wit::HostError;
 use super::failure::clamp;
-use crate::backend::{BackendError, PluginCache, PluginStore};
+use crate::backend::{BackendError, PluginCache, PluginStore, PluginWrite};
 use crate::plugin_limits::PluginLimits;
 
 /// The longest table name a plugin may use.
@@ -112,6 +112,10 @@ pub(crate) struct HostContext {
     pub call_log: Vec<HostCall>,
     /// Host calls made after `call_log` was full.
     pub calls_not_logged: u32,
+    /// When set, store writes are held here instead of applied (the worker records them
+    /// with the event's outcome); the plugin's own reads see them. At most one per
+    /// (table, key), the latest; bounded by the host-call quota and `write_bytes`.
+    pub held_writes: Option<Vec<PluginWrite>>,
 }
 
 /// Log lines and bytes one invocation may still write to the host's log, and the lines
@@ -156,7 +160,33 @@ impl HostContext {
             unavailable: None,
             call_log: Vec::new(),
             calls_not_logged: 0,
+            held_writes: None,
         }
+    }
+
+    /// What a held write says of (`table`, `key`): `Some(value)` when this invocation wrote
+    /// or deleted it, `None` when it did not touch it.
+    fn held(&self, table: &str, key: &str) -> Option<Option<String>> {
+        self.held_writes.as_ref()?.iter().find_map(|write| {
+            (write.table == table && write.key == key).then(|| write.value.clone())
+        })
+    }
+
+    /// Holds a write when writes are held (replacing an earlier one of the same row);
+    /// `false` when they are applied at once.
+    fn hold(&mut self, table: &str, key: &str, value: Option<&str>) -> bool {
+        let plugin = self.plugin.clone();
+        let Some(held) = self.held_writes.as_mut() else {
+            return false;
+        };
+        held.retain(|write| !(write.table == table && write.key == key));
+        held.push(PluginWrite {
+            plugin,
+            table: table.to_owned(),
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+        });
+        true
     }
 
     fn charge(&mut self, function: &str) -> Result<(), HostError> {
@@ -259,6 +289,9 @@ impl store::Host for HostContext {
             self.charge("store.get")?;
             check_len("table", &table, MAX_TABLE_BYTES)?;
             check_len("key", &key, MAX_KEY_BYTES)?;
+            if let Some(value) = self.held(&table, &key) {
+                return Ok(value);
+            }
             let result = self.store.get(&self.plugin, &table, &key).await;
             self.answer(result)
         }
@@ -274,6 +307,9 @@ impl store::Host for HostContext {
             check_len("table", &table, MAX_TABLE_BYTES)?;
             check_len("key", &key, MAX_KEY_BYTES)?;
             self.check_write("store.put", &value)?;
+            if self.hold(&table, &key, Some(&value)) {
+                return Ok(());
+            }
             let result = self.store.put(&self.plugin, &table, &key, &value).await;
             self.answer_write("store.put", result)
         }
@@ -288,6 +324,9 @@ impl store::Host for HostContext {
             self.charge("store.delete")?;
             check_len("table", &table, MAX_TABLE_BYTES)?;
             check_len("key", &key, MAX_KEY_BYTES)?;
+            if self.hold(&table, &key, None) {
+                return Ok(());
+            }
             let result = self.store.delete(&self.plugin, &table, &key).await;
             self.answer(result)
         }
@@ -552,6 +591,70 @@ mod budget_tests {
         assert!(matches!(refused, HostError::Invalid(_)));
         let reason = host.refused_write.clone().unwrap();
         assert!(reason.contains("write_bytes limit of 10"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn held_writes_are_not_applied_but_the_plugin_reads_them_back() {
+        let data = Arc::new(MemoryPluginData::new());
+        PluginStore::put(data.as_ref(), "recorder", "t", "old", "stored")
+            .await
+            .unwrap();
+        let limits = PluginLimits::default();
+        let mut host = HostContext::new(
+            ("recorder", "0.1.0"),
+            None,
+            data.clone(),
+            data.clone(),
+            &limits,
+            42,
+        );
+        host.held_writes = Some(Vec::new());
+        for value in ["first", "second"] {
+            store::Host::put(&mut host, "t".into(), "new".into(), value.into())
+                .await
+                .unwrap();
+        }
+        store::Host::delete(&mut host, "t".into(), "old".into())
+            .await
+            .unwrap();
+        let new = store::Host::get(&mut host, "t".into(), "new".into()).await;
+        assert_eq!(new.unwrap().as_deref(), Some("second"));
+        let old = store::Host::get(&mut host, "t".into(), "old".into()).await;
+        assert_eq!(old.unwrap(), None, "deleted, as held");
+        assert_eq!(
+            PluginStore::get(data.as_ref(), "recorder", "t", "new")
+                .await
+                .unwrap(),
+            None,
+            "a held write is not applied"
+        );
+        assert_eq!(
+            PluginStore::get(data.as_ref(), "recorder", "t", "old")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("stored"),
+            "a held delete is not applied"
+        );
+        let held = host.held_writes.clone().unwrap();
+        assert_eq!(
+            held,
+            vec![
+                PluginWrite {
+                    plugin: "recorder".into(),
+                    table: "t".into(),
+                    key: "new".into(),
+                    value: Some("second".into()),
+                },
+                PluginWrite {
+                    plugin: "recorder".into(),
+                    table: "t".into(),
+                    key: "old".into(),
+                    value: None,
+                },
+            ],
+            "one write per row, the latest"
+        );
     }
 
     #[tokio::test]

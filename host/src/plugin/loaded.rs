@@ -17,7 +17,7 @@ use super::sandbox::Inputs;
 use super::slots::{InstanceSlots, SlotShare};
 use super::state_machine::StateMachine;
 use crate::backend::memory::MemoryPluginData;
-use crate::backend::{PluginCache, PluginStore};
+use crate::backend::{PluginCache, PluginStore, PluginWrite};
 use crate::order::{Decision, Event, Order};
 use crate::plugin_limits::PluginLimits;
 
@@ -31,6 +31,8 @@ pub struct Invocation {
     /// The host calls it made, in order, logging included; bounded, so a plugin that made
     /// very many calls has only its first few dozen here.
     pub host_call_log: Vec<HostCall>,
+    /// Its store writes, when the host held them back ([`PluginHost::hold_store_writes`]).
+    pub store_writes: Vec<PluginWrite>,
 }
 
 /// Everything one decision attempt did, whether or not the plugin decided: the decision or
@@ -54,6 +56,8 @@ pub struct Trace {
     pub log_bytes_dropped: u64,
     /// How long the invocation waited for a free instance slot (zero when one was free).
     pub slot_wait: Duration,
+    /// Its store writes, when the host held them back ([`PluginHost::hold_store_writes`]).
+    pub store_writes: Vec<PluginWrite>,
 }
 
 impl Trace {
@@ -66,6 +70,7 @@ impl Trace {
             host_calls: self.host_calls,
             duration: self.duration,
             host_call_log: self.host_call_log,
+            store_writes: self.store_writes,
         })
     }
 }
@@ -75,15 +80,21 @@ impl Trace {
 pub struct PluginHost {
     pub store: Arc<dyn PluginStore>,
     pub cache: Arc<dyn PluginCache>,
+    /// Store writes are held back and handed over with the decision
+    /// ([`Invocation::store_writes`]) instead of applied at once: the worker records them
+    /// with the event. The plugin's own reads see them either way.
+    pub hold_store_writes: bool,
 }
 
 impl PluginHost {
-    /// Host functions backed by process memory: for tests and for trying a plugin out.
+    /// Host functions backed by process memory, writes applied at once: for tests and for
+    /// trying a plugin out.
     pub fn in_memory() -> Self {
         let data = Arc::new(MemoryPluginData::new());
         Self {
             store: data.clone(),
             cache: data,
+            hold_store_writes: false,
         }
     }
 }
@@ -125,6 +136,7 @@ struct Usage {
     log_lines_dropped: u32,
     log_bytes_dropped: u64,
     slot_wait: Duration,
+    store_writes: Vec<PluginWrite>,
 }
 
 /// The event an invocation decides, when it decides one (`describe` decides none).
@@ -226,6 +238,7 @@ impl LoadedPlugin {
             log_lines_dropped: usage.log_lines_dropped,
             log_bytes_dropped: usage.log_bytes_dropped,
             slot_wait: usage.slot_wait,
+            store_writes: usage.store_writes,
         }
     }
 
@@ -254,7 +267,7 @@ impl LoadedPlugin {
                 now_ms: crate::order::now_ms().max(0) as u64,
                 seed: [0; 16],
             });
-        let context = HostContext::new(
+        let mut context = HostContext::new(
             (&self.name, &self.version),
             deciding.as_ref().map(|d| d.order_id),
             host.store,
@@ -262,6 +275,9 @@ impl LoadedPlugin {
             &self.limits,
             inputs.now_ms,
         );
+        if host.hold_store_writes {
+            context.held_writes = Some(Vec::new());
+        }
         let mut usage = Usage::default();
         let warm = if self.limits.instance_reuse > 1 {
             self.warm.take()
@@ -339,6 +355,7 @@ impl LoadedPlugin {
         let host = &mut store.data_mut().host;
         usage.host_calls = host.calls_made;
         usage.call_log = std::mem::take(&mut host.call_log);
+        usage.store_writes = host.held_writes.take().unwrap_or_default();
         usage.calls_not_logged = host.calls_not_logged;
         usage.log_lines_dropped = host.log.dropped_lines;
         usage.log_bytes_dropped = host.log.dropped_bytes;

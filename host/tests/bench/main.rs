@@ -492,6 +492,7 @@ async fn bench() {
         plugin_host: PluginHost {
             store: native_backends.plugin_store.clone(),
             cache: native_backends.plugin_cache.clone(),
+            hold_store_writes: false,
         },
         health: WorkerHealth::new(),
         metrics: Metrics::new(),
@@ -527,6 +528,7 @@ async fn bench() {
         PluginHost {
             store: native_backends.plugin_store.clone(),
             cache: native_backends.plugin_cache.clone(),
+            hold_store_writes: false,
         },
         CONSUMER_ORDERS,
         partitions,

@@ -234,6 +234,7 @@ pub async fn memory_per_instance_of(file: &str, instances: usize) -> f64 {
     let host = PluginHost {
         store: store.clone(),
         cache: data.clone() as Arc<dyn PluginCache>,
+        hold_store_writes: false,
     };
     // One invocation first, so code pages and the engine's own structures are resident.
     store

@@ -109,6 +109,7 @@ pub async fn warm_up(config: &Config, clients: u32) -> WarmUp {
     let plugin_host = PluginHost {
         store: backends.plugin_store.clone(),
         cache: backends.plugin_cache.clone(),
+        hold_store_writes: false,
     };
     let writers = config.kafka.partitions.max(1) as u32;
     let started = Instant::now();

@@ -3,7 +3,7 @@
 //! each caller gets exactly what it would have alone. Only the Cassandra store shares
 //! requests, so there is no embedded case.
 
-use orderpipe::backend::{BackendError, StoredOrder};
+use orderpipe::backend::{Advance, BackendError, PluginWrite, StoredOrder};
 use orderpipe::order::Outcome;
 use uuid::Uuid;
 
@@ -104,4 +104,66 @@ async fn reads_sharing_a_query_each_get_their_own_order() {
             assert_eq!(stored.order.id, *id);
         }
     }
+}
+
+/// The worker's plugin writes go with the event (`OrderStore::record_next_event_with`): small
+/// ones in the event's own batch, one larger than a batch's byte bound on its own first; a
+/// delete as well as a put; each lands with the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_s_writes_are_recorded_with_its_event() {
+    let stores = one_request_at_a_time().await;
+    assert!(stores.orders.records_plugin_writes());
+    let write = |key: &str, value: Option<String>| PluginWrite {
+        plugin: "folding".into(),
+        table: "t".into(),
+        key: key.into(),
+        value,
+    };
+    bounded(
+        "a row to delete",
+        stores.plugins.put("folding", "t", "gone", "old"),
+    )
+    .await
+    .expect("put");
+    // Past `cassandra.batch_max_bytes` (16 KiB), under Cassandra's 50 KiB batch refusal.
+    let large = "y".repeat(24 * 1024);
+    let cases = [
+        vec![write("small", Some("value".into())), write("gone", None)],
+        vec![write("large", Some(large.clone()))],
+    ];
+    for writes in cases {
+        let order = new_order();
+        let next = advanced(&order, "paid");
+        let entry = entry_for(&order, &next, Outcome::Transitioned);
+        let basis = StoredOrder::not_stored(order.clone());
+        let recorded = bounded(
+            "recording",
+            stores
+                .orders
+                .record_next_event_with(&basis, &next, &entry, &writes),
+        )
+        .await;
+        assert!(
+            matches!(recorded, Ok(Advance::Recorded { .. })),
+            "{recorded:?}"
+        );
+        let stored = bounded("loading", stores.orders.load_order(order.id))
+            .await
+            .expect("load")
+            .expect("stored");
+        assert_eq!(stored.order.status, "paid");
+    }
+    let row = |key: &'static str| stores.plugins.get("folding", "t", key);
+    assert_eq!(
+        bounded("small", row("small"))
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("value")
+    );
+    assert_eq!(bounded("gone", row("gone")).await.expect("get"), None);
+    assert_eq!(
+        bounded("large", row("large")).await.expect("get"),
+        Some(large)
+    );
 }

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use super::{
     Advance, Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore,
-    RecordKey, StoredOrder,
+    PluginWrite, RecordKey, StoredOrder,
 };
 use crate::config::CassandraConfig;
 use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, Outcome};
@@ -90,6 +90,8 @@ pub struct CassandraStore {
     writes: WriteBatcher,
     /// `load_order` goes through it, so concurrent events' reads share queries.
     order_reads: ReadBatcher<OrderRow>,
+    /// The batches' byte bound: a plugin's writes join their event's batch only within it.
+    batch_max_bytes: usize,
 }
 
 struct Statements {
@@ -159,6 +161,7 @@ impl CassandraStore {
             statements,
             writes,
             order_reads,
+            batch_max_bytes: config.batch_max_bytes,
         })
     }
 
@@ -271,6 +274,31 @@ impl CassandraStore {
 
     /// The statement filing `order` under its customer, its row and its size; `None` when
     /// the order names no customer.
+    /// A plugin's write as a batch statement, with its row and estimated bytes.
+    fn plugin_write(&self, write: &PluginWrite) -> (BatchStatement, u64, usize) {
+        let row = batch_row(("plugin", &write.plugin, &write.table, &write.key));
+        let keys = (write.plugin.clone(), write.table.clone(), write.key.clone());
+        let bytes = write.plugin.len() + write.table.len() + write.key.len() + 8;
+        let statement = match &write.value {
+            Some(value) => BatchStatement {
+                prepared: self.statements.plugin_put.clone(),
+                values: Box::new((
+                    keys.0,
+                    keys.1,
+                    keys.2,
+                    value.clone(),
+                    CqlTimestamp(crate::order::now_ms()),
+                )),
+            },
+            None => BatchStatement {
+                prepared: self.statements.plugin_delete.clone(),
+                values: Box::new(keys),
+            },
+        };
+        let value_bytes = write.value.as_ref().map_or(0, String::len);
+        (statement, row, bytes + value_bytes)
+    }
+
     fn customer_filing(&self, order: &Order) -> Option<(BatchStatement, u64, usize)> {
         let customer = order.request.customer.clone()?;
         let row = batch_row(("customer", &order.pipeline, &customer, order.id));
@@ -673,6 +701,24 @@ impl OrderStore for CassandraStore {
         updated: &Order,
         entry: &HistoryEntry,
     ) -> BackendResult<Advance> {
+        self.record_next_event_with(basis, updated, entry, &[])
+            .await
+    }
+
+    fn records_plugin_writes(&self) -> bool {
+        true
+    }
+
+    /// The plugin's writes join the event's batch while the whole fits
+    /// `cassandra.batch_max_bytes`; larger ones are applied first, each on its own (as a
+    /// plugin's write always was), so a large write never makes the event's batch too large.
+    async fn record_next_event_with(
+        &self,
+        basis: &StoredOrder,
+        updated: &Order,
+        entry: &HistoryEntry,
+        plugin_writes: &[PluginWrite],
+    ) -> BackendResult<Advance> {
         let written_at =
             next_write_time(basis.revision.unwrap_or(ACCEPTED_ORDER_WRITE_TIME), entry);
         let request = serde_json::to_string(&updated.request)
@@ -743,6 +789,24 @@ impl OrderStore for CassandraStore {
             statements.push(filing);
             rows.push(row);
             bytes += filing_bytes;
+        }
+        let plugin_statements: Vec<_> = plugin_writes
+            .iter()
+            .map(|write| self.plugin_write(write))
+            .collect();
+        let plugin_bytes: usize = plugin_statements.iter().map(|(_, _, bytes)| bytes).sum();
+        if bytes + plugin_bytes <= self.batch_max_bytes {
+            for (statement, row, write_bytes) in plugin_statements {
+                statements.push(statement);
+                rows.push(row);
+                bytes += write_bytes;
+            }
+        } else {
+            for (statement, row, write_bytes) in plugin_statements {
+                self.writes
+                    .write(Write::new(vec![statement], vec![row], write_bytes))
+                    .await?;
+            }
         }
         self.writes
             .write(Write::new(statements, rows, bytes))
@@ -888,18 +952,12 @@ impl PluginStore for CassandraStore {
     }
 
     async fn put(&self, plugin: &str, table: &str, key: &str, value: &str) -> BackendResult<()> {
-        let bytes = plugin.len() + table.len() + key.len() + value.len() + 8;
-        let statement = BatchStatement {
-            prepared: self.statements.plugin_put.clone(),
-            values: Box::new((
-                plugin.to_owned(),
-                table.to_owned(),
-                key.to_owned(),
-                value.to_owned(),
-                CqlTimestamp(crate::order::now_ms()),
-            )),
-        };
-        let row = batch_row(("plugin", plugin, table, key));
+        let (statement, row, bytes) = self.plugin_write(&PluginWrite {
+            plugin: plugin.to_owned(),
+            table: table.to_owned(),
+            key: key.to_owned(),
+            value: Some(value.to_owned()),
+        });
         self.writes
             .write(Write::new(vec![statement], vec![row], bytes))
             .await
