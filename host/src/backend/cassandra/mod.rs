@@ -272,8 +272,6 @@ impl CassandraStore {
             .await
     }
 
-    /// The statement filing `order` under its customer, its row and its size; `None` when
-    /// the order names no customer.
     /// A plugin's write as a batch statement, with its row and estimated bytes.
     fn plugin_write(&self, write: &PluginWrite) -> (BatchStatement, u64, usize) {
         let row = batch_row(("plugin", &write.plugin, &write.table, &write.key));
@@ -299,6 +297,8 @@ impl CassandraStore {
         (statement, row, bytes + value_bytes)
     }
 
+    /// The statement filing `order` under its customer, its row and its size; `None` when
+    /// the order names no customer.
     fn customer_filing(&self, order: &Order) -> Option<(BatchStatement, u64, usize)> {
         let customer = order.request.customer.clone()?;
         let row = batch_row(("customer", &order.pipeline, &customer, order.id));
