@@ -658,7 +658,7 @@ impl Default for CassandraConfig {
             batch_statements: 48,
             batch_max_bytes: 16 * 1024,
             read_batch_keys: 32,
-            batches_in_flight: 2,
+            batches_in_flight: 4,
         }
     }
 }
@@ -672,6 +672,10 @@ pub struct RedisConfig {
     /// Prefix of every key this host writes.
     pub key_prefix: String,
     pub timeout_ms: u64,
+    /// Bytes of order views (their JSON) kept in this process in front of Redis, coherent
+    /// through Redis's client-side-caching pushes (`CLIENT TRACKING`, Redis 6 or later):
+    /// a repeated `GET` of an order is answered from memory. 0 turns it off.
+    pub near_cache_max_bytes: u64,
 }
 
 impl Default for RedisConfig {
@@ -681,6 +685,7 @@ impl Default for RedisConfig {
             ttl_seconds: 24 * 3600,
             key_prefix: "orderpipe".into(),
             timeout_ms: 1_000,
+            near_cache_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

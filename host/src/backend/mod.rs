@@ -18,6 +18,7 @@ pub mod memory;
 pub mod redis;
 pub mod redis_announcements;
 pub mod redis_feed;
+pub mod redis_near_cache;
 pub mod registry;
 pub mod wiring;
 

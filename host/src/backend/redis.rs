@@ -2,14 +2,18 @@
 //!
 //! Invariant: a cached order view carries the order's version, and a Lua script replaces it
 //! only with a strictly newer version, so a slow writer can never make the cache go stale.
+//! Views read are also kept in this process ([`NearCache`], `redis.near_cache_max_bytes`),
+//! forgotten as soon as Redis pushes that their key changed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, IntoConnectionInfo};
 use uuid::Uuid;
 
+use super::redis_near_cache::NearCache;
 use super::{BackendError, BackendResult, PluginCache, StatusCache};
 use crate::config::RedisConfig;
 use crate::order::OrderView;
@@ -39,6 +43,7 @@ pub struct RedisCache {
     prefix: String,
     ttl_seconds: u64,
     put_if_newer: redis::Script,
+    near: Option<Arc<NearCache>>,
 }
 
 impl RedisCache {
@@ -53,41 +58,48 @@ impl RedisCache {
         // manager connects on first use and reconnects by itself after an outage.
         let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
             .map_err(|e| anyhow::anyhow!("configuring Redis: {e}"))?;
+        let near = match config.near_cache_max_bytes {
+            0 => None,
+            max_bytes => {
+                // The pushes that keep the near cache true need RESP3.
+                let info = config
+                    .url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|e| anyhow::anyhow!("configuring Redis: {e}"))?;
+                let redis_settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(redis::ProtocolVersion::RESP3);
+                let tracking = redis::Client::open(info.set_redis_settings(redis_settings))?;
+                Some(NearCache::start(
+                    tracking,
+                    format!("{}:order:", config.key_prefix),
+                    max_bytes,
+                    timeout,
+                ))
+            }
+        };
         Ok(Self {
             connection,
             prefix: config.key_prefix.clone(),
             ttl_seconds: config.ttl_seconds.max(1),
             put_if_newer: redis::Script::new(PUT_IF_NEWER),
+            near,
         })
+    }
+
+    /// The near cache in front of Redis, unless `redis.near_cache_max_bytes` is 0.
+    pub fn near_cache(&self) -> Option<&NearCache> {
+        self.near.as_deref()
     }
 
     fn order_key(&self, id: Uuid) -> String {
         format!("{}:order:{id}", self.prefix)
     }
 
-    /// Plugin names are identifiers without ':', so one plugin's prefix is never a prefix of
-    /// another's keys.
-    fn plugin_key(&self, plugin: &str, key: &str) -> String {
-        format!("{}:plugin:{plugin}:{key}", self.prefix)
-    }
-}
-
-#[async_trait]
-impl StatusCache for RedisCache {
-    async fn get(&self, id: Uuid) -> BackendResult<Option<OrderView>> {
-        let mut connection = self.connection.clone();
-        let view: Option<String> = connection
-            .hget(self.order_key(id), "view")
-            .await
-            .map_err(unavailable)?;
-        match view {
-            None => Ok(None),
-            // A corrupt entry is a miss: the store is the source of truth.
-            Some(text) => Ok(serde_json::from_str(&text).ok()),
-        }
-    }
-
-    async fn put(&self, view: &OrderView) -> BackendResult<bool> {
+    /// The view, unless Redis holds the same or a newer version ([`PUT_IF_NEWER`]).
+    async fn put_if_newer_version(&self, view: &OrderView) -> BackendResult<bool> {
         let mut connection = self.connection.clone();
         let text = serde_json::to_string(view).map_err(|e| BackendError::Invalid(e.to_string()))?;
         let written: i64 = self
@@ -100,6 +112,51 @@ impl StatusCache for RedisCache {
             .await
             .map_err(unavailable)?;
         Ok(written == 1)
+    }
+
+    /// Plugin names are identifiers without ':', so one plugin's prefix is never a prefix of
+    /// another's keys.
+    fn plugin_key(&self, plugin: &str, key: &str) -> String {
+        format!("{}:plugin:{plugin}:{key}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl StatusCache for RedisCache {
+    async fn get(&self, id: Uuid) -> BackendResult<Option<OrderView>> {
+        if let Some(view) = self.near.as_ref().and_then(|near| near.get(id)) {
+            return Ok(Some(view));
+        }
+        let ticket = self.near.as_ref().and_then(|near| near.ticket(id));
+        let mut connection = self.connection.clone();
+        let text: Option<String> = connection
+            .hget(self.order_key(id), "view")
+            .await
+            .map_err(unavailable)?;
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        // A corrupt entry is a miss: the store is the source of truth.
+        let Ok(view) = serde_json::from_str::<OrderView>(&text) else {
+            return Ok(None);
+        };
+        if let (Some(near), Some(ticket)) = (&self.near, ticket) {
+            near.keep(ticket, view.clone(), text.len());
+        }
+        Ok(Some(view))
+    }
+
+    async fn put(&self, view: &OrderView) -> BackendResult<bool> {
+        // Forgotten before (no read in flight keeps the old view) and after (none kept
+        // meanwhile survives): this process reads its own writes.
+        if let Some(near) = &self.near {
+            near.forget(view.order_id);
+        }
+        let written = self.put_if_newer_version(view).await;
+        if let Some(near) = &self.near {
+            near.forget(view.order_id);
+        }
+        written
     }
 
     async fn ping(&self) -> BackendResult<()> {

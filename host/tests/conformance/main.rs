@@ -50,5 +50,6 @@ mod order_store;
 mod plugin_announcements;
 mod plugin_data;
 mod plugin_registry;
+mod redis_near_cache;
 mod refusals;
 mod status_cache;
