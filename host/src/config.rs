@@ -641,8 +641,8 @@ pub struct CassandraConfig {
     /// time go to Cassandra as one `IN` query. 1 reads every order alone.
     pub read_batch_keys: usize,
     /// Batches of writes (and queries of reads) in flight at once; writes and reads arriving
-    /// meanwhile wait and join the next. 2: on a two-core node, 4 made smaller batches and
-    /// about twice Cassandra's CPU per order for the same consumer rate (BENCHMARKS.md).
+    /// meanwhile wait and join the next. 4: on a two-core node, 15-20 % more orders per second
+    /// than 2 once the worker's queue stopped capping the drain (BENCHMARKS.md, 2026-12-04).
     pub batches_in_flight: usize,
 }
 

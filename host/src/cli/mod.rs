@@ -4,7 +4,7 @@
 //! - [`plugin_new`]: a ready project in Rust, TypeScript or Python from the templates in
 //!   `template/` (depending on its SDK by path, with unit tests and fixtures);
 //! - [`plugin_build`]: the project's toolchain, by [`language`]: cargo for wasm32-wasip2,
-//!   [`npm_project`] (componentize-js) or [`python_project`] (componentize-py), the latter two
+//!   [`npm_project`] (jco, QuickJS) or [`python_project`] (componentize-py), the latter two
 //!   installed into the project folder on first use; then the component's path, size and sha256;
 //! - [`plugin_test`]: the component in the host's own runtime with in-memory host functions,
 //!   against the fixtures ([`fixtures`] is their format), printing every decision.
@@ -53,7 +53,7 @@ pub enum PluginCommand {
         sdk: Option<PathBuf>,
     },
     /// Build the plugin project's component with its language's toolchain (cargo for
-    /// wasm32-wasip2; npm run build with componentize-js; componentize-py), installing the
+    /// wasm32-wasip2; npm run build with jco's QuickJS backend; componentize-py), installing the
     /// TypeScript or Python toolchain into the project folder on first use, and print its
     /// path, size and sha256.
     Build {

@@ -28,9 +28,9 @@ pub(crate) fn build(dir: &Path) -> anyhow::Result<PathBuf> {
         install(&sdk, "the TypeScript SDK's build tools (jco, typescript)")?;
         build_sdk(&sdk)?;
     }
-    install(dir, "componentize-js, esbuild and typescript")?;
+    install(dir, "jco (QuickJS backend), esbuild and typescript")?;
     eprintln!(
-        "building {}: npm run build (type check, esbuild bundle, componentize-js)",
+        "building {}: npm run build (type check, esbuild bundle, jco componentize --backend qjs)",
         dir.display()
     );
     project::run(npm(dir).args(["run", "--silent", "build"]), "npm run build")?;

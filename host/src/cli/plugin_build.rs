@@ -1,5 +1,5 @@
 //! `orderpipe plugin build`: the project's component, built by its language's toolchain (cargo
-//! for wasm32-wasip2; npm and componentize-js; componentize-py), and the facts a deployment
+//! for wasm32-wasip2; npm and jco's QuickJS backend; componentize-py), and the facts a deployment
 //! needs about it (path, size, sha256).
 
 use std::io::BufRead as _;

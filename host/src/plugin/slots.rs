@@ -6,7 +6,7 @@
 //!
 //! One slot is room for one component instance and [`CORE_INSTANCES_PER_SLOT`] core
 //! instances (with their memories and tables). A Rust guest needs 3 core instances, a
-//! componentize-js one 4, a componentize-py one 14: an instance of a component that needs
+//! TypeScript one (jco's QuickJS backend) 8, a componentize-py one 14: an instance of a component that needs
 //! more than a slot's share takes the share it needs ([`SlotShare`]), so the pool can never
 //! run out underneath an invocation that holds its share.
 
@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_component_takes_a_slot_or_the_share_it_needs() {
-        // A Rust guest (3 core instances, 1 memory, 2 tables) and a componentize-js one (4).
+        // A Rust guest (3 core instances, 1 memory, 2 tables) and a 4-instance one.
         assert_eq!(SlotShare::of(3, 1, 2), SlotShare::ONE_SLOT);
         assert_eq!(SlotShare::of(4, 1, 2), SlotShare::ONE_SLOT);
         // A componentize-py guest: 14 core instances, 1.75 slots (2 in messages, rounded up).

@@ -1,4 +1,4 @@
-/** The module componentize-js builds: the workflow as the component's exports. */
+/** The module jco componentizes (QuickJS): the workflow as the component's exports. */
 import { exportPlugin } from '@orderpipe/plugin-sdk/component';
 
 import { orderWorkflow } from './plugin.js';

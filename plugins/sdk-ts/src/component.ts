@@ -17,7 +17,49 @@ import * as store from 'orderpipe:plugin/store@0.1.0';
 import { setHost } from './host.js';
 import type { Decision, Event, Order, OrderPlugin, PluginInfo } from './types.js';
 
-setHost({ store, cache, log, clock });
+/**
+ * How the engine's bindings carry WIT values: componentize-js (StarlingMonkey) gives `u64`/`s64`
+ * as `bigint` and a missing `option` as `undefined`, as the SDK's types say; componentize-qjs
+ * (QuickJS) gives numbers and `null`. Seen on each order the host passes in (its `version` is
+ * a `u64`): with numbers, the order and event reach the plugin in the SDK's forms, and
+ * `cache.incr`'s delta goes out as a number (exact up to 2^53). Options read from the host
+ * are `undefined` when missing, whatever the engine.
+ */
+let int64AsNumber = false;
+
+setHost({
+  store: {
+    get: (table, key) => store.get(table, key) ?? undefined,
+    put: (table, key, value) => store.put(table, key, value),
+    delete: (table, key) => store.delete(table, key),
+  },
+  cache: {
+    get: (key) => cache.get(key) ?? undefined,
+    set: (key, value, ttlSeconds) => cache.set(key, value, ttlSeconds),
+    delete: (key) => cache.delete(key),
+    incr: (key, delta) =>
+      BigInt(cache.incr(key, (int64AsNumber ? Number(delta) : delta) as bigint)),
+  },
+  log,
+  clock: { nowMs: () => BigInt(clock.nowMs()) },
+});
+
+function withBigInts(order: Order, event: Event): [Order, Event] {
+  int64AsNumber = typeof order.version === 'number';
+  if (!int64AsNumber) {
+    return [order, event];
+  }
+  return [
+    {
+      ...order,
+      customer: order.customer ?? undefined,
+      currency: order.currency ?? undefined,
+      version: BigInt(order.version),
+      items: order.items.map((item) => ({ ...item, qty: BigInt(item.qty) })),
+    },
+    { ...event, atMs: BigInt(event.atMs) },
+  ];
+}
 
 /**
  * The world's exports for `plugin`. An exception thrown by `describe` or `decide` traps (the
@@ -30,7 +72,8 @@ export function exportPlugin(plugin: OrderPlugin): {
 } {
   return {
     describe: () => logThrown('describe', () => plugin.describe()),
-    decide: (order, event) => logThrown('decide', () => plugin.decide(order, event)),
+    decide: (order, event) =>
+      logThrown('decide', () => plugin.decide(...withBigInts(order, event))),
   };
 }
 
