@@ -48,6 +48,9 @@ impl Host {
         .map_err(|reason| anyhow::anyhow!("invalid plugin limits: {reason}"))?;
 
         let backends = Backends::connect(&config).await?;
+        if let Some(near_cache) = &backends.near_cache {
+            metrics.register_all(near_cache.collectors());
+        }
         let shutdown = CancellationToken::new();
         let runtime = PluginRuntime::with_slots(
             config.plugins.limits.clone(),

@@ -327,6 +327,15 @@ impl Metrics {
         metrics
     }
 
+    /// Adds metrics kept elsewhere (the near cache's) to this registry.
+    pub fn register_all(&self, collectors: Vec<Box<dyn prometheus::core::Collector>>) {
+        for collector in collectors {
+            if let Err(error) = self.registry.register(collector) {
+                tracing::warn!("metric not registered: {error}");
+            }
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

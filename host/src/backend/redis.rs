@@ -94,6 +94,11 @@ impl RedisCache {
         self.near.as_deref()
     }
 
+    /// [`RedisCache::near_cache`], shared (for the host's metrics).
+    pub fn near_cache_handle(&self) -> Option<Arc<NearCache>> {
+        self.near.clone()
+    }
+
     fn order_key(&self, id: Uuid) -> String {
         format!("{}:order:{id}", self.prefix)
     }

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use prometheus::core::Collector;
+use prometheus::{IntCounterVec, IntGauge, Opts};
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -69,6 +71,10 @@ pub struct NearCache {
     serving: AtomicBool,
     /// `<key_prefix>:order:`: the keys tracked, and how an id is found in a pushed key.
     order_keys: String,
+    /// `near_cache_reads_total{result}`: `hit`, `miss`, or `off` (tracking down).
+    reads: IntCounterVec,
+    /// `near_cache_serving`: 1 while views are served from memory.
+    serving_gauge: IntGauge,
     /// Stops the tracking task when the cache goes.
     _stop: DropGuard,
 }
@@ -95,6 +101,19 @@ impl NearCache {
             }),
             serving: AtomicBool::new(false),
             order_keys,
+            reads: IntCounterVec::new(
+                Opts::new(
+                    "near_cache_reads_total",
+                    "Order views asked of the near cache: hit, miss, or off (Redis not tracking)",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
+            serving_gauge: IntGauge::new(
+                "near_cache_serving",
+                "1 while Redis tracks the order keys and the near cache serves views",
+            )
+            .expect("valid metric"),
             _stop: stop.clone().drop_guard(),
         });
         tokio::spawn(follow(Arc::downgrade(&cache), client, timeout, stop));
@@ -104,9 +123,26 @@ impl NearCache {
     /// The view of `id`, when it is cached and tracking is on.
     pub fn get(&self, id: Uuid) -> Option<OrderView> {
         if !self.serving.load(Ordering::Acquire) {
+            self.reads.with_label_values(&["off"]).inc();
             return None;
         }
-        self.entries.get(&id).map(|entry| entry.view.clone())
+        let view = self.entries.get(&id).map(|entry| entry.view.clone());
+        let result = if view.is_some() { "hit" } else { "miss" };
+        self.reads.with_label_values(&[result]).inc();
+        view
+    }
+
+    /// Reads answered so far with `result` (`hit`, `miss`, `off`).
+    pub fn reads(&self, result: &str) -> u64 {
+        self.reads.with_label_values(&[result]).get()
+    }
+
+    /// The near cache's metrics, for the host's registry.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.reads.clone()),
+            Box::new(self.serving_gauge.clone()),
+        ]
     }
 
     /// Taken before reading `id` from Redis; `None` while tracking is off (nothing is kept).
@@ -167,6 +203,7 @@ impl NearCache {
         self.entries.invalidate_all();
         tracking.on = on;
         self.serving.store(on, Ordering::Release);
+        self.serving_gauge.set(i64::from(on));
     }
 
     /// Applies one push of the tracking connection; `false` when the connection is gone.

@@ -19,6 +19,7 @@ use super::kafka::{self, KafkaEventLog, KafkaEventStream};
 use super::redis::RedisCache;
 use super::redis_announcements::RedisAnnouncements;
 use super::redis_feed::RedisChangeFeed;
+use super::redis_near_cache::NearCache;
 use super::registry::PluginRegistry;
 use super::{EventLog, EventStream, OrderStore, PluginCache, PluginStore, StatusCache};
 use crate::config::{Config, EventLogKind, OrderStoreKind, StatusCacheKind};
@@ -38,6 +39,9 @@ pub struct Backends {
     /// Tells every host which order changed once the worker recorded it: over Redis pub/sub
     /// when Redis is the status cache, else inside this process (its worker and its streams).
     pub feed: Arc<dyn ChangeFeed>,
+    /// The views kept in this process in front of Redis (`redis.near_cache_max_bytes`), when
+    /// Redis is the status cache.
+    pub near_cache: Option<Arc<NearCache>>,
     /// Each pipeline topic's producing side and how to consume it.
     topics: HashMap<String, (Arc<dyn EventLog>, Subscribe)>,
 }
@@ -126,9 +130,11 @@ impl Backends {
             Arc<dyn ChangeFeed>,
         );
         let pipeline_names: Vec<String> = config.pipelines().into_iter().map(|p| p.name).collect();
+        let mut near_cache = None;
         let (cache, plugin_cache, announcements, feed): CacheRoles = match choice.status_cache {
             StatusCacheKind::Redis => {
                 let cache = Arc::new(RedisCache::connect(&config.redis).await?);
+                near_cache = cache.near_cache_handle();
                 let announcements =
                     RedisAnnouncements::connect(&config.redis, &config.plugins.registry_scope)?;
                 let feed =
@@ -169,6 +175,7 @@ impl Backends {
             plugin_cache,
             announcements,
             feed,
+            near_cache,
             topics,
         })
     }

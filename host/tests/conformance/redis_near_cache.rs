@@ -103,9 +103,19 @@ async fn views_read_are_kept_and_another_client_s_change_replaces_them() {
             assert_eq!(get(&reader, *id).await, Some(view(*id, 1)));
         }
     }
+    let hits = near.reads("hit");
     for id in &ids {
-        assert_eq!(near.get(*id), Some(view(*id, 1)), "served from memory");
+        assert_eq!(
+            get(&reader, *id).await,
+            Some(view(*id, 1)),
+            "served from memory"
+        );
     }
+    assert_eq!(
+        near.reads("hit"),
+        hits + ids.len() as u64,
+        "each read a near-cache hit"
+    );
     let mut delays = Vec::new();
     for id in &ids {
         assert!(put(&writer, &view(*id, 2)).await);

@@ -296,5 +296,18 @@ async fn two_hundred_concurrent_orders_reach_their_expected_status_exactly_once(
             "{timed} events timed in step {step}, {recorded} recorded"
         );
     }
+    // The GETs above were answered through the near cache in front of Redis, which tracks
+    // the order keys: its metrics say so.
+    assert_eq!(host.metric("orderpipe_near_cache_serving").await, 1.0);
+    let near_cache_reads = host
+        .metric("orderpipe_near_cache_reads_total{result=\"hit\"}")
+        .await
+        + host
+            .metric("orderpipe_near_cache_reads_total{result=\"miss\"}")
+            .await;
+    assert!(
+        near_cache_reads > 0.0,
+        "reads through the near cache counted"
+    );
     host.stop().await;
 }
