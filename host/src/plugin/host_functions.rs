@@ -175,13 +175,12 @@ impl HostContext {
     /// Holds a write when writes are held (replacing an earlier one of the same row);
     /// `false` when they are applied at once.
     fn hold(&mut self, table: &str, key: &str, value: Option<&str>) -> bool {
-        let plugin = self.plugin.clone();
         let Some(held) = self.held_writes.as_mut() else {
             return false;
         };
         held.retain(|write| !(write.table == table && write.key == key));
         held.push(PluginWrite {
-            plugin,
+            plugin: self.plugin.clone(),
             table: table.to_owned(),
             key: key.to_owned(),
             value: value.map(str::to_owned),

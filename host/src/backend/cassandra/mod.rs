@@ -297,6 +297,14 @@ impl CassandraStore {
         (statement, row, bytes + value_bytes)
     }
 
+    /// Applies one plugin write on its own, through the batcher.
+    async fn write_plugin_row(&self, write: &PluginWrite) -> BackendResult<()> {
+        let (statement, row, bytes) = self.plugin_write(write);
+        self.writes
+            .write(Write::new(vec![statement], vec![row], bytes))
+            .await
+    }
+
     /// The statement filing `order` under its customer, its row and its size; `None` when
     /// the order names no customer.
     fn customer_filing(&self, order: &Order) -> Option<(BatchStatement, u64, usize)> {
@@ -802,10 +810,8 @@ impl OrderStore for CassandraStore {
                 bytes += write_bytes;
             }
         } else {
-            for (statement, row, write_bytes) in plugin_statements {
-                self.writes
-                    .write(Write::new(vec![statement], vec![row], write_bytes))
-                    .await?;
+            for write in plugin_writes {
+                self.write_plugin_row(write).await?;
             }
         }
         self.writes
@@ -952,23 +958,23 @@ impl PluginStore for CassandraStore {
     }
 
     async fn put(&self, plugin: &str, table: &str, key: &str, value: &str) -> BackendResult<()> {
-        let (statement, row, bytes) = self.plugin_write(&PluginWrite {
+        self.write_plugin_row(&PluginWrite {
             plugin: plugin.to_owned(),
             table: table.to_owned(),
             key: key.to_owned(),
             value: Some(value.to_owned()),
-        });
-        self.writes
-            .write(Write::new(vec![statement], vec![row], bytes))
-            .await
+        })
+        .await
     }
 
     async fn delete(&self, plugin: &str, table: &str, key: &str) -> BackendResult<()> {
-        self.session
-            .execute_unpaged(&self.statements.plugin_delete, (plugin, table, key))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.write_plugin_row(&PluginWrite {
+            plugin: plugin.to_owned(),
+            table: table.to_owned(),
+            key: key.to_owned(),
+            value: None,
+        })
+        .await
     }
 }
 
