@@ -1,5 +1,5 @@
 //! The `order` plugin in each language (issue 20): Rust (`order.wasm`), TypeScript
-//! (`order-ts.wasm`, componentize-js) and Python (`order-py.wasm`, componentize-py), all from
+//! (`order-ts.wasm`, jco's QuickJS backend) and Python (`order-py.wasm`, componentize-py), all from
 //! `plugins/dist/` (`cargo xtask plugins` and `cargo xtask guests` build them). Per language:
 //! component size, the host's compile time, one `created` decision with a fresh instance and
 //! with a reused one (p50/p99 and CPU), memory per live instance, and a worker's consumer

@@ -1,7 +1,7 @@
 /**
  * The component's side of the SDK: binds the WIT imports as the host and turns an
  * {@link OrderPlugin} into the world's exports. Import it only from the module that
- * componentize-js builds (it imports `orderpipe:plugin/*`, which exists only inside the host):
+ * jco componentizes (it imports `orderpipe:plugin/*`, which exists only inside the host):
  *
  * ```ts
  * import { exportPlugin } from '@orderpipe/plugin-sdk/component';

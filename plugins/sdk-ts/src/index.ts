@@ -8,7 +8,7 @@
  * decides anything itself and keeps no state between calls.
  *
  * - `@orderpipe/plugin-sdk`: everything a plugin's logic uses; runs under plain Node.
- * - `@orderpipe/plugin-sdk/component`: `exportPlugin`, for the one module componentize-js builds.
+ * - `@orderpipe/plugin-sdk/component`: `exportPlugin`, for the one module jco componentizes.
  * - `@orderpipe/plugin-sdk/testing`: `FakeHost` and input builders for unit tests.
  */
 export * from './types.js';

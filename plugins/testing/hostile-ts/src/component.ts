@@ -1,4 +1,4 @@
-/** The module componentize-js builds. */
+/** The module jco componentizes (QuickJS). */
 import { exportPlugin } from '@orderpipe/plugin-sdk/component';
 
 import { hostile } from './plugin.js';
