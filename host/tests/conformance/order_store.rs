@@ -7,7 +7,7 @@ use std::sync::Arc;
 use orderpipe::backend::cassandra::CassandraStore;
 use orderpipe::backend::embedded::EmbeddedStore;
 use orderpipe::backend::{
-    Advance, Applied, IdempotencyClaim, OrderStore, PluginStore, StoredOrder,
+    Advance, Applied, IdempotencyClaim, OrderStore, PluginStore, PluginWrite, StoredOrder,
 };
 use orderpipe::order::{HistoryEntry, LineItem, Order, OrderRequest, Outcome};
 use serde_json::json;
@@ -151,6 +151,7 @@ conformance!(Stores { embedded, cassandra }:
     the_next_event_chains_from_the_state_it_left,
     recording_the_next_event_twice_leaves_one_entry,
     a_replayed_older_event_never_replaces_a_newer_state,
+    a_plugin_s_writes_land_with_its_event,
 );
 
 async fn record_next(
@@ -212,6 +213,67 @@ async fn the_next_event_of_an_order_not_stored_yet_stores_it(stores: &Stores) {
     .await
     .expect("store accepted");
     assert_eq!(load(store, order.id).await.expect("stored").order, next);
+}
+
+/// Every store records the deciding plugin's writes with the event (the worker hands them
+/// over instead of applying them first): a put and a delete, on an order already stored and
+/// on one its first event stores.
+async fn a_plugin_s_writes_land_with_its_event(stores: &Stores) {
+    let store = stores.orders.as_ref();
+    assert!(store.records_plugin_writes());
+    let plugin = format!("p{}", Uuid::new_v4().simple());
+    let write = |key: &str, value: Option<&str>| PluginWrite {
+        plugin: plugin.clone(),
+        table: "t".into(),
+        key: key.into(),
+        value: value.map(str::to_owned),
+    };
+    bounded(
+        "a row to delete",
+        stores.plugins.put(&plugin, "t", "gone", "old"),
+    )
+    .await
+    .expect("put");
+    let stored_order = new_order();
+    bounded("accepting", store.store_accepted_order(&stored_order))
+        .await
+        .expect("store accepted");
+    let stored_basis = load(store, stored_order.id).await.expect("accepted order");
+    let cases = [
+        (
+            stored_basis,
+            vec![write("kept", Some("1")), write("gone", None)],
+        ),
+        (
+            StoredOrder::not_stored(new_order()),
+            vec![write("first", Some("2"))],
+        ),
+    ];
+    for (basis, writes) in cases {
+        let next = advanced(&basis.order, "paid");
+        let entry = entry_for(&basis.order, &next, Outcome::Transitioned);
+        let advance = bounded(
+            "recording with the plugin's writes",
+            store.record_next_event_with(&basis, &next, &entry, &writes),
+        )
+        .await
+        .expect("record");
+        recorded(advance);
+        assert_eq!(load(store, next.id).await.expect("stored").order, next);
+    }
+    let row = |key: &'static str| stores.plugins.get(&plugin, "t", key);
+    assert_eq!(
+        bounded("kept", row("kept")).await.expect("get").as_deref(),
+        Some("1")
+    );
+    assert_eq!(bounded("gone", row("gone")).await.expect("get"), None);
+    assert_eq!(
+        bounded("first", row("first"))
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("2")
+    );
 }
 
 /// The state a recorded event left (as the worker keeps it) is a basis for the next event,

@@ -8,6 +8,10 @@
 //!   still at the expected version: the conditional batch of Cassandra, without a race
 //!   (redb runs one write transaction at a time).
 //! - [`OrderStore::create_order`] is insert-if-absent, in one transaction.
+//! - The worker's [`OrderStore::record_next_event_with`] is one transaction too: the order
+//!   stored first when it never was, the version check, the new state, the history entry, the
+//!   projection and the deciding plugin's store writes. A plugin's writes take effect with its
+//!   recorded decision or not at all, so a redelivered event never sees them twice.
 //! - `order_status` keeps the original service's projection; a projection never replaces a
 //!   newer version's.
 //!
@@ -27,8 +31,8 @@ use uuid::Uuid;
 
 use super::{check_format, encode, open_database, storage_error};
 use crate::backend::{
-    Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore, RecordKey,
-    StoredOrder,
+    Advance, Applied, BackendError, BackendResult, IdempotencyClaim, OrderStore, PluginStore,
+    PluginWrite, RecordKey, StoredOrder,
 };
 use crate::order::{DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, now_ms};
 
@@ -140,6 +144,76 @@ struct StatusRow {
     updated_at_ms: i64,
 }
 
+/// Files order `id` under its customer (when it names one), in `write`.
+fn file_under_customer(
+    write: &redb::WriteTransaction,
+    pipeline: &str,
+    customer: Option<&str>,
+    created_at_ms: i64,
+    id: u128,
+) -> BackendResult<()> {
+    let Some(customer) = customer else {
+        return Ok(());
+    };
+    let mut index = write.open_table(CUSTOMER_RECORDS).map_err(storage)?;
+    index
+        .insert((pipeline, customer, created_at_ms, id), ())
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Writes `order`'s `order_status` row in `write` unless a newer version's is there (like
+/// Cassandra's version-derived cell timestamps: older never wins).
+fn project_status_in(write: &redb::WriteTransaction, order: &Order) -> BackendResult<()> {
+    let id = order.id;
+    let row = encode(&StatusRow {
+        status: order.status.clone(),
+        version: order.version,
+        updated_at_ms: order.updated_at_ms,
+    })?;
+    let mut table = write.open_table(ORDER_STATUS).map_err(storage)?;
+    let stored_version = match table.get(id.as_u128()).map_err(storage)? {
+        Some(bytes) => serde_json::from_slice::<StatusRow>(bytes.value())
+            .map(|row| row.version)
+            .ok(),
+        None => None,
+    };
+    if stored_version.is_some_and(|stored| stored > order.version) {
+        return Ok(());
+    }
+    table
+        .insert(id.as_u128(), row.as_slice())
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Applies a plugin's store writes in `write`.
+fn apply_plugin_writes(
+    write: &redb::WriteTransaction,
+    plugin_writes: &[PluginWrite],
+) -> BackendResult<()> {
+    if plugin_writes.is_empty() {
+        return Ok(());
+    }
+    let mut rows = write.open_table(PLUGIN_DATA).map_err(storage)?;
+    for plugin_write in plugin_writes {
+        let address = (
+            plugin_write.plugin.as_str(),
+            plugin_write.table.as_str(),
+            plugin_write.key.as_str(),
+        );
+        match &plugin_write.value {
+            Some(value) => {
+                rows.insert(address, value.as_str()).map_err(storage)?;
+            }
+            None => {
+                rows.remove(address).map_err(storage)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One `Idempotency-Key` reservation.
 #[derive(Debug, Serialize, Deserialize)]
 struct IdempotencyRow {
@@ -232,16 +306,8 @@ impl OrderStore for EmbeddedStore {
                     return Ok(false);
                 }
                 orders.insert(id, bytes.as_slice()).map_err(storage)?;
-                if let Some(customer) = &customer {
-                    let mut index = write.open_table(CUSTOMER_RECORDS).map_err(storage)?;
-                    index
-                        .insert(
-                            (pipeline.as_str(), customer.as_str(), created_at_ms, id),
-                            (),
-                        )
-                        .map_err(storage)?;
-                }
             }
+            file_under_customer(&write, &pipeline, customer.as_deref(), created_at_ms, id)?;
             write.commit().map_err(storage)?;
             Ok(true)
         })
@@ -370,33 +436,88 @@ impl OrderStore for EmbeddedStore {
     }
 
     async fn project_status(&self, order: &Order) -> BackendResult<()> {
-        let id = order.id;
-        let version = order.version;
-        let row = encode(&StatusRow {
-            status: order.status.clone(),
-            version,
-            updated_at_ms: order.updated_at_ms,
-        })?;
+        let order = order.clone();
         self.run(move |db| {
             let write = db.begin_write().map_err(storage)?;
+            project_status_in(&write, &order)?;
+            write.commit().map_err(storage)
+        })
+        .await
+    }
+
+    async fn record_next_event(
+        &self,
+        basis: &StoredOrder,
+        updated: &Order,
+        entry: &HistoryEntry,
+    ) -> BackendResult<Advance> {
+        self.record_next_event_with(basis, updated, entry, &[])
+            .await
+    }
+
+    fn records_plugin_writes(&self) -> bool {
+        true
+    }
+
+    /// One transaction (see the module's documentation); `Stale`, with nothing written, when
+    /// the stored order is not at the basis's version.
+    async fn record_next_event_with(
+        &self,
+        basis: &StoredOrder,
+        updated: &Order,
+        entry: &HistoryEntry,
+        plugin_writes: &[PluginWrite],
+    ) -> BackendResult<Advance> {
+        debug_assert_eq!(updated.version, basis.order.version + 1);
+        let never_stored = basis.revision.is_none().then(|| basis.order.clone());
+        let expected_version = basis.order.version;
+        let revision = basis.revision.unwrap_or(0).saturating_add(1);
+        let updated = updated.clone();
+        let (seq, event_id) = (entry.seq, entry.event_id);
+        let entry = encode(entry)?;
+        let plugin_writes = plugin_writes.to_vec();
+        self.run(move |db| {
+            // Dropping an uncommitted transaction aborts it: a stale basis changes nothing.
+            let write = db.begin_write().map_err(storage)?;
             {
-                let mut table = write.open_table(ORDER_STATUS).map_err(storage)?;
-                let stored_version = match table.get(id.as_u128()).map_err(storage)? {
-                    Some(bytes) => serde_json::from_slice::<StatusRow>(bytes.value())
-                        .map(|row| row.version)
-                        .ok(),
+                let id = updated.id.as_u128();
+                let mut orders = write.open_table(ORDERS).map_err(storage)?;
+                let current = match orders.get(id).map_err(storage)? {
+                    Some(bytes) => Some(OrderRecord::decode(updated.id, bytes.value())?),
                     None => None,
                 };
-                // Like Cassandra's version-derived cell timestamps: older never wins.
-                if stored_version.is_some_and(|stored| stored > version) {
-                    return Ok(());
+                let current = match (current, &never_stored) {
+                    (Some(current), _) => current,
+                    (None, Some(order)) => {
+                        file_under_customer(
+                            &write,
+                            &order.pipeline,
+                            order.request.customer.as_deref(),
+                            order.created_at_ms,
+                            id,
+                        )?;
+                        OrderRecord::new(order, Vec::new())
+                    }
+                    (None, None) => return Ok(Advance::Stale),
+                };
+                if current.version != expected_version {
+                    return Ok(Advance::Stale);
                 }
-                table
-                    .insert(id.as_u128(), row.as_slice())
+                let mut recorded_events = current.recorded_events;
+                if !recorded_events.contains(&event_id) {
+                    recorded_events.push(event_id);
+                }
+                let record = encode(&OrderRecord::new(&updated, recorded_events))?;
+                orders.insert(id, record.as_slice()).map_err(storage)?;
+                let mut history = write.open_table(HISTORY).map_err(storage)?;
+                history
+                    .insert((id, seq), entry.as_slice())
                     .map_err(storage)?;
             }
+            project_status_in(&write, &updated)?;
+            apply_plugin_writes(&write, &plugin_writes)?;
             write.commit().map_err(storage)?;
-            Ok(())
+            Ok(Advance::Recorded { revision })
         })
         .await
     }
@@ -645,6 +766,58 @@ mod tests {
         assert_eq!(stored.order.status, winners[0].1);
         assert_eq!(stored.recorded_events, vec![winners[0].0]);
         assert_eq!(store.history(order.id).await.unwrap().len(), 1);
+    }
+
+    /// A stale basis (another decision was recorded first) writes nothing: neither the state
+    /// nor the plugin's writes, which the worker makes again when it decides again.
+    #[tokio::test]
+    async fn a_stale_basis_records_neither_the_event_nor_the_plugin_s_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let order = Order::new(Uuid::new_v4(), OrderRequest::default(), 0);
+        store.create_order(&order).await.unwrap();
+        let basis = store.load_order(order.id).await.unwrap().unwrap();
+        let write = |key: &str| PluginWrite {
+            plugin: "order".into(),
+            table: "t".into(),
+            key: key.into(),
+            value: Some("v".into()),
+        };
+        let first = advanced(&order, "processed");
+        let recorded = store
+            .record_next_event_with(
+                &basis,
+                &first,
+                &entry(1, Uuid::new_v4(), "processed"),
+                &[write("first")],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(recorded, Advance::Recorded { .. }), "{recorded:?}");
+
+        let rival = advanced(&order, "rejected");
+        let stale = store
+            .record_next_event_with(
+                &basis,
+                &rival,
+                &entry(1, Uuid::new_v4(), "rejected"),
+                &[write("rival")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(stale, Advance::Stale);
+        assert_eq!(
+            store.load_order(order.id).await.unwrap().unwrap().order,
+            first
+        );
+        assert_eq!(store.history(order.id).await.unwrap().len(), 1);
+        assert_eq!(
+            store.projected_status(order.id).await.unwrap(),
+            Some(("processed".into(), 1))
+        );
+        let row = |key: &'static str| PluginStore::get(&store, "order", "t", key);
+        assert_eq!(row("first").await.unwrap().as_deref(), Some("v"));
+        assert_eq!(row("rival").await.unwrap(), None);
     }
 
     #[tokio::test]
