@@ -206,6 +206,29 @@ async fn every_attack_on_the_host_fails_at_most_its_own_event() {
         "{entry}"
     );
 
+    // 6. A store write made by a decision that then fails is never applied.
+    let entry = attack(
+        &client,
+        order,
+        next("write_then_trap"),
+        "write_then_trap",
+        json!({}),
+    )
+    .await;
+    assert_eq!(entry["outcome"], "failed", "{entry}");
+    let entry = attack(
+        &client,
+        order,
+        next("read_foreign"),
+        "read_foreign",
+        json!({"table": "dropped", "key": order.to_string(), "cache_key": "none"}),
+    )
+    .await;
+    assert!(
+        reason(&entry).starts_with("read_foreign: store=none"),
+        "the failed decision's write was dropped: {entry}"
+    );
+
     for entry in client.history(order).await {
         assert!(!reason(&entry).contains("ESCAPED"), "{entry}");
     }

@@ -7,6 +7,7 @@
 //! | event kind | what the plugin does | a safe host answers with |
 //! |---|---|---|
 //! | `trap` | panics: "hostile plugin trapped on purpose" | a trap |
+//! | `write_then_trap` | writes store row `dropped`/<order id>, then panics | a trap, and the row never written (`read_foreign` of it: store=none) |
 //! | `loop` | spins forever | a timeout (epoch or fuel) |
 //! | `grow_memory` | allocates 1 MiB chunks without bound | a memory limit trap |
 //! | `illegal_transition` | transitions to `shipped`, not a state | refusing the transition |
@@ -54,6 +55,10 @@ impl OrderPlugin for Hostile {
         match event.kind.as_str() {
             "created" => Decision::transition("processed", "hostile plugin lets orders through"),
             "trap" => panic!("hostile plugin trapped on purpose"),
+            "write_then_trap" => {
+                let _ = store::put("dropped", &order.id, "written before the trap");
+                panic!("hostile plugin trapped after a write")
+            }
             "loop" => spin_forever(),
             "grow_memory" => hoard_memory(),
             "illegal_transition" => {
