@@ -70,11 +70,7 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Upload v2 through host A, activate it through host B.
-    let upload = http
-        .post(a.url("/api/plugins/order/versions"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/wasm")
-        .body(component("order_v2"))
+    let upload = support::upload_version(&http, &a.base, "order", TOKEN, component("order_v2"))
         .send()
         .await
         .unwrap();
@@ -212,11 +208,7 @@ async fn an_announcement_switches_every_host_long_before_its_next_poll() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let upload = http
-        .post(a.url("/api/plugins/order/versions"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/wasm")
-        .body(component("order_v2"))
+    let upload = support::upload_version(&http, &a.base, "order", TOKEN, component("order_v2"))
         .send()
         .await
         .unwrap();
@@ -290,15 +282,16 @@ async fn an_embedded_host_switches_on_its_own_announcement() {
     config.admin.token = Some(TOKEN.into());
     config.log.filter = "warn".into();
     let host = TestHost::start(config).await;
-    let upload = host
-        .http
-        .post(host.url("/api/plugins/order/versions"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/wasm")
-        .body(component("order_v2"))
-        .send()
-        .await
-        .unwrap();
+    let upload = support::upload_version(
+        &host.http,
+        &host.base,
+        "order",
+        TOKEN,
+        component("order_v2"),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(upload.status(), StatusCode::CREATED);
     let activate = host
         .http
@@ -338,11 +331,7 @@ async fn a_change_without_an_announcement_is_found_by_polling() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let upload = http
-        .post(host.url("/api/plugins/order/versions"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/wasm")
-        .body(component("order_v2"))
+    let upload = support::upload_version(&http, &host.base, "order", TOKEN, component("order_v2"))
         .send()
         .await
         .unwrap();

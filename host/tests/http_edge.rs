@@ -229,12 +229,7 @@ async fn upload_with_timeout(upload_timeout_ms: u64) -> (StatusCode, Value, Dura
     let component = std::fs::read(support::plugins_dir().join("order_v2.wasm"))
         .expect("plugins/dist/order_v2.wasm (cargo xtask plugins)");
     let started = Instant::now();
-    let answer = host
-        .http
-        .post(host.url("/api/plugins/order/versions"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/wasm")
-        .body(component)
+    let answer = support::upload_version(&host.http, &host.base, "order", TOKEN, component)
         .send()
         .await
         .unwrap();

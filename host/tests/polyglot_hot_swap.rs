@@ -158,11 +158,7 @@ async fn a_running_host_swaps_order_from_rust_to_typescript_to_python_and_back_l
         if let Some(bytes) = upload {
             let size = bytes.len();
             let upload_started = Instant::now();
-            let upload = http
-                .post(host.url("/api/plugins/order/versions"))
-                .bearer_auth(TOKEN)
-                .header("content-type", "application/wasm")
-                .body(bytes)
+            let upload = support::upload_version(&http, &host.base, "order", TOKEN, bytes)
                 .send()
                 .await
                 .expect("upload");

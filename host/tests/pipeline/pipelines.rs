@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestHost, config, plugins_dir, wait_for_active};
+use crate::support::{TestHost, config, plugins_dir, upload_version, wait_for_active};
 
 /// `config` serving orders (on its unique topic, decided by `order`) and invoices (on a
 /// topic unique to this test, decided by `invoice`).
@@ -343,12 +343,7 @@ async fn hot_swapping_the_order_plugin_leaves_the_invoice_pipeline_alone() {
     let mut host = TestHost::start(config).await;
     let v2 = std::fs::read(plugins_dir().join("order_v2.wasm"))
         .expect("order_v2.wasm (run `cargo xtask plugins`)");
-    let upload = host
-        .http
-        .post(host.url("/api/plugins/order/versions"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/wasm")
-        .body(v2)
+    let upload = upload_version(&host.http, &host.base, "order", TOKEN, v2)
         .send()
         .await
         .expect("upload");

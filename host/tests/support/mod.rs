@@ -206,6 +206,21 @@ pub async fn metric_at(http: &reqwest::Client, base: &str, sample: &str) -> f64 
         .unwrap_or(0.0)
 }
 
+/// `POST <base>/api/plugins/<plugin>/versions` uploading `component` as the admin `token`:
+/// the upload request every hot-swap test makes (send it and check the answer).
+pub fn upload_version(
+    http: &reqwest::Client,
+    base: &str,
+    plugin: &str,
+    token: &str,
+    component: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/api/plugins/{plugin}/versions"))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(component)
+}
+
 impl Drop for TestHost {
     fn drop(&mut self) {
         if let Some(host) = self.host.take() {
