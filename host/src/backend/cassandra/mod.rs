@@ -481,6 +481,38 @@ fn projection_write_time(order: &Order) -> i64 {
         .saturating_add(order.version as i64)
 }
 
+/// A new order's columns in the order `create_order` and `store_accepted_order` bind them
+/// (id, pipeline, status, version, request, attributes, created at, updated at).
+type OrderValues = (
+    Uuid,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    CqlTimestamp,
+    CqlTimestamp,
+);
+
+/// `order`'s [`OrderValues`] and their estimated size in bytes.
+fn order_values(order: &Order) -> BackendResult<(OrderValues, usize)> {
+    let request =
+        serde_json::to_string(&order.request).map_err(|e| BackendError::Invalid(e.to_string()))?;
+    let attributes = attributes_text(&order.attributes);
+    let bytes = request.len() + attributes.len() + order.pipeline.len() + order.status.len() + 48;
+    let values = (
+        order.id,
+        order.pipeline.clone(),
+        order.status.clone(),
+        order.version as i64,
+        request,
+        attributes,
+        CqlTimestamp(order.created_at_ms),
+        CqlTimestamp(order.updated_at_ms),
+    );
+    Ok((values, bytes))
+}
+
 fn attributes_text(attributes: &Map<String, Value>) -> String {
     Value::Object(attributes.clone()).to_string()
 }
@@ -515,23 +547,10 @@ type HistoryRow = (
 #[async_trait]
 impl OrderStore for CassandraStore {
     async fn create_order(&self, order: &Order) -> BackendResult<bool> {
-        let request = serde_json::to_string(&order.request)
-            .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let (values, _) = order_values(order)?;
         let result = self
             .session
-            .execute_unpaged(
-                &self.statements.create_order,
-                (
-                    order.id,
-                    &order.pipeline,
-                    &order.status,
-                    order.version as i64,
-                    request,
-                    attributes_text(&order.attributes),
-                    CqlTimestamp(order.created_at_ms),
-                    CqlTimestamp(order.updated_at_ms),
-                ),
-            )
+            .execute_unpaged(&self.statements.create_order, values)
             .await
             .map_err(refusal_or_outage)?;
         self.file_under_customer(order).await?;
@@ -539,26 +558,12 @@ impl OrderStore for CassandraStore {
     }
 
     async fn store_accepted_order(&self, order: &Order) -> BackendResult<()> {
-        let request = serde_json::to_string(&order.request)
-            .map_err(|e| BackendError::Invalid(e.to_string()))?;
-        let attributes = attributes_text(&order.attributes);
-        let bytes =
-            request.len() + attributes.len() + order.pipeline.len() + order.status.len() + 48;
+        let (values, mut bytes) = order_values(order)?;
         let mut statements = vec![BatchStatement {
             prepared: self.statements.store_accepted_order.clone(),
-            values: Box::new((
-                order.id,
-                order.pipeline.clone(),
-                order.status.clone(),
-                order.version as i64,
-                request,
-                attributes,
-                CqlTimestamp(order.created_at_ms),
-                CqlTimestamp(order.updated_at_ms),
-            )),
+            values: Box::new(values),
         }];
         let mut rows = vec![batch_row(("order", order.id))];
-        let mut bytes = bytes;
         if let Some((filing, row, filing_bytes)) = self.customer_filing(order) {
             statements.push(filing);
             rows.push(row);
