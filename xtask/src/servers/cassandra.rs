@@ -89,6 +89,10 @@ cdc_raw_directory: {data}/cdc_raw
 # factor 1, a periodic sync loses acknowledged writes on SIGKILL. `batch` syncs at once (an
 # fsync is ~0.2 ms here); `group` with a 10 ms window made every Paxos round trip wait for it.
 commitlog_sync: batch
+# The commit log written with direct I/O from Cassandra's own buffers instead of through a
+# memory-mapped file (`legacy`), with the same `batch` sync: the worker's 10,000-order drains
+# ran 2,224-3,312 orders/s against 2,009-2,232 (BENCHMARKS.md, 2026-12-05).
+commitlog_disk_access_mode: direct
 # orderpipe sends the writes of concurrent events as one batch of up to 16 KiB
 # (`cassandra.batch_max_bytes`): warn only about batches past 64 KiB, not past the default 5.
 batch_size_warn_threshold: 64KiB
