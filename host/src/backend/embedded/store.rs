@@ -214,6 +214,51 @@ fn apply_plugin_writes(
     Ok(())
 }
 
+/// Moves the stored order to `updated` and adds its history entry (`entry`, encoded, at
+/// `seq`) in `write`, only if the order is at `expected_version`; `false`, with nothing
+/// written, when it is not (the caller drops the transaction). An order not stored yet is
+/// stored first from `never_stored` (filed under its customer) when given, else it conflicts.
+fn advance_in(
+    write: &redb::WriteTransaction,
+    updated: &Order,
+    expected_version: u64,
+    seq: u64,
+    event_id: Uuid,
+    entry: &[u8],
+    never_stored: Option<&Order>,
+) -> BackendResult<bool> {
+    let id = updated.id.as_u128();
+    let mut orders = write.open_table(ORDERS).map_err(storage)?;
+    let current = match orders.get(id).map_err(storage)? {
+        Some(bytes) => OrderRecord::decode(updated.id, bytes.value())?,
+        None => match never_stored {
+            Some(order) => {
+                file_under_customer(
+                    write,
+                    &order.pipeline,
+                    order.request.customer.as_deref(),
+                    order.created_at_ms,
+                    id,
+                )?;
+                OrderRecord::new(order, Vec::new())
+            }
+            None => return Ok(false),
+        },
+    };
+    if current.version != expected_version {
+        return Ok(false);
+    }
+    let mut recorded_events = current.recorded_events;
+    if !recorded_events.contains(&event_id) {
+        recorded_events.push(event_id);
+    }
+    let record = encode(&OrderRecord::new(updated, recorded_events))?;
+    orders.insert(id, record.as_slice()).map_err(storage)?;
+    let mut history = write.open_table(HISTORY).map_err(storage)?;
+    history.insert((id, seq), entry).map_err(storage)?;
+    Ok(true)
+}
+
 /// One `Idempotency-Key` reservation.
 #[derive(Debug, Serialize, Deserialize)]
 struct IdempotencyRow {
@@ -335,7 +380,6 @@ impl OrderStore for EmbeddedStore {
         entry: &HistoryEntry,
     ) -> BackendResult<Applied> {
         debug_assert_eq!(updated.version, expected_version + 1);
-        let id = updated.id;
         let updated = updated.clone();
         let seq = entry.seq;
         let event_id = entry.event_id;
@@ -343,27 +387,16 @@ impl OrderStore for EmbeddedStore {
         self.run(move |db| {
             // Dropping an uncommitted transaction aborts it: a conflict changes nothing.
             let write = db.begin_write().map_err(storage)?;
-            {
-                let mut orders = write.open_table(ORDERS).map_err(storage)?;
-                let current = match orders.get(id.as_u128()).map_err(storage)? {
-                    Some(bytes) => OrderRecord::decode(id, bytes.value())?,
-                    None => return Ok(Applied::VersionConflict),
-                };
-                if current.version != expected_version {
-                    return Ok(Applied::VersionConflict);
-                }
-                let mut recorded_events = current.recorded_events;
-                if !recorded_events.contains(&event_id) {
-                    recorded_events.push(event_id);
-                }
-                let record = encode(&OrderRecord::new(&updated, recorded_events))?;
-                orders
-                    .insert(id.as_u128(), record.as_slice())
-                    .map_err(storage)?;
-                let mut history = write.open_table(HISTORY).map_err(storage)?;
-                history
-                    .insert((id.as_u128(), seq), entry.as_slice())
-                    .map_err(storage)?;
+            if !advance_in(
+                &write,
+                &updated,
+                expected_version,
+                seq,
+                event_id,
+                &entry,
+                None,
+            )? {
+                return Ok(Applied::VersionConflict);
             }
             write.commit().map_err(storage)?;
             Ok(Applied::Yes)
@@ -479,40 +512,16 @@ impl OrderStore for EmbeddedStore {
         self.run(move |db| {
             // Dropping an uncommitted transaction aborts it: a stale basis changes nothing.
             let write = db.begin_write().map_err(storage)?;
-            {
-                let id = updated.id.as_u128();
-                let mut orders = write.open_table(ORDERS).map_err(storage)?;
-                let current = match orders.get(id).map_err(storage)? {
-                    Some(bytes) => Some(OrderRecord::decode(updated.id, bytes.value())?),
-                    None => None,
-                };
-                let current = match (current, &never_stored) {
-                    (Some(current), _) => current,
-                    (None, Some(order)) => {
-                        file_under_customer(
-                            &write,
-                            &order.pipeline,
-                            order.request.customer.as_deref(),
-                            order.created_at_ms,
-                            id,
-                        )?;
-                        OrderRecord::new(order, Vec::new())
-                    }
-                    (None, None) => return Ok(Advance::Stale),
-                };
-                if current.version != expected_version {
-                    return Ok(Advance::Stale);
-                }
-                let mut recorded_events = current.recorded_events;
-                if !recorded_events.contains(&event_id) {
-                    recorded_events.push(event_id);
-                }
-                let record = encode(&OrderRecord::new(&updated, recorded_events))?;
-                orders.insert(id, record.as_slice()).map_err(storage)?;
-                let mut history = write.open_table(HISTORY).map_err(storage)?;
-                history
-                    .insert((id, seq), entry.as_slice())
-                    .map_err(storage)?;
+            if !advance_in(
+                &write,
+                &updated,
+                expected_version,
+                seq,
+                event_id,
+                &entry,
+                never_stored.as_ref(),
+            )? {
+                return Ok(Advance::Stale);
             }
             project_status_in(&write, &updated)?;
             apply_plugin_writes(&write, &plugin_writes)?;
@@ -624,34 +633,32 @@ impl PluginStore for EmbeddedStore {
     }
 
     async fn put(&self, plugin: &str, table: &str, key: &str, value: &str) -> BackendResult<()> {
-        let address = (plugin.to_owned(), table.to_owned(), key.to_owned());
-        let value = value.to_owned();
-        self.run(move |db| {
-            let write = db.begin_write().map_err(storage)?;
-            {
-                let mut rows = write.open_table(PLUGIN_DATA).map_err(storage)?;
-                let (plugin, table, key) = &address;
-                rows.insert(
-                    (plugin.as_str(), table.as_str(), key.as_str()),
-                    value.as_str(),
-                )
-                .map_err(storage)?;
-            }
-            write.commit().map_err(storage)
+        self.write_plugin_row(PluginWrite {
+            plugin: plugin.to_owned(),
+            table: table.to_owned(),
+            key: key.to_owned(),
+            value: Some(value.to_owned()),
         })
         .await
     }
 
     async fn delete(&self, plugin: &str, table: &str, key: &str) -> BackendResult<()> {
-        let address = (plugin.to_owned(), table.to_owned(), key.to_owned());
+        self.write_plugin_row(PluginWrite {
+            plugin: plugin.to_owned(),
+            table: table.to_owned(),
+            key: key.to_owned(),
+            value: None,
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    /// Applies one plugin write on its own, in a transaction of its own.
+    async fn write_plugin_row(&self, plugin_write: PluginWrite) -> BackendResult<()> {
         self.run(move |db| {
             let write = db.begin_write().map_err(storage)?;
-            {
-                let mut rows = write.open_table(PLUGIN_DATA).map_err(storage)?;
-                let (plugin, table, key) = &address;
-                rows.remove((plugin.as_str(), table.as_str(), key.as_str()))
-                    .map_err(storage)?;
-            }
+            apply_plugin_writes(&write, std::slice::from_ref(&plugin_write))?;
             write.commit().map_err(storage)
         })
         .await
