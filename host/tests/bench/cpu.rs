@@ -20,11 +20,19 @@ fn servers_dir() -> PathBuf {
 /// User + system CPU seconds a process has used so far.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat_of(&stat)?.1)
+}
+
+/// The name and user + system CPU seconds in the text of a `/proc/<pid>/stat` or
+/// `/proc/<pid>/task/<tid>/stat`.
+pub fn stat_of(stat: &str) -> Option<(&str, f64)> {
     // The command name may hold spaces; the fields after its closing parenthesis don't.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let (head, tail) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1;
+    let fields: Vec<&str> = tail.split_whitespace().collect();
     let user: f64 = fields.get(11)?.parse().ok()?;
     let system: f64 = fields.get(12)?.parse().ok()?;
-    Some((user + system) / TICKS_PER_SECOND)
+    Some((name, (user + system) / TICKS_PER_SECOND))
 }
 
 /// The processes to watch: `host` plus every local server that runs.

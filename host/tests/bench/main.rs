@@ -26,6 +26,7 @@ mod support;
 mod baselines;
 mod comparison;
 mod cpu;
+mod drain_profile;
 mod http;
 mod languages;
 mod original;
@@ -721,6 +722,14 @@ async fn against_original() {
 #[ignore = "a benchmark, not a test: run it with `cargo xtask bench --languages`"]
 async fn languages() {
     languages::run().await;
+}
+
+/// The consumer's drain repeated with a fresh worker each time, and where each drain's CPU
+/// went, down to Cassandra's thread groups ([`drain_profile`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a profiling target, not a test"]
+async fn drain_profile_loop() {
+    drain_profile::run().await;
 }
 
 /// Back-to-back fresh-instance decisions for `ORDERPIPE_PROFILE_SECONDS` (default 10; also

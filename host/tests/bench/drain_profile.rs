@@ -1,0 +1,146 @@
+//! A profiling target for issue 19 (not a benchmark): the same drain as the consumer figure,
+//! repeated with a fresh worker process each time, with where each drain's time and CPU went:
+//! the worker's mean time per event in each step (`worker_event_step_seconds`), the CPU per
+//! order of each process, and inside Cassandra per thread group (`/proc/<pid>/task/*`), so a
+//! slow drain can be told from a fast one by what Cassandra was doing (flushing, compacting,
+//! collecting garbage, syncing its commit log).
+//!
+//! `cargo test --release --test bench -- --ignored drain_profile_loop --exact --nocapture`;
+//! `DRAIN_PROFILE_ORDERS` (default 10,000) and `DRAIN_PROFILE_ROUNDS` (default 6).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use orderpipe::backend::wiring::Backends;
+use orderpipe::config::Mode;
+
+use crate::cpu::{self, CpuMeter};
+use crate::support::process::HostProcess;
+
+/// Thread groups printed per drain, busiest first.
+const TOP_GROUPS: usize = 8;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Each thread of `pid`: its name and CPU seconds so far. Cassandra's shared-pool workers
+/// rename themselves after the stage they serve, so a thread's time is counted per thread
+/// and grouped by the name it has at the second reading.
+fn threads(pid: u32) -> HashMap<u32, (String, f64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return HashMap::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let (name, seconds) = cpu::stat_of(&stat)?;
+            Some((tid, (name.to_owned(), seconds)))
+        })
+        .collect()
+}
+
+/// "MutationStage 1.2 s, …": the busiest thread groups (names without their numbers) between
+/// two readings.
+fn busiest(before: &HashMap<u32, (String, f64)>, after: &HashMap<u32, (String, f64)>) -> String {
+    let mut groups: BTreeMap<String, f64> = BTreeMap::new();
+    for (tid, (name, seconds)) in after {
+        let earlier = before.get(tid).map_or(0.0, |(_, seconds)| *seconds);
+        let group = name
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == ':' || c == '-' || c == '#')
+            .to_owned();
+        *groups.entry(group).or_insert(0.0) += (seconds - earlier).max(0.0);
+    }
+    let mut used: Vec<(f64, String)> = groups
+        .into_iter()
+        .filter(|(_, seconds)| *seconds > 0.0)
+        .map(|(group, seconds)| (seconds, group))
+        .collect();
+    used.sort_by(|a, b| b.0.total_cmp(&a.0));
+    used.iter()
+        .take(TOP_GROUPS)
+        .map(|(seconds, group)| format!("{group} {seconds:.2} s"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The worker's mean time per event in each step (`worker_event_step_seconds`), from its
+/// `/metrics` at the end of a drain.
+async fn step_means(http: &reqwest::Client, base: &str) -> String {
+    let Ok(answer) = http.get(format!("{base}/metrics")).send().await else {
+        return String::new();
+    };
+    let text = answer.text().await.unwrap_or_default();
+    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("orderpipe_worker_event_step_seconds_") else {
+            continue;
+        };
+        let (which, rest) = rest.split_once('{').unwrap_or((rest, ""));
+        let Some(step) = rest
+            .split_once("step=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(step, _)| step.to_owned())
+        else {
+            continue;
+        };
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let entry = sums.entry(step).or_insert((0.0, 0.0));
+        match which {
+            "sum" => entry.0 += value,
+            "count" => entry.1 += value,
+            _ => {}
+        }
+    }
+    sums.iter()
+        .filter(|(_, (_, count))| *count > 0.0)
+        .map(|(step, (sum, count))| format!("{step} {:.2} ms", sum * 1000.0 / count))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub async fn run() {
+    let orders = env_number("DRAIN_PROFILE_ORDERS", 10_000);
+    let rounds = env_number("DRAIN_PROFILE_ROUNDS", 6);
+    let http = crate::http_client();
+    let config = crate::servers_config(Mode::Worker);
+    let cassandra = cpu::processes(None)
+        .into_iter()
+        .find(|(name, _)| name == "cassandra")
+        .map(|(_, pid)| pid);
+    for round in 1..=rounds {
+        {
+            let backends = Backends::connect(&config).await.expect("backends");
+            crate::preload(&backends, orders).await;
+        }
+        let worker = HostProcess::start(&config, "drain-profile-worker").await;
+        let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
+        let threads_before = cassandra.map(threads).unwrap_or_default();
+        let started = Instant::now();
+        let rate = crate::drain_rate(orders, || async {
+            crate::support::load::metric(&http, &worker.base, "orderpipe_events_processed_total")
+                .await
+                .unwrap_or(0.0) as u64
+        })
+        .await;
+        let took = started.elapsed().as_secs_f64();
+        let threads_after = cassandra.map(threads).unwrap_or_default();
+        println!(
+            "drain {round}: {rate:.0} orders/s ({orders} in {took:.1} s); per order: {}\n  \
+             worker steps, mean per event: {}\n  cassandra threads: {}",
+            meter.per(orders),
+            step_means(&http, &worker.base).await,
+            busiest(&threads_before, &threads_after)
+        );
+        worker.stop().await;
+    }
+}
