@@ -6,7 +6,10 @@
 //! collecting garbage, syncing its commit log).
 //!
 //! `cargo test --release --test bench -- --ignored drain_profile_loop --exact --nocapture`;
-//! `DRAIN_PROFILE_ORDERS` (default 10,000) and `DRAIN_PROFILE_ROUNDS` (default 6).
+//! `DRAIN_PROFILE_ORDERS` (default 10,000), `DRAIN_PROFILE_ROUNDS` (default 6) and
+//! `DRAIN_PROFILE_VARIANTS`: worker settings taken in turn, round after round, each
+//! `BATCHESxEVENTS` (`cassandra.batches_in_flight` × `worker.events_in_flight_per_partition`),
+//! e.g. `4x16,8x16,8x32`; default the configured ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -108,11 +111,32 @@ async fn step_means(http: &reqwest::Client, base: &str) -> String {
         .join(", ")
 }
 
+/// `cassandra.batches_in_flight` and `worker.events_in_flight_per_partition` of each variant.
+fn variants(default: (usize, usize)) -> Vec<(usize, usize)> {
+    let parsed: Vec<(usize, usize)> = std::env::var("DRAIN_PROFILE_VARIANTS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|variant| {
+            let (batches, events) = variant.trim().split_once('x')?;
+            Some((batches.parse().ok()?, events.parse().ok()?))
+        })
+        .collect();
+    if parsed.is_empty() {
+        vec![default]
+    } else {
+        parsed
+    }
+}
+
 pub async fn run() {
     let orders = env_number("DRAIN_PROFILE_ORDERS", 10_000);
     let rounds = env_number("DRAIN_PROFILE_ROUNDS", 6);
     let http = crate::http_client();
     let config = crate::servers_config(Mode::Worker);
+    let variants = variants((
+        config.cassandra.batches_in_flight,
+        config.worker.events_in_flight_per_partition,
+    ));
     let cassandra = cpu::processes(None)
         .into_iter()
         .find(|(name, _)| name == "cassandra")
@@ -122,6 +146,10 @@ pub async fn run() {
             let backends = Backends::connect(&config).await.expect("backends");
             crate::preload(&backends, orders).await;
         }
+        let (batches, events) = variants[(round as usize - 1) % variants.len()];
+        let mut config = config.clone();
+        config.cassandra.batches_in_flight = batches;
+        config.worker.events_in_flight_per_partition = events;
         let worker = HostProcess::start(&config, "drain-profile-worker").await;
         let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
         let threads_before = cassandra.map(threads).unwrap_or_default();
@@ -135,7 +163,7 @@ pub async fn run() {
         let took = started.elapsed().as_secs_f64();
         let threads_after = cassandra.map(threads).unwrap_or_default();
         println!(
-            "drain {round}: {rate:.0} orders/s ({orders} in {took:.1} s); per order: {}\n  \
+            "drain {round} ({batches}x{events}): {rate:.0} orders/s ({orders} in {took:.1} s); per order: {}\n  \
              worker steps, mean per event: {}\n  cassandra threads: {}",
             meter.per(orders),
             step_means(&http, &worker.base).await,
