@@ -196,7 +196,8 @@ impl EventLog for KafkaEventLog {
                 .client()
                 .fetch_metadata(Some(&topic), Duration::from_secs(2))
                 .map_err(unavailable)?;
-            leaderless_partition(&metadata, &topic)
+            let (found, brokers) = TopicLeaders::of(&metadata, &topic);
+            leaderless_partition(&topic, found.as_ref(), &brokers)
                 .map_or(Ok(()), |problem| Err(unavailable(problem)))
         })
         .await
@@ -204,36 +205,74 @@ impl EventLog for KafkaEventLog {
     }
 }
 
-/// Why `topic` cannot take a message now, according to `metadata`: the topic is missing or
-/// in error, or one of its partitions has no leader among the brokers listed.
-fn leaderless_partition(metadata: &Metadata, topic: &str) -> Option<String> {
-    let Some(found) = metadata.topics().iter().find(|found| found.name() == topic) else {
+/// What readiness needs of one topic from the broker's metadata.
+#[derive(Debug, Clone)]
+struct TopicLeaders {
+    /// The topic's own error, if any.
+    error: Option<RDKafkaErrorCode>,
+    partitions: Vec<PartitionLeader>,
+}
+
+#[derive(Debug, Clone)]
+struct PartitionLeader {
+    id: i32,
+    /// The leading broker's id (-1: none).
+    leader: i32,
+    error: Option<RDKafkaErrorCode>,
+}
+
+impl TopicLeaders {
+    /// `topic` as `metadata` describes it (`None`: not in it), and the brokers it lists.
+    fn of(metadata: &Metadata, topic: &str) -> (Option<TopicLeaders>, Vec<i32>) {
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|found| found.name() == topic)
+            .map(|found| TopicLeaders {
+                error: found.error().map(RDKafkaErrorCode::from),
+                partitions: found
+                    .partitions()
+                    .iter()
+                    .map(|partition| PartitionLeader {
+                        id: partition.id(),
+                        leader: partition.leader(),
+                        error: partition.error().map(RDKafkaErrorCode::from),
+                    })
+                    .collect(),
+            });
+        let brokers = metadata
+            .brokers()
+            .iter()
+            .map(|broker| broker.id())
+            .collect();
+        (found, brokers)
+    }
+}
+
+/// Why `topic` cannot take a message now: it is missing from the metadata or in error, has
+/// no partitions yet, or one of its partitions has no leader among `brokers`.
+fn leaderless_partition(
+    topic: &str,
+    found: Option<&TopicLeaders>,
+    brokers: &[i32],
+) -> Option<String> {
+    let Some(found) = found else {
         return Some(format!("topic {topic} is not in the broker's metadata"));
     };
-    if let Some(error) = found.error() {
-        return Some(format!(
-            "topic {topic}: {:?}",
-            RDKafkaErrorCode::from(error)
-        ));
+    if let Some(error) = found.error {
+        return Some(format!("topic {topic}: {error:?}"));
     }
-    if found.partitions().is_empty() {
+    if found.partitions.is_empty() {
         return Some(format!("topic {topic} has no partitions yet"));
     }
-    let brokers: Vec<i32> = metadata
-        .brokers()
-        .iter()
-        .map(|broker| broker.id())
-        .collect();
     found
-        .partitions()
+        .partitions
         .iter()
-        .find(|partition| partition.error().is_some() || !brokers.contains(&partition.leader()))
+        .find(|partition| partition.error.is_some() || !brokers.contains(&partition.leader))
         .map(|partition| {
             format!(
                 "topic {topic} partition {} has no leader (leader {}, error {:?})",
-                partition.id(),
-                partition.leader(),
-                partition.error().map(RDKafkaErrorCode::from)
+                partition.id, partition.leader, partition.error
             )
         })
 }
@@ -366,4 +405,79 @@ fn consumer(config: &KafkaConfig, topic: &str) -> anyhow::Result<StreamConsumer>
         .create()?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(id: i32, leader: i32) -> PartitionLeader {
+        PartitionLeader {
+            id,
+            leader,
+            error: None,
+        }
+    }
+
+    fn topic(partitions: Vec<PartitionLeader>) -> TopicLeaders {
+        TopicLeaders {
+            error: None,
+            partitions,
+        }
+    }
+
+    #[test]
+    fn a_topic_whose_partitions_all_have_a_listed_leader_is_ready() {
+        let found = topic(vec![partition(0, 1), partition(1, 2)]);
+        assert_eq!(leaderless_partition("orders", Some(&found), &[1, 2]), None);
+    }
+
+    #[test]
+    fn a_partition_without_a_leader_names_itself() {
+        // A restarted broker answers metadata before it leads its partitions again.
+        let found = topic(vec![partition(0, 1), partition(1, -1)]);
+        let problem = leaderless_partition("orders", Some(&found), &[1]).expect("not ready");
+        assert!(
+            problem.contains("topic orders partition 1 has no leader (leader -1"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn a_leader_missing_from_the_broker_list_is_no_leader() {
+        let found = topic(vec![partition(0, 3)]);
+        let problem = leaderless_partition("orders", Some(&found), &[1]).expect("not ready");
+        assert!(
+            problem.contains("partition 0 has no leader (leader 3"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn a_partition_in_error_is_not_ready_even_with_a_leader() {
+        let mut broken = partition(2, 1);
+        broken.error = Some(RDKafkaErrorCode::LeaderNotAvailable);
+        let found = topic(vec![partition(0, 1), broken]);
+        let problem = leaderless_partition("orders", Some(&found), &[1]).expect("not ready");
+        assert!(problem.contains("partition 2"), "{problem}");
+        assert!(problem.contains("LeaderNotAvailable"), "{problem}");
+    }
+
+    #[test]
+    fn a_missing_topic_in_error_or_without_partitions_is_not_ready() {
+        assert_eq!(
+            leaderless_partition("orders", None, &[1]).as_deref(),
+            Some("topic orders is not in the broker's metadata")
+        );
+        let mut in_error = topic(vec![partition(0, 1)]);
+        in_error.error = Some(RDKafkaErrorCode::UnknownTopicOrPartition);
+        assert_eq!(
+            leaderless_partition("orders", Some(&in_error), &[1]).as_deref(),
+            Some("topic orders: UnknownTopicOrPartition")
+        );
+        assert_eq!(
+            leaderless_partition("orders", Some(&topic(Vec::new())), &[1]).as_deref(),
+            Some("topic orders has no partitions yet")
+        );
+    }
 }
