@@ -100,7 +100,7 @@ impl KafkaEventLog {
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "1")
+            .set("linger.ms", config.linger_ms.to_string())
             // A POST waits at most this long for the acknowledgement, then answers 503.
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .set("socket.connection.setup.timeout.ms", "3000")
