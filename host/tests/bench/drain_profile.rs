@@ -72,43 +72,23 @@ fn busiest(before: &HashMap<u32, (String, f64)>, after: &HashMap<u32, (String, f
         .join(", ")
 }
 
+/// The worker's steps, as `worker_event_step_seconds` labels them.
+const STEPS: [&str; 4] = ["read", "decide", "record", "cache"];
+
 /// The worker's mean time per event in each step (`worker_event_step_seconds`), from its
 /// `/metrics` at the end of a drain.
-async fn step_means(http: &reqwest::Client, base: &str) -> String {
-    let Ok(answer) = http.get(format!("{base}/metrics")).send().await else {
-        return String::new();
-    };
-    let text = answer.text().await.unwrap_or_default();
-    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("orderpipe_worker_event_step_seconds_") else {
-            continue;
-        };
-        let (which, rest) = rest.split_once('{').unwrap_or((rest, ""));
-        let Some(step) = rest
-            .split_once("step=\"")
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .map(|(step, _)| step.to_owned())
-        else {
-            continue;
-        };
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let entry = sums.entry(step).or_insert((0.0, 0.0));
-        match which {
-            "sum" => entry.0 += value,
-            "count" => entry.1 += value,
-            _ => {}
+async fn step_means(worker: &HostProcess) -> String {
+    let mut means = Vec::new();
+    for step in STEPS {
+        let sample =
+            |part: &str| format!("orderpipe_worker_event_step_seconds_{part}{{step=\"{step}\"}}");
+        let count = worker.metric(&sample("count")).await;
+        if count > 0.0 {
+            let sum = worker.metric(&sample("sum")).await;
+            means.push(format!("{step} {:.2} ms", sum * 1000.0 / count));
         }
     }
-    sums.iter()
-        .filter(|(_, (_, count))| *count > 0.0)
-        .map(|(step, (sum, count))| format!("{step} {:.2} ms", sum * 1000.0 / count))
-        .collect::<Vec<_>>()
-        .join(", ")
+    means.join(", ")
 }
 
 /// `cassandra.batches_in_flight` and `worker.events_in_flight_per_partition` of each variant.
@@ -166,7 +146,7 @@ pub async fn run() {
             "drain {round} ({batches}x{events}): {rate:.0} orders/s ({orders} in {took:.1} s); per order: {}\n  \
              worker steps, mean per event: {}\n  cassandra threads: {}",
             meter.per(orders),
-            step_means(&http, &worker.base).await,
+            step_means(&worker).await,
             busiest(&threads_before, &threads_after)
         );
         worker.stop().await;
