@@ -188,9 +188,6 @@ impl Host {
                 shutdown.clone(),
             )),
             web,
-            accepted_order_writes: Arc::new(tokio::sync::Semaphore::new(
-                api::ACCEPTED_ORDER_WRITES_IN_FLIGHT,
-            )),
         });
         if state.auth.is_open() && config.mode.runs_api() && !config.http.addr.ip().is_loopback() {
             tracing::warn!(

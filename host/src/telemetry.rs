@@ -58,9 +58,6 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub orders_accepted: IntCounter,
-    /// When the API stored an accepted order: `after_answer` (the cache held its view) or
-    /// `before_answer` (the cache refused it, or too many such writes were running).
-    pub accepted_orders_stored: IntCounterVec,
     pub events_accepted: IntCounter,
     pub events_processed: IntCounterVec,
     pub events_redelivered: IntCounter,
@@ -126,14 +123,6 @@ impl Metrics {
             events_accepted: IntCounter::new(
                 "events_accepted_total",
                 "Events acknowledged with 202",
-            )
-            .expect("valid metric"),
-            accepted_orders_stored: IntCounterVec::new(
-                Opts::new(
-                    "accepted_orders_stored_total",
-                    "Accepted orders the API stored, by when: after_answer or before_answer",
-                ),
-                &["when"],
             )
             .expect("valid metric"),
             events_processed: IntCounterVec::new(
@@ -306,7 +295,6 @@ impl Metrics {
             Box::new(metrics.http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.orders_accepted.clone()),
-            Box::new(metrics.accepted_orders_stored.clone()),
             Box::new(metrics.events_accepted.clone()),
             Box::new(metrics.events_processed.clone()),
             Box::new(metrics.events_redelivered.clone()),

@@ -28,7 +28,6 @@ use axum::routing::{get, post, put};
 pub use admin::Admin;
 pub use edge::RateLimit;
 pub use error::ApiError;
-pub use records::ACCEPTED_ORDER_WRITES_IN_FLIGHT;
 pub use stream::{StreamBounds, StreamHub};
 pub use web::WebPage;
 
@@ -104,9 +103,6 @@ pub struct SharedState {
     pub streams: Arc<StreamBounds>,
     /// The order-tracking page at `/`, unless `web.enabled = false` or no pipeline is served.
     pub web: Option<Arc<WebPage>>,
-    /// Permits for the store writes of accepted orders that outlive their answer
-    /// ([`records::ACCEPTED_ORDER_WRITES_IN_FLIGHT`]).
-    pub accepted_order_writes: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole HTTP app.

@@ -37,12 +37,11 @@ use uuid::Uuid;
 use super::{ApiError, AppState, PipelineRoute};
 use crate::auth::Caller;
 use crate::auth::roles::Sight;
-use crate::backend::{IdempotencyClaim, OrderStore, RecordKey};
+use crate::backend::{IdempotencyClaim, RecordKey};
 use crate::order::{
     CREATED_EVENT, DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, OrderView, now_ms,
 };
 use crate::pipeline::message::EventMessage;
-use crate::telemetry::Metrics;
 
 /// The longest event type accepted.
 const MAX_EVENT_TYPE_BYTES: usize = 64;
@@ -54,9 +53,6 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
-/// Accepted orders whose store write may still be running after their `201`; a `POST` past
-/// this many waits for its own write (the store's backpressure reaches the clients).
-pub const ACCEPTED_ORDER_WRITES_IN_FLIGHT: usize = 1_024;
 
 /// Records one page of `GET /api/<pipeline>` holds unless the client asks for fewer.
 pub(super) const DEFAULT_LIST_LIMIT: usize = 20;
@@ -312,14 +308,8 @@ pub(super) async fn create_order(
     Ok(created_answer(&pipeline, order_id, replayed))
 }
 
-/// Publishes an order's `created` event and, once Kafka acknowledged it, caches its view and
-/// stores the order (both best effort: the worker stores it from the event anyway).
-///
-/// The answer waits for Kafka and the cache, not for the store: a GET finds the order in the
-/// cache at once, and the store write, which waits for Cassandra's commit-log sync, runs after
-/// the answer (at most [`ACCEPTED_ORDER_WRITES_IN_FLIGHT`] at once; past that the answer waits
-/// for its own). When the cache did not take the view, the answer waits for the store, so a
-/// GET still finds every acknowledged order.
+/// Publishes an order's `created` event and, once Kafka acknowledged it, stores the order
+/// and caches its view (both best effort: the worker stores it from the event anyway).
 async fn accept_order(
     state: &AppState,
     pipeline: &PipelineRoute,
@@ -336,50 +326,17 @@ async fn accept_order(
 
     // Kafka holds the order now: it will be processed whatever happens below.
     let order = Order::in_pipeline(&pipeline.name, order_id, request, now);
-    let cached = match state.cache.put(&order.view()).await {
-        Ok(_) => true,
-        Err(error) => {
-            state.metrics.backend_error(&error);
-            state.metrics.cache_writes_skipped.inc();
-            false
-        }
-    };
-    let permit = cached
-        .then(|| state.accepted_order_writes.clone().try_acquire_owned().ok())
-        .flatten();
-    match permit {
-        Some(permit) => {
-            let (store, metrics) = (state.store.clone(), state.metrics.clone());
-            tokio::spawn(async move {
-                store_accepted_order(&*store, &metrics, &order).await;
-                metrics
-                    .accepted_orders_stored
-                    .with_label_values(&["after_answer"])
-                    .inc();
-                drop(permit);
-            });
-        }
-        None => {
-            store_accepted_order(&*state.store, &state.metrics, &order).await;
-            state
-                .metrics
-                .accepted_orders_stored
-                .with_label_values(&["before_answer"])
-                .inc();
-        }
+    if let Err(error) = state.store.store_accepted_order(&order).await {
+        state.metrics.backend_error(&error);
+        tracing::warn!(%order_id, %error, "order accepted but not yet stored; the worker will store it");
+    }
+    if let Err(error) = state.cache.put(&order.view()).await {
+        state.metrics.backend_error(&error);
+        state.metrics.cache_writes_skipped.inc();
     }
     state.metrics.orders_accepted.inc();
     tracing::info!(pipeline = %pipeline.name, %order_id, "order accepted");
     Ok(())
-}
-
-/// Stores an accepted order; a failure is logged and counted, since the worker stores the
-/// order from its `created` event anyway.
-async fn store_accepted_order(store: &dyn OrderStore, metrics: &Metrics, order: &Order) {
-    if let Err(error) = store.store_accepted_order(order).await {
-        metrics.backend_error(&error);
-        tracing::warn!(order_id = %order.id, %error, "order accepted but not yet stored; the worker will store it");
-    }
 }
 
 /// `201 {"order_id", "message": "Order created successfully"}` (for invoices

@@ -155,8 +155,7 @@ pub trait OrderStore: Send + Sync {
     /// Stores a new order unless one with this id exists; returns whether it was created.
     async fn create_order(&self, order: &Order) -> BackendResult<bool>;
     /// Stores an accepted order (its `created` event is published) unless anything is stored
-    /// for it: the API once it published it (after its answer, unless the cache refused the
-    /// view), so a GET finds it in the store before the worker stores it, and
+    /// for it: the API right after publishing, so a GET finds it before the worker does, and
     /// the worker for a `created` event of an order it does not find. It never replaces what
     /// is stored (the worker may have advanced the order already) and needs no consensus
     /// round: Cassandra writes it with the oldest possible timestamp, so every other write wins.
