@@ -66,6 +66,8 @@ pub struct Metrics {
     pub worker_order_states: IntCounterVec,
     /// Where an event's time goes, by step (`read`, `decide`, `record`, `cache`).
     pub worker_event_step: HistogramVec,
+    /// How old an event is when the worker takes it, by pipeline.
+    pub worker_event_age: HistogramVec,
     pub dead_letters: IntCounterVec,
     pub plugin_invocations: IntCounterVec,
     pub plugin_duration: HistogramVec,
@@ -159,6 +161,21 @@ impl Metrics {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
                 ]),
                 &["step"],
+            )
+            .expect("valid metric"),
+            worker_event_age: HistogramVec::new(
+                HistogramOpts::new(
+                    "worker_event_age_seconds",
+                    "How old an event is when the worker takes it: from its acceptance (its \
+                     `at_ms`, the accepting host's clock) to the start of its processing; the \
+                     consumer's lag in time (Kafka, the partition's queue, the order's earlier \
+                     events)",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+                    300.0,
+                ]),
+                &["pipeline"],
             )
             .expect("valid metric"),
             dead_letters: IntCounterVec::new(
@@ -300,6 +317,7 @@ impl Metrics {
             Box::new(metrics.events_redelivered.clone()),
             Box::new(metrics.worker_order_states.clone()),
             Box::new(metrics.worker_event_step.clone()),
+            Box::new(metrics.worker_event_age.clone()),
             Box::new(metrics.dead_letters.clone()),
             Box::new(metrics.plugin_invocations.clone()),
             Box::new(metrics.plugin_duration.clone()),

@@ -80,6 +80,119 @@ fn env_number(name: &str) -> Option<f64> {
 }
 
 // ---------------------------------------------------------------------------------------
+// where an event's time goes in the worker
+// ---------------------------------------------------------------------------------------
+
+/// The worker's histograms the soak reports, each as (its name in the report, the metric,
+/// the series' label): an event's age when the worker takes it, then its steps.
+const WORKER_HISTOGRAMS: [(&str, &str, &str); 5] = [
+    (
+        "age",
+        "orderpipe_worker_event_age_seconds",
+        "pipeline=\"orders\"",
+    ),
+    (
+        "read",
+        "orderpipe_worker_event_step_seconds",
+        "step=\"read\"",
+    ),
+    (
+        "decide",
+        "orderpipe_worker_event_step_seconds",
+        "step=\"decide\"",
+    ),
+    (
+        "record",
+        "orderpipe_worker_event_step_seconds",
+        "step=\"record\"",
+    ),
+    (
+        "cache",
+        "orderpipe_worker_event_step_seconds",
+        "step=\"cache\"",
+    ),
+];
+
+/// One histogram series of a `/metrics` text: its cumulative bucket counts by upper bound
+/// (`le`, `+Inf` as infinity), in the text's order (ascending).
+fn histogram_buckets(text: &str, metric: &str, label: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{metric}_bucket{{");
+    text.lines()
+        .filter_map(|line| {
+            let labels = line.strip_prefix(&prefix)?;
+            let (labels, value) = labels.split_once("} ")?;
+            if !labels.split(',').any(|l| l == label) {
+                return None;
+            }
+            let le = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("le=\""))?
+                .trim_end_matches('"');
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The worker's histograms in the host's `/metrics` now (empty when it does not answer).
+async fn worker_histograms(http: &reqwest::Client, base: &str) -> Vec<Vec<(f64, f64)>> {
+    let text = match http.get(format!("{base}/metrics")).send().await {
+        Ok(answer) => answer.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    WORKER_HISTOGRAMS
+        .iter()
+        .map(|(_, metric, label)| histogram_buckets(&text, metric, label))
+        .collect()
+}
+
+/// The bucket bound under which a `quantile` of the events between two readings of one
+/// histogram fell (`None` without events in between).
+fn quantile_bound(before: &[(f64, f64)], after: &[(f64, f64)], quantile: f64) -> Option<f64> {
+    let earlier = |le: f64| {
+        before
+            .iter()
+            .find(|(bound, _)| *bound == le)
+            .map_or(0.0, |(_, count)| *count)
+    };
+    let total = after
+        .last()
+        .map(|(_, count)| count - earlier(f64::INFINITY))?;
+    if total <= 0.0 {
+        return None;
+    }
+    after
+        .iter()
+        .find(|(le, count)| count - earlier(*le) >= quantile * total)
+        .map(|(le, _)| *le)
+}
+
+/// `age p50 ≤ 5 ms, p99 ≤ 50 ms; read …` for the events between two readings.
+fn worker_time_line(before: &[Vec<(f64, f64)>], after: &[Vec<(f64, f64)>]) -> String {
+    let bound = |le: Option<f64>| match le {
+        None => "-".to_owned(),
+        Some(le) if le.is_infinite() => "> the largest bucket".to_owned(),
+        Some(le) => format!("≤ {} ms", le * 1_000.0),
+    };
+    WORKER_HISTOGRAMS
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|((name, _, _), (before, after))| {
+            format!(
+                "{name} p50 {}, p99 {}",
+                bound(quantile_bound(before, after, 0.50)),
+                bound(quantile_bound(before, after, 0.99))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+// ---------------------------------------------------------------------------------------
 // what the host process uses
 // ---------------------------------------------------------------------------------------
 
@@ -302,6 +415,8 @@ struct Run {
     processed_us: Vec<u128>,
     /// Probe orders not processed within [`PROBE_WITHIN`].
     probe_late: usize,
+    /// The worker's histograms over the load ([`worker_time_line`]).
+    worker_time: String,
     flat: Vec<String>,
     asserted: bool,
     failures: usize,
@@ -460,6 +575,10 @@ fn section(run: &Run) -> String {
             run.probe_late,
             PROBE_WITHIN.as_secs()
         ),
+    );
+    row(
+        "the worker's time per event (its histograms over the load; bucket bounds)",
+        run.worker_time.clone(),
     );
     row(
         "latency payment events",
@@ -653,6 +772,7 @@ async fn soak() {
     );
 
     // The load, sampled, and the probe beside it.
+    let histograms_before = worker_histograms(&http, &host.base).await;
     let load = Load::start(&http, &host.base, rate);
     let probe_stop = Arc::new(tokio::sync::Notify::new());
     let probe = tokio::spawn(probe(http.clone(), host.base.clone(), probe_stop.clone()));
@@ -701,6 +821,11 @@ async fn soak() {
         usage.push(sample);
     }
     let load_for = started.elapsed();
+    let worker_time = worker_time_line(
+        &histograms_before,
+        &worker_histograms(&http, &host.base).await,
+    );
+    println!("[soak] the worker's time per event: {worker_time}");
     probe_stop.notify_one();
     let (processed_us, probe_late) = probe.await.expect("the probe");
     println!(
@@ -778,6 +903,7 @@ async fn soak() {
         events_ms: answered_latencies(&samples, Some(Kind::Event)),
         processed_us,
         probe_late,
+        worker_time,
         figures,
         usage,
         flat,
@@ -874,4 +1000,40 @@ fn the_soak_section_is_replaced_in_place() {
         second,
         format!("{header}\n{begin}\n## Soak\n\nnew\n{end}\n\n## Other\n\nkept\n")
     );
+}
+
+/// The worker's time per event is read from two readings of its histograms: only the events
+/// between them count, and the bound is the first bucket holding the quantile.
+#[test]
+fn quantiles_come_from_the_events_between_two_readings() {
+    let before_text = "\
+orderpipe_worker_event_step_seconds_bucket{step=\"record\",le=\"0.005\"} 100
+orderpipe_worker_event_step_seconds_bucket{step=\"record\",le=\"0.05\"} 100
+orderpipe_worker_event_step_seconds_bucket{step=\"record\",le=\"+Inf\"} 100
+orderpipe_worker_event_step_seconds_bucket{step=\"read\",le=\"0.005\"} 7
+";
+    let after_text = "\
+orderpipe_worker_event_step_seconds_bucket{step=\"record\",le=\"0.005\"} 190
+orderpipe_worker_event_step_seconds_bucket{step=\"record\",le=\"0.05\"} 199
+orderpipe_worker_event_step_seconds_bucket{step=\"record\",le=\"+Inf\"} 200
+orderpipe_worker_event_step_seconds_count{step=\"record\"} 200
+";
+    let series = |text| {
+        histogram_buckets(
+            text,
+            "orderpipe_worker_event_step_seconds",
+            "step=\"record\"",
+        )
+    };
+    let (before, after) = (series(before_text), series(after_text));
+    assert_eq!(
+        after,
+        vec![(0.005, 190.0), (0.05, 199.0), (f64::INFINITY, 200.0)]
+    );
+    // 100 events in between: 90 under 5 ms, 9 more under 50 ms, 1 beyond.
+    assert_eq!(quantile_bound(&before, &after, 0.50), Some(0.005));
+    assert_eq!(quantile_bound(&before, &after, 0.90), Some(0.005));
+    assert_eq!(quantile_bound(&before, &after, 0.99), Some(0.05));
+    assert_eq!(quantile_bound(&before, &after, 1.0), Some(f64::INFINITY));
+    assert_eq!(quantile_bound(&after, &after, 0.99), None);
 }

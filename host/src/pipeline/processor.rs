@@ -115,6 +115,13 @@ impl EventProcessor {
                     .await;
             }
         };
+        let age_ms = crate::order::now_ms()
+            .saturating_sub(message.event.at_ms)
+            .max(0);
+        self.metrics
+            .worker_event_age
+            .with_label_values(&[&self.pipeline])
+            .observe(age_ms as f64 / 1_000.0);
         let span = tracing::info_span!(
             "event",
             pipeline = %self.pipeline,
