@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use support::cpu::{self, CpuMeter};
 use support::load::{
     DRAIN_WITHIN, Figures, Kind, Load, Outcome, Records, Sample, client, count, drain, metric,
     place_order,
@@ -417,6 +418,8 @@ struct Run {
     probe_late: usize,
     /// The worker's histograms over the load ([`worker_time_line`]).
     worker_time: String,
+    /// CPU per order posted during the load, per process ([`CpuMeter::per`]).
+    cpu_per_order: String,
     flat: Vec<String>,
     asserted: bool,
     failures: usize,
@@ -579,6 +582,10 @@ fn section(run: &Run) -> String {
     row(
         "the worker's time per event (its histograms over the load; bucket bounds)",
         run.worker_time.clone(),
+    );
+    row(
+        "CPU per order over the load (payment events and the probe included)",
+        run.cpu_per_order.clone(),
     );
     row(
         "latency payment events",
@@ -773,6 +780,9 @@ async fn soak() {
 
     // The load, sampled, and the probe beside it.
     let histograms_before = worker_histograms(&http, &host.base).await;
+    let mut watched = cpu::processes(Some(("orderpipe", pid)));
+    watched.push(("soak client".to_owned(), std::process::id()));
+    let cpu_meter = CpuMeter::start(&watched);
     let load = Load::start(&http, &host.base, rate);
     let probe_stop = Arc::new(tokio::sync::Notify::new());
     let probe = tokio::spawn(probe(http.clone(), host.base.clone(), probe_stop.clone()));
@@ -826,6 +836,8 @@ async fn soak() {
         &worker_histograms(&http, &host.base).await,
     );
     println!("[soak] the worker's time per event: {worker_time}");
+    let cpu_per_order = cpu_meter.per(load.records.posted.load(Ordering::Relaxed));
+    println!("[soak] CPU per order over the load: {cpu_per_order}");
     probe_stop.notify_one();
     let (processed_us, probe_late) = probe.await.expect("the probe");
     println!(
@@ -904,6 +916,7 @@ async fn soak() {
         processed_us,
         probe_late,
         worker_time,
+        cpu_per_order,
         figures,
         usage,
         flat,

@@ -26,10 +26,10 @@ use orderpipe::backend::wiring::Backends;
 use orderpipe::config::Mode;
 use serde::Serialize;
 
-use crate::cpu::{self, CpuMeter};
 use crate::original::Original;
 use crate::report::median;
 use crate::servers_warm_up::{self, WarmUp};
+use crate::support::cpu::{self, CpuMeter};
 use crate::support::process::HostProcess;
 use crate::support::report::{Markers, machine, write_benchmarks_section};
 use crate::{CONNECTIONS, PLAIN_ORDER, http, step};

@@ -17,7 +17,7 @@ use std::time::Instant;
 use orderpipe::backend::wiring::Backends;
 use orderpipe::config::Mode;
 
-use crate::cpu::{self, CpuMeter};
+use crate::support::cpu::{self, CpuMeter};
 use crate::support::process::HostProcess;
 
 /// Thread groups printed per drain, busiest first.

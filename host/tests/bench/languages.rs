@@ -12,10 +12,10 @@ use std::fmt::Write as _;
 use orderpipe::backend::wiring::Backends;
 use orderpipe::config::Mode;
 
-use crate::cpu::{self, CpuMeter};
 use crate::plugin::{self, Overhead};
 use crate::report::median;
 use crate::step;
+use crate::support::cpu::{self, CpuMeter};
 use crate::support::process::HostProcess;
 use crate::support::report::{Markers, machine, write_benchmarks_section};
 

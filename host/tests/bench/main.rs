@@ -25,7 +25,6 @@ mod support;
 
 mod baselines;
 mod comparison;
-mod cpu;
 mod drain_profile;
 mod http;
 mod languages;
@@ -58,8 +57,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use baselines::NativeOrderHandler;
-use cpu::CpuMeter;
 use report::{Figure, Report, percentile, proc_status_kib};
+use support::cpu::{self, CpuMeter};
 
 /// Concurrent HTTP connections (and Kafka/Cassandra clients in their baselines).
 const CONNECTIONS: u32 = 16;

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod cpu;
 pub mod load;
 pub mod process;
 pub mod report;
