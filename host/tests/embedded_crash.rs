@@ -8,27 +8,13 @@ use std::time::Duration;
 
 use orderpipe::config::Config;
 use serde_json::Value;
+use support::metrics;
 use support::process::HostProcess;
 use uuid::Uuid;
 
 /// Slow events (the hostile plugin loops until its CPU budget is spent) so a backlog builds up.
 const SLOW_EVENTS_PER_ORDER: u64 = 3;
 const ORDERS: usize = 30;
-
-async fn metric(http: &reqwest::Client, host: &HostProcess, sample: &str) -> f64 {
-    let text = http
-        .get(host.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(sample))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_orders_survive_sigkill_in_embedded_mode() {
@@ -73,7 +59,10 @@ async fn acknowledged_orders_survive_sigkill_in_embedded_mode() {
         orders.push(order_id);
     }
     let acknowledged = ORDERS as f64 * (1 + SLOW_EVENTS_PER_ORDER) as f64;
-    let processed = metric(&http, &host, "orderpipe_events_processed_total").await;
+    let metrics_text = metrics::fetch(&http, &host.base, Duration::from_secs(10))
+        .await
+        .expect("metrics");
+    let processed = metrics::total(&metrics_text, "orderpipe_events_processed_total");
     println!("killing the host with {processed} of {acknowledged} acknowledged events processed");
     assert!(
         processed < acknowledged,

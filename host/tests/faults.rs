@@ -26,7 +26,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use orderpipe::config::{Config, Mode};
-use support::load::{DRAIN_WITHIN, Load, Window, client, count, metric};
+use support::load::{DRAIN_WITHIN, Load, Window, client, count};
+use support::metrics;
 use support::process::log_digest;
 use tokio::process::{Child, Command};
 
@@ -344,7 +345,7 @@ async fn events_handled(http: &reqwest::Client, base: &str) -> Option<f64> {
         "orderpipe_events_processed_total",
         "orderpipe_events_redelivered_total",
     ] {
-        total += metric(http, base, name).await?;
+        total += metrics::total_at(http, base, name).await?;
     }
     Some(total)
 }
@@ -565,7 +566,8 @@ async fn run_fault(fault: Fault) {
         figures.resumed_after_ms = resumed.await.expect("resume probe").map(|d| d.as_millis());
     }
     let worker_base = worker.as_ref().map_or(&api.base, |w| &w.base);
-    figures.redelivered = metric(&http, worker_base, "orderpipe_events_redelivered_total").await;
+    figures.redelivered =
+        metrics::total_at(&http, worker_base, "orderpipe_events_redelivered_total").await;
     println!("{}", figures.line(label));
 
     if let Some(worker) = worker.as_mut() {
@@ -680,7 +682,8 @@ async fn orders_produced_before_any_worker_ran_are_all_processed() {
     )
     .await;
     figures.first_event_after_restart_ms = first.map(|d| d.as_millis());
-    figures.redelivered = metric(&http, &worker.base, "orderpipe_events_redelivered_total").await;
+    figures.redelivered =
+        metrics::total_at(&http, &worker.base, "orderpipe_events_redelivered_total").await;
     println!("{}", figures.line(label));
 
     worker.terminate().await;

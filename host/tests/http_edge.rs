@@ -341,16 +341,9 @@ async fn unauthenticated_or_oversized_uploads_are_answered_before_the_body_is_se
 
 /// The `http_requests_total` series `/metrics` shows now.
 async fn request_series(host: &TestHost) -> BTreeSet<String> {
-    let text = host
-        .http
-        .get(host.url("/metrics"))
-        .send()
+    host.metrics_text()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|line| line.starts_with("orderpipe_http_requests_total{"))
         .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series.to_owned()))
         .collect()

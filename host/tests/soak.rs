@@ -20,9 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::cpu::{self, CpuMeter};
+use support::jvm_pauses::{PauseLog, pause_millis};
 use support::load::{
-    DRAIN_WITHIN, Figures, Kind, Load, Outcome, Records, Sample, client, count, drain, metric,
-    place_order,
+    CLIENT_TIMEOUT, DRAIN_WITHIN, Figures, Kind, Load, Outcome, Records, Sample, client, count,
+    drain, place_order,
+};
+use support::metrics::{
+    self, WORKER_EVENT_AGE_SECONDS, WORKER_STEP_SECONDS, WORKER_STEPS, histogram_buckets,
+    quantile_bound,
 };
 use support::process::{HostProcess, log_digest};
 use support::report::{
@@ -86,90 +91,25 @@ fn env_number(name: &str) -> Option<f64> {
 
 /// The worker's histograms the soak reports, each as (its name in the report, the metric,
 /// the series' label): an event's age when the worker takes it, then its steps.
-const WORKER_HISTOGRAMS: [(&str, &str, &str); 5] = [
-    (
+fn reported_histograms() -> Vec<(&'static str, &'static str, String)> {
+    let age = (
         "age",
-        "orderpipe_worker_event_age_seconds",
-        "pipeline=\"orders\"",
-    ),
-    (
-        "read",
-        "orderpipe_worker_event_step_seconds",
-        "step=\"read\"",
-    ),
-    (
-        "decide",
-        "orderpipe_worker_event_step_seconds",
-        "step=\"decide\"",
-    ),
-    (
-        "record",
-        "orderpipe_worker_event_step_seconds",
-        "step=\"record\"",
-    ),
-    (
-        "cache",
-        "orderpipe_worker_event_step_seconds",
-        "step=\"cache\"",
-    ),
-];
-
-/// One histogram series of a `/metrics` text: its cumulative bucket counts by upper bound
-/// (`le`, `+Inf` as infinity), in the text's order (ascending).
-fn histogram_buckets(text: &str, metric: &str, label: &str) -> Vec<(f64, f64)> {
-    let prefix = format!("{metric}_bucket{{");
-    text.lines()
-        .filter_map(|line| {
-            let labels = line.strip_prefix(&prefix)?;
-            let (labels, value) = labels.split_once("} ")?;
-            if !labels.split(',').any(|l| l == label) {
-                return None;
-            }
-            let le = labels
-                .split(',')
-                .find_map(|l| l.strip_prefix("le=\""))?
-                .trim_end_matches('"');
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            Some((le, value.trim().parse().ok()?))
-        })
-        .collect()
+        WORKER_EVENT_AGE_SECONDS,
+        "pipeline=\"orders\"".to_owned(),
+    );
+    let steps = WORKER_STEPS.map(|step| (step, WORKER_STEP_SECONDS, format!("step=\"{step}\"")));
+    std::iter::once(age).chain(steps).collect()
 }
 
 /// The worker's histograms in the host's `/metrics` now (empty when it does not answer).
 async fn worker_histograms(http: &reqwest::Client, base: &str) -> Vec<Vec<(f64, f64)>> {
-    let text = match http.get(format!("{base}/metrics")).send().await {
-        Ok(answer) => answer.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    WORKER_HISTOGRAMS
+    let text = metrics::fetch(http, base, CLIENT_TIMEOUT)
+        .await
+        .unwrap_or_default();
+    reported_histograms()
         .iter()
         .map(|(_, metric, label)| histogram_buckets(&text, metric, label))
         .collect()
-}
-
-/// The bucket bound under which a `quantile` of the events between two readings of one
-/// histogram fell (`None` without events in between).
-fn quantile_bound(before: &[(f64, f64)], after: &[(f64, f64)], quantile: f64) -> Option<f64> {
-    let earlier = |le: f64| {
-        before
-            .iter()
-            .find(|(bound, _)| *bound == le)
-            .map_or(0.0, |(_, count)| *count)
-    };
-    let total = after
-        .last()
-        .map(|(_, count)| count - earlier(f64::INFINITY))?;
-    if total <= 0.0 {
-        return None;
-    }
-    after
-        .iter()
-        .find(|(le, count)| count - earlier(*le) >= quantile * total)
-        .map(|(le, _)| *le)
 }
 
 /// `age p50 ≤ 5 ms, p99 ≤ 50 ms; read …` for the events between two readings.
@@ -179,7 +119,7 @@ fn worker_time_line(before: &[Vec<(f64, f64)>], after: &[Vec<(f64, f64)>]) -> St
         Some(le) if le.is_infinite() => "> the largest bucket".to_owned(),
         Some(le) => format!("≤ {} ms", le * 1_000.0),
     };
-    WORKER_HISTOGRAMS
+    reported_histograms()
         .iter()
         .zip(before.iter().zip(after))
         .map(|((name, _, _), (before, after))| {
@@ -322,7 +262,7 @@ struct Calibration {
 /// Saturates the host for `CALIBRATE_FOR` with closed-loop clients, then waits until the
 /// worker has recorded every event that was accepted, and checks that every order is final.
 async fn calibrate(http: &reqwest::Client, base: &str) -> Calibration {
-    let baseline = metric(http, base, "orderpipe_events_processed_total")
+    let baseline = metrics::total_at(http, base, "orderpipe_events_processed_total")
         .await
         .unwrap_or(0.0);
     let records = Arc::new(Records::default());
@@ -354,7 +294,7 @@ async fn calibrate(http: &reqwest::Client, base: &str) -> Calibration {
     let expected = baseline + (placed.len() + accepted_events) as f64;
     let catch_up_started = Instant::now();
     while catch_up_started.elapsed() < CATCH_UP_WITHIN {
-        if metric(http, &base, "orderpipe_events_processed_total")
+        if metrics::total_at(http, &base, "orderpipe_events_processed_total")
             .await
             .unwrap_or(0.0)
             >= expected
@@ -420,6 +360,8 @@ struct Run {
     worker_time: String,
     /// CPU per order posted during the load, per process ([`CpuMeter::per`]).
     cpu_per_order: String,
+    /// The servers' JVM collection pauses during the load ([`PauseLog::summary`]).
+    jvm_pauses: String,
     flat: Vec<String>,
     asserted: bool,
     failures: usize,
@@ -586,6 +528,10 @@ fn section(run: &Run) -> String {
     row(
         "CPU per order over the load (payment events and the probe included)",
         run.cpu_per_order.clone(),
+    );
+    row(
+        "the servers' JVM pauses over the load (stop-the-world collections)",
+        run.jvm_pauses.clone(),
     );
     row(
         "latency payment events",
@@ -783,6 +729,7 @@ async fn soak() {
     let mut watched = cpu::processes(Some(("orderpipe", pid)));
     watched.push(("soak client".to_owned(), std::process::id()));
     let cpu_meter = CpuMeter::start(&watched);
+    let pause_log = PauseLog::start();
     let load = Load::start(&http, &host.base, rate);
     let probe_stop = Arc::new(tokio::sync::Notify::new());
     let probe = tokio::spawn(probe(http.clone(), host.base.clone(), probe_stop.clone()));
@@ -838,6 +785,10 @@ async fn soak() {
     println!("[soak] the worker's time per event: {worker_time}");
     let cpu_per_order = cpu_meter.per(load.records.posted.load(Ordering::Relaxed));
     println!("[soak] CPU per order over the load: {cpu_per_order}");
+    let jvm_pauses = pause_log
+        .summary()
+        .unwrap_or_else(|| "not logged (servers started without their gc.log)".to_owned());
+    println!("[soak] the servers' JVM pauses over the load: {jvm_pauses}");
     probe_stop.notify_one();
     let (processed_us, probe_late) = probe.await.expect("the probe");
     println!(
@@ -917,6 +868,7 @@ async fn soak() {
         probe_late,
         worker_time,
         cpu_per_order,
+        jvm_pauses,
         figures,
         usage,
         flat,
@@ -1049,4 +1001,16 @@ orderpipe_worker_event_step_seconds_count{step=\"record\"} 200
     assert_eq!(quantile_bound(&before, &after, 0.99), Some(0.05));
     assert_eq!(quantile_bound(&before, &after, 1.0), Some(f64::INFINITY));
     assert_eq!(quantile_bound(&after, &after, 0.99), None);
+}
+
+#[test]
+fn jvm_pauses_are_the_logged_stop_the_world_collections() {
+    let log = "\
+[2026-12-05T07:39:15.842+0000][0.008s] Using G1
+[2026-12-05T07:39:15.921+0000][0.087s] GC(0) Pause Young (Normal) (G1 Evacuation Pause) 6M->1M(64M) 2.549ms
+[2026-12-05T07:39:16.020+0000][0.190s] GC(1) Concurrent Mark Cycle 12.100ms
+[2026-12-05T07:39:16.030+0000][0.200s] GC(1) Pause Remark 30M->30M(64M) 1.500ms
+[2026-12-05T07:39:16.048+0000][0.214s] GC(6) Pause Full (System.gc()) 36M->5M(27M) 10.704ms
+";
+    assert_eq!(pause_millis(log), vec![2.549, 1.5, 10.704]);
 }

@@ -284,7 +284,7 @@ async fn orderpipe_round(http: &reqwest::Client) -> Round {
     let worker = HostProcess::start(&worker_config, "vs-original-worker").await;
     let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
     let drain = crate::drain_rate(DRAIN_ORDERS, || async {
-        crate::support::load::metric(http, &worker.base, "orderpipe_events_processed_total")
+        crate::support::metrics::total_at(http, &worker.base, "orderpipe_events_processed_total")
             .await
             .unwrap_or(0.0) as u64
     })

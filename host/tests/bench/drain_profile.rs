@@ -18,6 +18,7 @@ use orderpipe::backend::wiring::Backends;
 use orderpipe::config::Mode;
 
 use crate::support::cpu::{self, CpuMeter};
+use crate::support::metrics::{self, WORKER_STEP_SECONDS, WORKER_STEPS};
 use crate::support::process::HostProcess;
 
 /// Thread groups printed per drain, busiest first.
@@ -72,16 +73,12 @@ fn busiest(before: &HashMap<u32, (String, f64)>, after: &HashMap<u32, (String, f
         .join(", ")
 }
 
-/// The worker's steps, as `worker_event_step_seconds` labels them.
-const STEPS: [&str; 4] = ["read", "decide", "record", "cache"];
-
 /// The worker's mean time per event in each step (`worker_event_step_seconds`), from its
 /// `/metrics` at the end of a drain.
 async fn step_means(worker: &HostProcess) -> String {
     let mut means = Vec::new();
-    for step in STEPS {
-        let sample =
-            |part: &str| format!("orderpipe_worker_event_step_seconds_{part}{{step=\"{step}\"}}");
+    for step in WORKER_STEPS {
+        let sample = |part: &str| format!("{WORKER_STEP_SECONDS}_{part}{{step=\"{step}\"}}");
         let count = worker.metric(&sample("count")).await;
         if count > 0.0 {
             let sum = worker.metric(&sample("sum")).await;
@@ -135,7 +132,7 @@ pub async fn run() {
         let threads_before = cassandra.map(threads).unwrap_or_default();
         let started = Instant::now();
         let rate = crate::drain_rate(orders, || async {
-            crate::support::load::metric(&http, &worker.base, "orderpipe_events_processed_total")
+            metrics::total_at(&http, &worker.base, "orderpipe_events_processed_total")
                 .await
                 .unwrap_or(0.0) as u64
         })

@@ -103,14 +103,14 @@ async fn drain(http: &reqwest::Client, language: &Language) -> (f64, String) {
     let worker = HostProcess::start(&config, &format!("languages-{plugin}")).await;
     let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
     let rate = crate::drain_rate(DRAIN_ORDERS, || async {
-        crate::support::load::metric(http, &worker.base, "orderpipe_events_processed_total")
+        crate::support::metrics::total_at(http, &worker.base, "orderpipe_events_processed_total")
             .await
             .unwrap_or(0.0) as u64
     })
     .await;
     let drain_cpu = meter.per(DRAIN_ORDERS);
     let dead_letters =
-        crate::support::load::metric(http, &worker.base, "orderpipe_dead_letters_total")
+        crate::support::metrics::total_at(http, &worker.base, "orderpipe_dead_letters_total")
             .await
             .unwrap_or(0.0);
     assert_eq!(

@@ -473,7 +473,7 @@ async fn bench() {
     let worker = HostProcess::start(&worker_config, "bench-worker").await;
     let meter = CpuMeter::start(&cpu::processes(Some(("orderpipe", worker.pid()))));
     let wasm_rate = drain_rate(CONSUMER_ORDERS, || async {
-        support::load::metric(&http, &worker.base, "orderpipe_events_processed_total")
+        support::metrics::total_at(&http, &worker.base, "orderpipe_events_processed_total")
             .await
             .unwrap_or(0.0) as u64
     })

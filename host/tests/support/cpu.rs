@@ -8,7 +8,8 @@ use std::path::PathBuf;
 /// Clock ticks per second of `/proc/<pid>/stat` (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-fn servers_dir() -> PathBuf {
+/// The local servers' state directory: a folder per server with its pid file and logs.
+pub fn servers_dir() -> PathBuf {
     std::env::var_os("ORDERPIPE_SERVERS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

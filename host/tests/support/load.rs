@@ -310,28 +310,6 @@ impl Load {
     }
 }
 
-/// The sum of every sample of metric `name` at `base` (0 when absent).
-pub async fn metric(http: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(
-        text.lines()
-            .filter(|line| {
-                line.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with([' ', '{']))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
-}
-
 // ---------------------------------------------------------------------------------------
 // drain and count
 // ---------------------------------------------------------------------------------------

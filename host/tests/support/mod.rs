@@ -7,7 +7,9 @@
 #![allow(dead_code)]
 
 pub mod cpu;
+pub mod jvm_pauses;
 pub mod load;
+pub mod metrics;
 pub mod process;
 pub mod report;
 pub mod sse;
@@ -63,6 +65,9 @@ pub fn config(plugin: &str) -> Config {
 /// changes are something Cassandra handles badly.
 static START_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A [`TestHost`]'s client gives up on a request (`/metrics` included) after this long.
+const REQUEST_WITHIN: Duration = Duration::from_secs(15);
+
 /// A running host and an HTTP client for it.
 pub struct TestHost {
     pub host: Option<Host>,
@@ -82,7 +87,7 @@ impl TestHost {
         };
         let base = format!("http://{}", host.addr());
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(REQUEST_WITHIN)
             .build()
             .expect("client");
         TestHost {
@@ -181,30 +186,17 @@ impl TestHost {
         }
     }
 
-    /// The value of one metric sample in `/metrics` (0 when absent).
+    /// The value of one metric sample (name and exact label set) in `/metrics`, 0 when absent.
     pub async fn metric(&self, sample: &str) -> f64 {
-        metric_at(&self.http, &self.base, sample).await
+        metrics::sample_at(&self.http, &self.base, sample, REQUEST_WITHIN).await
     }
-}
 
-/// The value of one metric sample in the `/metrics` of the host at `base` (0 when absent).
-/// The one metric reader of the tests: [`TestHost::metric`], [`process::HostProcess::metric`]
-/// and [`wait_for_active`] read through it.
-pub async fn metric_at(http: &reqwest::Client, base: &str, sample: &str) -> f64 {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(sample)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
+    /// The host's whole `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        metrics::fetch(&self.http, &self.base, REQUEST_WITHIN)
+            .await
+            .expect("metrics")
+    }
 }
 
 /// `POST <base>/api/plugins/<plugin>/versions` uploading `component` as the admin `token`:
@@ -241,12 +233,9 @@ pub async fn wait_for_active(
     within: Duration,
 ) -> Duration {
     let sample = format!("orderpipe_plugin_active{{plugin=\"{plugin}\",version=\"{version}\"}}");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    let http = reqwest::Client::new();
     loop {
-        if metric_at(&http, base, &sample).await >= 1.0 {
+        if metrics::sample_at(&http, base, &sample, Duration::from_secs(10)).await >= 1.0 {
             return since.elapsed();
         }
         assert!(

@@ -203,13 +203,11 @@ impl HostProcess {
         format!("{}{path}", self.base)
     }
 
-    /// The value of one metric sample in the host's `/metrics` (0 when absent).
+    /// The value of one metric sample (name and exact label set) in the host's `/metrics`, 0
+    /// when absent.
     pub async fn metric(&self, sample: &str) -> f64 {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
-        super::metric_at(&http, &self.base, sample).await
+        let http = reqwest::Client::new();
+        super::metrics::sample_at(&http, &self.base, sample, Duration::from_secs(10)).await
     }
 
     /// Waits (up to `within`) until the metric sample reaches `at_least`; returns how long

@@ -126,6 +126,7 @@ start_native_transport: true
         "-Xms1g",
         "-Xmx1g",
         "-XX:+UseG1GC",
+        &super::gc_log_option(dir),
         &format!("-Dcassandra.config=file://{}", yaml.display()),
         "-Dcassandra-foreground=yes",
         &format!("-Dlogback.configurationFile={}", logback.display()),

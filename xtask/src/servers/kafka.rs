@@ -101,6 +101,7 @@ log.retention.hours=24
     command.args([
         HEAP,
         "-XX:+UseG1GC",
+        &super::gc_log_option(dir),
         &format!(
             "-Dlog4j.configuration=file:{}",
             dir.join("log4j.properties").display()

@@ -451,6 +451,19 @@ fn status() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The JVM option that logs every collection pause of a server's JVM to `gc.log` in its folder
+/// (two files of 8 MiB at most, rotated), as upstream Kafka's start script does: the soak reads
+/// the pauses that fell in its load (on two cores each one stalls every order that needs it).
+fn gc_log_option(dir: &Path) -> String {
+    format!(
+        "-Xlog:gc:file={}:time,uptime:filecount=2,filesize=8m",
+        dir.join(GC_LOG).display()
+    )
+}
+
+/// The file in a JVM server's folder that [`gc_log_option`] names.
+const GC_LOG: &str = "gc.log";
+
 #[cfg(test)]
 mod tests {
     use super::*;
