@@ -37,7 +37,7 @@ use uuid::Uuid;
 use super::{ApiError, AppState, PipelineRoute};
 use crate::auth::Caller;
 use crate::auth::roles::Sight;
-use crate::backend::{IdempotencyClaim, RecordKey};
+use crate::backend::{BackendError, IdempotencyClaim, RecordKey};
 use crate::order::{
     CREATED_EVENT, DEFAULT_PIPELINE, HistoryEntry, Order, OrderRequest, OrderView, now_ms,
 };
@@ -210,6 +210,36 @@ fn created_event_id(order_id: Uuid) -> Uuid {
     Uuid::new_v5(&order_id, b"orderpipe:created")
 }
 
+/// The id of an event posted with an `Idempotency-Key`: derived from the record, the caller
+/// and the key, so every publication of it (a retry after a `503` or a timeout, concurrent
+/// retries) is one event to the worker, which records an event id once. Two callers' keys
+/// never meet (the caller's kind and name are part of it, length-prefixed).
+fn keyed_event_id(order_id: Uuid, caller: &Caller, key: &str) -> Uuid {
+    let scope = match caller {
+        Caller::Anyone | Caller::Admin => String::new(),
+        Caller::Customer { subject } => format!("customer/{subject}"),
+        Caller::Service { name } => format!("service/{name}"),
+    };
+    let name = format!("orderpipe:event:{}:{scope}:{key}", scope.len());
+    Uuid::new_v5(&order_id, name.as_bytes())
+}
+
+/// A publication Kafka did not acknowledge in time. Its outcome is unknown (a broker may have
+/// written the message and failed before answering, and the worker would then process it),
+/// so the `503` says so and how to retry without applying it twice.
+fn unacknowledged(error: BackendError, what: &str) -> ApiError {
+    match error {
+        BackendError::Unavailable { backend, detail } => {
+            tracing::warn!(backend, %detail, "publication not acknowledged; answering 503");
+            ApiError::Unavailable(format!(
+                "{backend} unavailable: the {what} may or may not have been accepted; retry \
+                 with the same Idempotency-Key to have it applied once"
+            ))
+        }
+        refused => refused.into(),
+    }
+}
+
 /// Accepts a new record: answered once its event log acknowledged it.
 #[utoipa::path(
     post,
@@ -322,7 +352,8 @@ async fn accept_order(
         .events
         .publish(order_id, &message.encode())
         .await
-        .inspect_err(|e| state.metrics.backend_error(e))?;
+        .inspect_err(|e| state.metrics.backend_error(e))
+        .map_err(|e| unacknowledged(e, &pipeline.entity))?;
 
     // Kafka holds the order now: it will be processed whatever happens below.
     let order = Order::in_pipeline(&pipeline.name, order_id, request, now);
@@ -443,12 +474,21 @@ pub(super) struct EventRequest {
     data: Option<serde_json::Map<String, Value>>,
 }
 
-/// Publishes an event for the record; the worker has its plugin decide it.
+/// Publishes an event for the record; the worker has its plugin decide it. With an
+/// `Idempotency-Key`, the event's id is derived from the record, the caller and the key
+/// ([`keyed_event_id`]): a retry is the same event, recorded once, and answered with the same
+/// `event_id`. The first publication the worker meets is the one recorded; a retry should
+/// repeat the request as it was.
 #[utoipa::path(
     post,
     path = "/api/{pipeline}/{order_id}/events",
     tag = "records",
-    params(("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"), ("order_id" = Uuid, Path, description = "The record's id")),
+    params(
+        ("pipeline" = String, Path, description = "The pipeline (`orders`, `invoices`, …)"),
+        ("order_id" = Uuid, Path, description = "The record's id"),
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "Makes the request safe to retry: the same key on the same record is one event, applied once"),
+    ),
     request_body(content = EventRequest, content_type = "application/json"),
     responses(
         (status = 202, description = "Accepted", body = super::openapi::EventAccepted),
@@ -460,9 +500,11 @@ pub(super) async fn post_event(
     Extension(pipeline): Extension<Arc<PipelineRoute>>,
     caller: Caller,
     Path(order_id): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let order_id = parse_order_id(&pipeline, &order_id)?;
+    let key = idempotency_key(&headers)?;
     let bytes = body_bytes(body)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest(
@@ -498,12 +540,16 @@ pub(super) async fn post_event(
         )));
     }
     let data = Value::Object(request.data.unwrap_or_default());
-    let message = EventMessage::event(order_id, kind.to_owned(), data, now_ms());
+    let mut message = EventMessage::event(order_id, kind.to_owned(), data, now_ms());
+    if let Some(key) = &key {
+        message.event.id = keyed_event_id(order_id, &caller, key);
+    }
     pipeline
         .events
         .publish(order_id, &message.encode())
         .await
-        .inspect_err(|e| state.metrics.backend_error(e))?;
+        .inspect_err(|e| state.metrics.backend_error(e))
+        .map_err(|e| unacknowledged(e, "event"))?;
     state.metrics.events_accepted.inc();
     let mut answer = serde_json::Map::new();
     answer.insert(pipeline.id_field(), json!(order_id));
@@ -761,6 +807,72 @@ mod tests {
         assert_eq!(created_event_id(order_id), created_event_id(order_id));
         assert_ne!(created_event_id(order_id), order_id);
         assert_ne!(created_event_id(order_id), created_event_id(Uuid::new_v4()));
+    }
+
+    #[test]
+    fn a_keyed_event_id_is_one_per_record_caller_and_key() {
+        let order_id = Uuid::new_v4();
+        let alice = Caller::Customer {
+            subject: "alice".into(),
+        };
+        let id = keyed_event_id(order_id, &alice, "k1");
+        assert_eq!(id, keyed_event_id(order_id, &alice, "k1"), "a retry");
+        assert_ne!(id, created_event_id(order_id));
+        let others = [
+            keyed_event_id(Uuid::new_v4(), &alice, "k1"),
+            keyed_event_id(order_id, &alice, "k2"),
+            keyed_event_id(order_id, &Caller::Admin, "k1"),
+            keyed_event_id(
+                order_id,
+                &Caller::Service {
+                    name: "alice".into(),
+                },
+                "k1",
+            ),
+            // The scope is length-prefixed: a subject with the separator cannot pose as a key.
+            keyed_event_id(
+                order_id,
+                &Caller::Customer {
+                    subject: "alice:k".into(),
+                },
+                "1",
+            ),
+        ];
+        for other in others {
+            assert_ne!(other, id);
+        }
+        assert_eq!(
+            keyed_event_id(order_id, &Caller::Admin, "k1"),
+            keyed_event_id(order_id, &Caller::Anyone, "k1"),
+            "without auth, and for the admin, keys are the record's alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unacknowledged_publication_says_its_outcome_is_unknown() {
+        let error = unacknowledged(
+            BackendError::unavailable("kafka", "Message timed out at broker 127.0.0.1:19092"),
+            "event",
+        );
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = serde_json::from_slice::<Value>(&body).unwrap()["error"].to_string();
+        assert!(
+            text.starts_with("\"kafka unavailable: the event may"),
+            "{text}"
+        );
+        assert!(text.contains("same Idempotency-Key"), "{text}");
+        assert!(
+            !text.contains("127.0.0.1"),
+            "the driver's message stays in the log: {text}"
+        );
+        // A refusal is not an outage: no retry advice.
+        let refused = unacknowledged(BackendError::Invalid("too large".into()), "event");
+        assert!(matches!(refused, ApiError::Internal(_)), "{refused:?}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! `POST /api/orders` with an `Idempotency-Key`: a retry with the same key, sequential,
 //! concurrent, or after an attempt that never reached Kafka, gets the same order id and
-//! never creates a second order.
+//! never creates a second order; `POST …/events` with a key: every retry is the same event,
+//! applied once.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -343,5 +344,78 @@ async fn a_key_whose_first_attempt_failed_can_be_retried() {
         "the probe and the retried order"
     );
     assert_eq!(host.metric(REDELIVERED).await, 0.0);
+    host.stop().await;
+}
+
+/// `POST …/events` with an `Idempotency-Key`: the answer's `event_id` is the same for every
+/// retry, and the worker applies the event once however often it was published.
+async fn post_keyed_event(host: &TestHost, order_id: Uuid, key: &str, body: &Value) -> Uuid {
+    let response = host
+        .http
+        .post(host.url(&format!("/api/orders/{order_id}/events")))
+        .header("content-type", "application/json")
+        .header("Idempotency-Key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    answer["event_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no event id in {answer}"))
+}
+
+/// A client whose event POST got a 503 or timed out cannot know whether Kafka kept it; with
+/// a key it retries, and every publication after the first is a redelivery, not an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_retried_with_its_key_is_applied_once() {
+    let mut host = TestHost::start(config("order")).await;
+    let order_id = post(&host, &[], &order_body("edsger").to_string())
+        .await
+        .order_id();
+    host.wait_for_version(order_id, 1, Duration::from_secs(60))
+        .await;
+
+    let key = fresh_key();
+    let payment = json!({"type": "payment_received",
+                         "data": {"amount": 24.98, "payment_id": format!("p-{order_id}")}});
+    let first = post_keyed_event(&host, order_id, &key, &payment).await;
+    let retries = join_all((0..2).map(|_| post_keyed_event(&host, order_id, &key, &payment))).await;
+    assert_eq!(retries, [first, first], "every retry names the same event");
+
+    let view = host
+        .wait_for_version(order_id, 2, Duration::from_secs(60))
+        .await;
+    assert_eq!(view["status"], "paid", "{view}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while host.metric(REDELIVERED).await < 2.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the two retries reach the worker as redeliveries within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let history = host.history(order_id).await;
+    assert_eq!(
+        history.len(),
+        2,
+        "the payment is recorded once: {history:?}"
+    );
+    assert_eq!(history[1]["event_id"], first.to_string(), "{history:?}");
+    assert_eq!(host.order(order_id).await["version"], 2);
+
+    // The key is the record's: on another order it is another event; without a key, the
+    // same body is a new event every time (unchanged behaviour).
+    let other_order = post(&host, &[], &order_body("edsger").to_string())
+        .await
+        .order_id();
+    assert_ne!(
+        post_keyed_event(&host, other_order, &key, &payment).await,
+        first
+    );
+    assert_ne!(host.post_event(order_id, "shipped", json!({})).await, first);
     host.stop().await;
 }
