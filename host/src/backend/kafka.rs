@@ -130,8 +130,11 @@ impl KafkaEventLog {
     async fn send(&self, topic: &str, key: &str, payload: &[u8]) -> BackendResult<()> {
         let record = FutureRecord::to(topic).key(key).payload(payload);
         let delivery = self.producer.send(record, Timeout::After(self.timeout));
-        // message.timeout.ms bounds delivery; this outer bound also covers a full queue.
-        match tokio::time::timeout(self.timeout + Duration::from_millis(500), delivery).await {
+        // message.timeout.ms bounds delivery, but librdkafka scans for timed-out messages
+        // about once a second; this outer bound (the same timeout) keeps the promise exactly
+        // and also covers a full queue. A message it gives up on may still be delivered: the
+        // API's 503 says the outcome is unknown.
+        match tokio::time::timeout(self.timeout, delivery).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((error, _message))) => Err(refusal_or_outage(error)),
             Err(_) => Err(unavailable(format!(

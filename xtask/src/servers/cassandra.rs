@@ -96,6 +96,9 @@ commitlog_disk_access_mode: direct
 # orderpipe sends the writes of concurrent events as one batch of up to 16 KiB
 # (`cassandra.batch_max_bytes`): warn only about batches past 64 KiB, not past the default 5.
 batch_size_warn_threshold: 64KiB
+# ... and such a batch covers up to `cassandra.batch_statements` (48) orders' partitions by
+# design: warn only past 64 of them, not past the default 10 (a warning on nearly every batch).
+unlogged_batch_across_partitions_warn_threshold: 64
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
