@@ -224,6 +224,23 @@ fn keyed_event_id(order_id: Uuid, caller: &Caller, key: &str) -> Uuid {
     Uuid::new_v5(&order_id, name.as_bytes())
 }
 
+/// Publishes a record's event message on its pipeline's log; `what` names it in a `503`.
+async fn publish(
+    state: &AppState,
+    pipeline: &PipelineRoute,
+    message: &EventMessage,
+    what: &str,
+) -> Result<(), ApiError> {
+    pipeline
+        .events
+        .publish(message.event.order_id, &message.encode())
+        .await
+        .map_err(|error| {
+            state.metrics.backend_error(&error);
+            unacknowledged(error, what)
+        })
+}
+
 /// A publication Kafka did not acknowledge in time. Its outcome is unknown (a broker may have
 /// written the message and failed before answering, and the worker would then process it),
 /// so the `503` says so and how to retry without applying it twice.
@@ -348,12 +365,7 @@ async fn accept_order(
 ) -> Result<(), ApiError> {
     let order_id = message.event.order_id;
     let now = message.event.at_ms;
-    pipeline
-        .events
-        .publish(order_id, &message.encode())
-        .await
-        .inspect_err(|e| state.metrics.backend_error(e))
-        .map_err(|e| unacknowledged(e, &pipeline.entity))?;
+    publish(state, pipeline, &message, &pipeline.entity).await?;
 
     // Kafka holds the order now: it will be processed whatever happens below.
     let order = Order::in_pipeline(&pipeline.name, order_id, request, now);
@@ -544,12 +556,7 @@ pub(super) async fn post_event(
     if let Some(key) = &key {
         message.event.id = keyed_event_id(order_id, &caller, key);
     }
-    pipeline
-        .events
-        .publish(order_id, &message.encode())
-        .await
-        .inspect_err(|e| state.metrics.backend_error(e))
-        .map_err(|e| unacknowledged(e, "event"))?;
+    publish(&state, &pipeline, &message, "event").await?;
     state.metrics.events_accepted.inc();
     let mut answer = serde_json::Map::new();
     answer.insert(pipeline.id_field(), json!(order_id));
