@@ -771,6 +771,10 @@ pub struct WorkerConfig {
     /// read again. 0 reads the store for every event. About 1 KiB each (the soak: 54 MiB for
     /// 57,000 kept orders); an order in a final state of its plugin's state machine is not kept.
     pub kept_orders_per_partition: usize,
+    /// Decide a new order's `created` event on the order the event describes, without
+    /// reading the store first, when no worker was handed the event before (Kafka only; see
+    /// `backend::kafka_first_deliveries`). `false` reads every new order first.
+    pub decide_new_orders_unread: bool,
 }
 
 impl Default for WorkerConfig {
@@ -783,6 +787,7 @@ impl Default for WorkerConfig {
             partition_queue_bytes: 4 * 1024 * 1024,
             events_in_flight_per_partition: 16,
             kept_orders_per_partition: 1_000,
+            decide_new_orders_unread: true,
         }
     }
 }

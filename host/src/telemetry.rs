@@ -62,7 +62,8 @@ pub struct Metrics {
     pub events_processed: IntCounterVec,
     pub events_redelivered: IntCounter,
     /// Where the worker took an order's state from before deciding an event: `kept` from
-    /// the order's previous event on the partition, or `read` from the store.
+    /// the order's previous event on the partition, `read` from the store, or `new`: the
+    /// order described by its `created` event, handed to a worker for the first time.
     pub worker_order_states: IntCounterVec,
     /// Where an event's time goes, by step (`read`, `decide`, `record`, `cache`).
     pub worker_event_step: HistogramVec,
@@ -144,7 +145,8 @@ impl Metrics {
                 Opts::new(
                     "worker_order_states_total",
                     "Order states an event was decided on, by source: kept from the order's \
-                     previous event on the partition, or read from the store",
+                     previous event on the partition, read from the store, or new (a created \
+                     event no worker was handed before)",
                 ),
                 &["source"],
             )

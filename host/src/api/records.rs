@@ -203,13 +203,6 @@ fn request_hash(request: &OrderRequest) -> String {
     format!("{:x}", Sha256::digest(canonical.as_bytes()))
 }
 
-/// The id of an idempotent order's `created` event: derived from the order id, so every
-/// publication of it (retries after a 503, concurrent retries) is one event to the worker,
-/// which records an event id once.
-fn created_event_id(order_id: Uuid) -> Uuid {
-    Uuid::new_v5(&order_id, b"orderpipe:created")
-}
-
 /// The id of an event posted with an `Idempotency-Key`: derived from the record, the caller
 /// and the key, so every publication of it (a retry after a `503` or a timeout, concurrent
 /// retries) is one event to the worker, which records an event id once. Two callers' keys
@@ -349,8 +342,7 @@ pub(super) async fn create_order(
             (order_id, true)
         }
     };
-    let mut message = EventMessage::created(order_id, request.clone(), now_ms());
-    message.event.id = created_event_id(order_id);
+    let message = EventMessage::created_idempotently(order_id, request.clone(), now_ms());
     accept_order(&state, &pipeline, message, request).await?;
     Ok(created_answer(&pipeline, order_id, replayed))
 }
@@ -809,14 +801,6 @@ mod tests {
     }
 
     #[test]
-    fn created_event_id_is_derived_from_the_order_id() {
-        let order_id = Uuid::new_v4();
-        assert_eq!(created_event_id(order_id), created_event_id(order_id));
-        assert_ne!(created_event_id(order_id), order_id);
-        assert_ne!(created_event_id(order_id), created_event_id(Uuid::new_v4()));
-    }
-
-    #[test]
     fn a_keyed_event_id_is_one_per_record_caller_and_key() {
         let order_id = Uuid::new_v4();
         let alice = Caller::Customer {
@@ -824,7 +808,8 @@ mod tests {
         };
         let id = keyed_event_id(order_id, &alice, "k1");
         assert_eq!(id, keyed_event_id(order_id, &alice, "k1"), "a retry");
-        assert_ne!(id, created_event_id(order_id));
+        let created = EventMessage::created_idempotently(order_id, OrderRequest::default(), 1);
+        assert_ne!(id, created.event.id);
         let others = [
             keyed_event_id(Uuid::new_v4(), &alice, "k1"),
             keyed_event_id(order_id, &alice, "k2"),

@@ -14,13 +14,16 @@ use rdkafka::Message;
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use uuid::Uuid;
 
+use super::kafka_first_deliveries::FirstDeliveries;
 use super::{BackendError, BackendResult, Delivery, EventLog, EventStream};
 use crate::config::KafkaConfig;
 
@@ -317,7 +320,7 @@ pub async fn ensure_topics(config: &KafkaConfig, event_topics: &[String]) -> any
 /// A consumer in the configured group, subscribed to one pipeline's topic. Offsets are stored
 /// only when the worker marks an event done, and committed from there.
 pub struct KafkaEventStream {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<AssignmentContext>,
 }
 
 impl KafkaEventStream {
@@ -325,6 +328,58 @@ impl KafkaEventStream {
         Ok(Self {
             consumer: consumer(config, topic)?,
         })
+    }
+}
+
+/// How long a rebalance may spend reading the log ends of the partitions it assigned (one
+/// `ListOffsets` round each, on the consumer's thread); a partition whose log end is not read
+/// in time hands out no first deliveries in this assignment (its new orders are read first).
+const LOG_END_READ_BUDGET: Duration = Duration::from_secs(2);
+
+/// The consumer's context: follows its assignments to tell first deliveries
+/// ([`FirstDeliveries`]).
+#[derive(Default)]
+struct AssignmentContext {
+    first_deliveries: FirstDeliveries,
+}
+
+impl ClientContext for AssignmentContext {}
+
+impl ConsumerContext for AssignmentContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let deadline = std::time::Instant::now() + LOG_END_READ_BUDGET;
+                for element in partitions.elements() {
+                    let partition = element.partition();
+                    let number = self.first_deliveries.assigned(partition);
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        tracing::info!(
+                            partition,
+                            "no time left to read the log end; new orders on it are read first"
+                        );
+                        continue;
+                    }
+                    match consumer.fetch_watermarks(element.topic(), partition, left) {
+                        Ok((_, log_end)) => self
+                            .first_deliveries
+                            .log_end_read(partition, number, log_end),
+                        Err(error) => tracing::info!(
+                            partition,
+                            %error,
+                            "could not read the log end; new orders on it are read first"
+                        ),
+                    }
+                }
+            }
+            Rebalance::Revoke(partitions) => {
+                for element in partitions.elements() {
+                    self.first_deliveries.revoked(element.partition());
+                }
+            }
+            Rebalance::Error(_) => self.first_deliveries.forget_all(),
+        }
     }
 }
 
@@ -337,6 +392,11 @@ impl EventStream for KafkaEventStream {
             partition: message.partition(),
             offset: message.offset(),
             payload: message.payload().unwrap_or_default().to_vec(),
+            first_delivery: self
+                .consumer
+                .context()
+                .first_deliveries
+                .first_delivery(message.partition(), message.offset()),
         })
     }
 
@@ -381,7 +441,10 @@ impl EventStream for KafkaEventStream {
     }
 }
 
-fn consumer(config: &KafkaConfig, topic: &str) -> anyhow::Result<StreamConsumer> {
+fn consumer(
+    config: &KafkaConfig,
+    topic: &str,
+) -> anyhow::Result<StreamConsumer<AssignmentContext>> {
     let mut client_config = ClientConfig::new();
     if let Some(instance_id) = &config.instance_id {
         // Each pipeline's consumer is its own group member and static ids must be unique in
@@ -393,7 +456,7 @@ fn consumer(config: &KafkaConfig, topic: &str) -> anyhow::Result<StreamConsumer>
         };
         client_config.set("group.instance.id", member);
     }
-    let consumer: StreamConsumer = client_config
+    let consumer: StreamConsumer<AssignmentContext> = client_config
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "true")
@@ -405,7 +468,7 @@ fn consumer(config: &KafkaConfig, topic: &str) -> anyhow::Result<StreamConsumer>
         .set("heartbeat.interval.ms", "1000")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("reconnect.backoff.max.ms", "1000")
-        .create()?;
+        .create_with_context(AssignmentContext::default())?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
 }

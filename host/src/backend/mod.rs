@@ -14,6 +14,7 @@ pub mod cassandra_registry;
 pub mod embedded;
 pub mod feed;
 pub mod kafka;
+pub mod kafka_first_deliveries;
 pub mod memory;
 pub mod redis;
 pub mod redis_announcements;
@@ -81,6 +82,9 @@ pub struct Delivery {
     pub partition: i32,
     pub offset: i64,
     pub payload: Vec<u8>,
+    /// No consumer was handed this message before: it has never been processed (see
+    /// [`kafka_first_deliveries`]). `false` when the log cannot tell.
+    pub first_delivery: bool,
 }
 
 /// The consuming side of the event log: a member of a consumer group. Messages of one

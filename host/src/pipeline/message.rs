@@ -29,6 +29,26 @@ impl EventMessage {
         }
     }
 
+    /// The `created` event of an order posted with an `Idempotency-Key`. Its id is derived
+    /// from the order id, so every publication of it (the API publishes it again when a retry
+    /// finds the order not stored yet) is one event to the worker, which records an event id
+    /// once.
+    pub fn created_idempotently(order_id: Uuid, request: OrderRequest, at_ms: i64) -> Self {
+        let mut message = Self::created(order_id, request, at_ms);
+        message.event.id = idempotent_created_event_id(order_id);
+        message
+    }
+
+    /// Whether this is a `created` event that was published once only (an order posted
+    /// without an `Idempotency-Key`): the first event of its order, and the only `created`
+    /// one, so where no worker handled it before, the order it describes is the whole state
+    /// its decision needs.
+    pub fn is_created_published_once(&self) -> bool {
+        self.event.kind == CREATED_EVENT
+            && self.order.is_some()
+            && self.event.id != idempotent_created_event_id(self.event.order_id)
+    }
+
     pub fn event(order_id: Uuid, kind: String, data: Value, at_ms: i64) -> Self {
         Self {
             event: Event {
@@ -49,6 +69,11 @@ impl EventMessage {
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("undecodable message: {e}"))
     }
+}
+
+/// The id of an idempotent order's `created` event ([`EventMessage::created_idempotently`]).
+fn idempotent_created_event_id(order_id: Uuid) -> Uuid {
+    Uuid::new_v5(&order_id, b"orderpipe:created")
 }
 
 /// What goes to the dead-letter topic: the reason and the original message. Every
@@ -80,6 +105,32 @@ mod tests {
         };
         let message = EventMessage::created(Uuid::new_v4(), request, 42);
         assert_eq!(EventMessage::decode(&message.encode()).unwrap(), message);
+    }
+
+    #[test]
+    fn an_idempotent_created_event_id_is_derived_from_the_order_id() {
+        let order_id = Uuid::new_v4();
+        let first = EventMessage::created_idempotently(order_id, OrderRequest::default(), 1);
+        let retry = EventMessage::created_idempotently(order_id, OrderRequest::default(), 2);
+        assert_eq!(first.event.id, retry.event.id);
+        assert_ne!(first.event.id, order_id);
+        let other = EventMessage::created_idempotently(Uuid::new_v4(), OrderRequest::default(), 1);
+        assert_ne!(first.event.id, other.event.id);
+    }
+
+    #[test]
+    fn only_a_keyless_created_event_is_published_once() {
+        let order_id = Uuid::new_v4();
+        assert!(
+            EventMessage::created(order_id, OrderRequest::default(), 1).is_created_published_once()
+        );
+        assert!(
+            !EventMessage::created_idempotently(order_id, OrderRequest::default(), 1)
+                .is_created_published_once(),
+            "published again when a retry finds the order not stored"
+        );
+        let paid = EventMessage::event(order_id, "paid".into(), Value::Null, 1);
+        assert!(!paid.is_created_published_once());
     }
 
     #[test]

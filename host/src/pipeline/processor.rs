@@ -2,7 +2,10 @@
 //!
 //! 1. Decode the message (undecodable → dead letter).
 //! 2. Take the order's state: kept from its previous event on this partition
-//!    ([`OwnedOrders`]), or loaded (a `created` event for an order not stored yet describes it).
+//!    ([`OwnedOrders`]); for a new order's `created` event that no worker was handed before
+//!    (a first delivery, see `backend::kafka_first_deliveries`), the order the event
+//!    describes, unread (nothing can have been recorded for it yet); else loaded (a `created`
+//!    event for an order not stored yet describes it).
 //! 3. If the event id is already recorded for the order, this is a redelivery: refresh the
 //!    projections and stop. Nothing is applied twice.
 //! 4. Ask the plugin, with bounded attempts. A plugin that keeps failing yields a `failed`
@@ -51,6 +54,8 @@ pub struct MessageOrigin {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// No worker was handed this message before ([`crate::backend::Delivery::first_delivery`]).
+    pub first_delivery: bool,
 }
 
 /// How a message ended.
@@ -133,13 +138,19 @@ impl EventProcessor {
         );
         async {
             let mut failures = 0u32;
+            let mut attempts = 0u32;
             // Set once a backend refused this event in a way that will not change on a retry
             // (a request too large, an invalid request): from then on the event is recorded
             // as failed instead of being processed again.
             let mut refused: Option<String> = None;
             let result = loop {
+                let first_attempt = attempts == 0;
+                attempts = attempts.saturating_add(1);
                 let attempt = match &refused {
-                    None => self.process(&message, payload, origin).await,
+                    None => {
+                        self.process(&message, payload, origin, first_attempt)
+                            .await
+                    }
                     Some(detail) => self.record_refusal(&message, payload, origin, detail).await,
                 };
                 match attempt {
@@ -290,15 +301,32 @@ impl EventProcessor {
         Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling))
     }
 
+    /// Whether `message` may be decided without reading its order: a new order's only
+    /// `created` event, which no worker was handed before, on the first attempt (after a
+    /// failed one, the write may have landed). The order it describes is then the whole state:
+    /// nothing was recorded for it, and the API's own write holds the same order.
+    fn decides_unread(
+        &self,
+        message: &EventMessage,
+        origin: &MessageOrigin,
+        first_attempt: bool,
+    ) -> bool {
+        self.config.decide_new_orders_unread
+            && first_attempt
+            && origin.first_delivery
+            && message.is_created_published_once()
+    }
+
     async fn process(
         &self,
         message: &EventMessage,
         payload: &[u8],
         origin: &MessageOrigin,
+        first_attempt: bool,
     ) -> Result<Handled, BackendError> {
         let event = &message.event;
         let partition = origin.partition;
-        for _ in 0..MAX_VERSION_CONFLICTS {
+        for conflicts in 0..MAX_VERSION_CONFLICTS {
             let stored = match self.owned.get(partition, event.order_id) {
                 Some(kept) => {
                     self.metrics
@@ -306,6 +334,13 @@ impl EventProcessor {
                         .with_label_values(&["kept"])
                         .inc();
                     Some(kept)
+                }
+                None if conflicts == 0 && self.decides_unread(message, origin, first_attempt) => {
+                    self.metrics
+                        .worker_order_states
+                        .with_label_values(&["new"])
+                        .inc();
+                    None
                 }
                 None => {
                     self.metrics

@@ -366,6 +366,7 @@ fn origin_of(delivery: &Delivery) -> MessageOrigin {
         topic: delivery.topic.clone(),
         partition: delivery.partition,
         offset: delivery.offset,
+        first_delivery: delivery.first_delivery,
     }
 }
 
@@ -376,6 +377,7 @@ impl From<MessageOrigin> for Delivery {
             partition: origin.partition,
             offset: origin.offset,
             payload: Vec::new(),
+            first_delivery: origin.first_delivery,
         }
     }
 }
@@ -491,6 +493,7 @@ mod tests {
                         partition,
                         offset,
                         payload: vec![b'x'; payload_bytes],
+                        first_delivery: true,
                     })
                 })
                 .collect();
@@ -738,6 +741,7 @@ mod tests {
                 partition: 0,
                 offset,
                 payload: Vec::new(),
+                first_delivery: true,
             });
         }
         assert!(

@@ -1,5 +1,6 @@
 //! Replaying the whole topic (a consumer group starting from the beginning) applies
-//! nothing twice.
+//! nothing twice. A new order's `created` event is decided without a read only when no
+//! worker was handed it before: never on a replay.
 
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,13 @@ use crate::support::{TestHost, config};
 async fn replaying_the_whole_topic_applies_no_transition_twice() {
     let first_config = config("order");
     let mut first = TestHost::start(first_config.clone()).await;
-    let mut orders = Vec::new();
-    let mut messages = 0;
+    // One order processed first: from then on the worker holds its partitions, and every
+    // new order's `created` event is handed to it for the first time.
+    let mut orders = vec![(first.create_order(None).await, 1)];
+    let mut messages = 1;
+    first
+        .wait_for_version(orders[0].0, 1, Duration::from_secs(60))
+        .await;
     for n in 0..10 {
         orders.push((first.create_order(None).await, 1));
         messages += 1;
@@ -36,6 +42,14 @@ async fn replaying_the_whole_topic_applies_no_transition_twice() {
             .await;
         before.push(first.history(*order_id).await);
     }
+    let unread_new_orders = first
+        .metric("orderpipe_worker_order_states_total{source=\"new\"}")
+        .await;
+    assert!(
+        unread_new_orders >= (orders.len() - 1) as f64,
+        "only {unread_new_orders} of {} new orders were decided without a read",
+        orders.len() - 1
+    );
     first.stop().await;
 
     // Same topic, a group that has never committed: every message is delivered again.
@@ -76,6 +90,15 @@ async fn replaying_the_whole_topic_applies_no_transition_twice() {
             "the replay recorded a {outcome} event"
         );
     }
-    println!("replayed {messages} messages: 0 applied again");
+    assert_eq!(
+        replay
+            .metric("orderpipe_worker_order_states_total{source=\"new\"}")
+            .await,
+        0.0,
+        "a replayed created event was decided without a read"
+    );
+    println!(
+        "{unread_new_orders} new orders decided without a read; replayed {messages} messages: 0 applied again"
+    );
     replay.stop().await;
 }

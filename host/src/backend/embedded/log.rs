@@ -600,6 +600,8 @@ impl EmbeddedEventStream {
                         partition: partition as i32,
                         offset: key.value().1 as i64,
                         payload: value.value().to_vec(),
+                        // Not tracked: a new order's state is read first (a local read).
+                        first_delivery: false,
                     });
                 }
                 per_partition.push(records.into_iter());
