@@ -30,6 +30,11 @@ fn with_server_env(command: &mut Command, plugins_dir: &Path) {
 /// output streams through unmodified and is the last thing printed: CI reads its closing lines.
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     servers::up(&servers::ALL)?;
+    crate::step("removing the Kafka topics of earlier test runs");
+    if let Err(error) = servers::kafka::prune_test_topics() {
+        // Only slower if they stay; never a reason not to test.
+        println!("    could not remove them: {error:#}");
+    }
     let dist = plugins::build()?;
     let root = crate::repo_root();
 

@@ -331,10 +331,13 @@ impl KafkaEventStream {
     }
 }
 
-/// How long a rebalance may spend reading the log ends of the partitions it assigned (one
-/// `ListOffsets` round each, on the consumer's thread); a partition whose log end is not read
-/// in time hands out no first deliveries in this assignment (its new orders are read first).
+/// How long a rebalance may spend reading the log ends of the partitions it assigned (a
+/// `ListOffsets` round each, on the consumer's thread, asked again while the broker has no
+/// leader for a new topic); a partition whose log end is not read in time hands out no first
+/// deliveries in this assignment (its new orders are read first).
 const LOG_END_READ_BUDGET: Duration = Duration::from_secs(2);
+/// The pause before asking again for a log end the broker could not answer.
+const LOG_END_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// The consumer's context: follows its assignments to tell first deliveries
 /// ([`FirstDeliveries`]).
@@ -353,23 +356,30 @@ impl ConsumerContext for AssignmentContext {
                 for element in partitions.elements() {
                     let partition = element.partition();
                     let number = self.first_deliveries.assigned(partition);
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        tracing::info!(
-                            partition,
-                            "no time left to read the log end; new orders on it are read first"
-                        );
-                        continue;
-                    }
-                    match consumer.fetch_watermarks(element.topic(), partition, left) {
-                        Ok((_, log_end)) => self
-                            .first_deliveries
-                            .log_end_read(partition, number, log_end),
-                        Err(error) => tracing::info!(
-                            partition,
-                            %error,
-                            "could not read the log end; new orders on it are read first"
-                        ),
+                    // A topic just created has no leader for a moment ("not leader for
+                    // partition"): asked again until the budget is spent.
+                    let mut last_error = None;
+                    loop {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            tracing::warn!(
+                                partition,
+                                error = ?last_error,
+                                "could not read the log end in time; new orders on this partition are read first until it is assigned again"
+                            );
+                            break;
+                        }
+                        match consumer.fetch_watermarks(element.topic(), partition, left) {
+                            Ok((_, log_end)) => {
+                                self.first_deliveries
+                                    .log_end_read(partition, number, log_end);
+                                break;
+                            }
+                            Err(error) => {
+                                last_error = Some(error.to_string());
+                                std::thread::sleep(LOG_END_RETRY_PAUSE.min(left));
+                            }
+                        }
                     }
                 }
             }

@@ -14,7 +14,7 @@
 //! the pid in their pid file, never by name.
 
 mod cassandra;
-mod kafka;
+pub mod kafka;
 mod keycloak;
 mod maven;
 mod probe;
