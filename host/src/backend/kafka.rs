@@ -356,30 +356,15 @@ impl ConsumerContext for AssignmentContext {
                 for element in partitions.elements() {
                     let partition = element.partition();
                     let number = self.first_deliveries.assigned(partition);
-                    // A topic just created has no leader for a moment ("not leader for
-                    // partition"): asked again until the budget is spent.
-                    let mut last_error = None;
-                    loop {
-                        let left = deadline.saturating_duration_since(std::time::Instant::now());
-                        if left.is_zero() {
-                            tracing::warn!(
-                                partition,
-                                error = ?last_error,
-                                "could not read the log end in time; new orders on this partition are read first until it is assigned again"
-                            );
-                            break;
-                        }
-                        match consumer.fetch_watermarks(element.topic(), partition, left) {
-                            Ok((_, log_end)) => {
-                                self.first_deliveries
-                                    .log_end_read(partition, number, log_end);
-                                break;
-                            }
-                            Err(error) => {
-                                last_error = Some(error.to_string());
-                                std::thread::sleep(LOG_END_RETRY_PAUSE.min(left));
-                            }
-                        }
+                    match read_log_end(consumer, element.topic(), partition, deadline) {
+                        Ok(log_end) => self
+                            .first_deliveries
+                            .log_end_read(partition, number, log_end),
+                        Err(error) => tracing::warn!(
+                            partition,
+                            error = ?error,
+                            "could not read the log end in time; new orders on this partition are read first until it is assigned again"
+                        ),
                     }
                 }
             }
@@ -389,6 +374,31 @@ impl ConsumerContext for AssignmentContext {
                 }
             }
             Rebalance::Error(_) => self.first_deliveries.forget_all(),
+        }
+    }
+}
+
+/// The log end of `topic`'s `partition`, asked again until `deadline` while the broker
+/// cannot answer (a topic just created has no leader for a moment: "not leader for
+/// partition"); the last error (`None` if there was no time to ask) otherwise.
+fn read_log_end(
+    consumer: &BaseConsumer<AssignmentContext>,
+    topic: &str,
+    partition: i32,
+    deadline: std::time::Instant,
+) -> Result<i64, Option<KafkaError>> {
+    let mut last_error = None;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(last_error);
+        }
+        match consumer.fetch_watermarks(topic, partition, left) {
+            Ok((_, log_end)) => return Ok(log_end),
+            Err(error) => {
+                last_error = Some(error);
+                std::thread::sleep(LOG_END_RETRY_PAUSE.min(left));
+            }
         }
     }
 }

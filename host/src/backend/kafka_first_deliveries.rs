@@ -18,12 +18,13 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Per-partition knowledge of one consumer's current assignments.
 #[derive(Default)]
 pub struct FirstDeliveries {
     partitions: Mutex<HashMap<i32, Assignment>>,
-    assignments: Mutex<u64>,
+    assignments: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -41,14 +42,7 @@ impl FirstDeliveries {
     /// [`FirstDeliveries::log_end_read`] answers for this assignment. Returns the
     /// assignment's number, to pass along with the log end read for it.
     pub fn assigned(&self, partition: i32) -> u64 {
-        let number = {
-            let mut count = self
-                .assignments
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *count += 1;
-            *count
-        };
+        let number = self.assignments.fetch_add(1, Ordering::Relaxed) + 1;
         self.lock().insert(
             partition,
             Assignment {

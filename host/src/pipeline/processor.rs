@@ -138,19 +138,14 @@ impl EventProcessor {
         );
         async {
             let mut failures = 0u32;
-            let mut attempts = 0u32;
             // Set once a backend refused this event in a way that will not change on a retry
             // (a request too large, an invalid request): from then on the event is recorded
             // as failed instead of being processed again.
             let mut refused: Option<String> = None;
             let result = loop {
-                let first_attempt = attempts == 0;
-                attempts = attempts.saturating_add(1);
                 let attempt = match &refused {
-                    None => {
-                        self.process(&message, payload, origin, first_attempt)
-                            .await
-                    }
+                    // Until a refusal, every attempt after the first follows a backend error.
+                    None => self.process(&message, payload, origin, failures == 0).await,
                     Some(detail) => self.record_refusal(&message, payload, origin, detail).await,
                 };
                 match attempt {
