@@ -8,8 +8,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::support::{Backends, TestHost, config};
 
 const ORDERS: usize = 20;
@@ -24,20 +22,7 @@ async fn two_workers_on_the_same_partitions_apply_each_event_once() {
     zombie_config.kafka.group_id = format!("{}-zombie", zombie_config.kafka.group_id);
     let mut zombie = TestHost::start(zombie_config).await;
 
-    let mut orders = Vec::new();
-    for n in 0..ORDERS {
-        let body = json!({"customer": format!("z{n}"), "items": [{"sku": "S", "qty": 2, "unit_price": 4.0}]});
-        let order_id = first.create_order(Some(&body)).await;
-        first
-            .post_event(
-                order_id,
-                "payment_received",
-                json!({"amount": 8.0, "payment_id": format!("p-{order_id}")}),
-            )
-            .await;
-        first.post_event(order_id, "shipped", json!({})).await;
-        orders.push(order_id);
-    }
+    let orders = first.post_shipped_orders("z", ORDERS).await;
     let events_per_order = 3u64;
     let messages = ORDERS as f64 * events_per_order as f64;
 

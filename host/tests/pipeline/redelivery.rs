@@ -103,24 +103,6 @@ async fn replaying_the_whole_topic_applies_no_transition_twice() {
     replay.stop().await;
 }
 
-/// Posts `count` orders through `host`, each paid and shipped; returns their ids.
-async fn shipped_orders(host: &TestHost, tag: &str, count: usize) -> Vec<uuid::Uuid> {
-    let mut orders = Vec::new();
-    for n in 0..count {
-        let body = json!({"customer": format!("{tag}{n}"), "items": [{"sku": "S", "qty": 1, "unit_price": 2.5}]});
-        let order_id = host.create_order(Some(&body)).await;
-        host.post_event(
-            order_id,
-            "payment_received",
-            json!({"amount": 2.5, "payment_id": format!("p-{order_id}")}),
-        )
-        .await;
-        host.post_event(order_id, "shipped", json!({})).await;
-        orders.push(order_id);
-    }
-    orders
-}
-
 /// A second worker joining the group, then the first leaving it, move partitions between
 /// them while orders arrive: each worker counts a message as a first delivery only past the
 /// log end it read when it was assigned the partition, so every event is applied once and
@@ -129,9 +111,9 @@ async fn shipped_orders(host: &TestHost, tag: &str, count: usize) -> Vec<uuid::U
 async fn new_orders_are_decided_once_across_rebalances_in_the_group() {
     let config = config("order");
     let mut first = TestHost::start(config.clone()).await;
-    let mut orders = shipped_orders(&first, "a", 10).await;
+    let mut orders = first.post_shipped_orders("a", 10).await;
     let mut second = TestHost::start(config.clone()).await;
-    orders.extend(shipped_orders(&first, "b", 10).await);
+    orders.extend(first.post_shipped_orders("b", 10).await);
     for order_id in &orders {
         first
             .wait_for_version(*order_id, 3, Duration::from_secs(90))
@@ -143,7 +125,7 @@ async fn new_orders_are_decided_once_across_rebalances_in_the_group() {
     let mut decided_unread = first.metric(unread).await + second.metric(unread).await;
     let mut applied = first.metric(transitioned).await;
     first.stop().await;
-    orders.extend(shipped_orders(&second, "c", 10).await);
+    orders.extend(second.post_shipped_orders("c", 10).await);
     for order_id in &orders {
         let view = second
             .wait_for_version(*order_id, 3, Duration::from_secs(90))

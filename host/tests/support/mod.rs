@@ -191,6 +191,26 @@ impl TestHost {
         metrics::sample_at(&self.http, &self.base, sample, REQUEST_WITHIN).await
     }
 
+    /// Posts `count` orders (customers `<tag>0`, `<tag>1`, …; one item each), each paid and
+    /// shipped; returns their ids.
+    pub async fn post_shipped_orders(&self, tag: &str, count: usize) -> Vec<Uuid> {
+        let mut orders = Vec::new();
+        for n in 0..count {
+            let body = serde_json::json!({"customer": format!("{tag}{n}"), "items": [{"sku": "S", "qty": 1, "unit_price": 2.5}]});
+            let order_id = self.create_order(Some(&body)).await;
+            self.post_event(
+                order_id,
+                "payment_received",
+                serde_json::json!({"amount": 2.5, "payment_id": format!("p-{order_id}")}),
+            )
+            .await;
+            self.post_event(order_id, "shipped", serde_json::json!({}))
+                .await;
+            orders.push(order_id);
+        }
+        orders
+    }
+
     /// The host's whole `/metrics` text.
     pub async fn metrics_text(&self) -> String {
         metrics::fetch(&self.http, &self.base, REQUEST_WITHIN)
