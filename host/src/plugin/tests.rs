@@ -375,6 +375,56 @@ async fn no_state_survives_from_one_order_to_the_next_unless_reuse_is_opted_into
     assert!(reasons[1].starts_with("ESCAPED"), "{reasons:?}");
 }
 
+/// The pooling allocator resets a slot's memory page by page, the dirty pages found with the
+/// kernel's `PAGEMAP_SCAN` (vendor/README.md): a guest that dirties hundreds of scattered
+/// pages, within the pages kept resident (4 MiB) and past them, leaves none of them to the
+/// next order.
+#[tokio::test]
+async fn no_memory_survives_from_one_order_to_the_next_however_scattered_its_writes() {
+    let fresh = load("hostile").await;
+    // 400 disjoint dirty pages (1.6 MiB): more regions than one scan returns; 1,200 (4.7 MiB):
+    // past the pages kept resident too.
+    for pages in [400, 1_200, 400, 1_200] {
+        let order = order("processed", vec![]);
+        let trace = fresh
+            .decide_traced(
+                &order,
+                &event(&order, "scatter", json!({ "pages": pages })),
+                PluginHost::in_memory(),
+            )
+            .await;
+        assert_eq!(
+            reason_of(&trace),
+            format!("scatter: marked {pages} pages, found none marked")
+        );
+    }
+    // The test can tell: an opted-in reused instance finds the previous order's marks.
+    let reused = load_with(
+        "hostile",
+        PluginLimits {
+            instance_reuse: 10,
+            ..PluginLimits::default()
+        },
+    )
+    .await;
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let order = order("processed", vec![]);
+        let trace = reused
+            .decide_traced(
+                &order,
+                &event(&order, "scatter", json!({ "pages": 400 })),
+                PluginHost::in_memory(),
+            )
+            .await;
+        reasons.push(reason_of(&trace));
+    }
+    assert_eq!(
+        reasons[1],
+        "ESCAPED: scatter: 400 of 400 pages marked by an earlier order"
+    );
+}
+
 #[tokio::test]
 async fn a_decision_over_its_bounds_fails_naming_the_bound() {
     let plugin = load("hostile").await;

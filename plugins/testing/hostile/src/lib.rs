@@ -92,6 +92,7 @@ impl OrderPlugin for Hostile {
             ),
             "remember" => remember(&order.id),
             "ambient" => ambient(&event),
+            "scatter" => scatter(number(&data, "pages", 400) as usize),
             "spin" => {
                 let mut counter: u64 = 0;
                 for _ in 0..number(&data, "iterations", 20_000_000) {
@@ -143,6 +144,39 @@ fn remember(order_id: &str) -> Decision {
         None => Decision::no_change("remember: previous=none"),
         Some(other) if other == order_id => Decision::no_change("remember: previous=this order"),
         Some(other) => Decision::no_change(format!("ESCAPED: remember: previous={other}")),
+    }
+}
+
+/// How far apart `scatter` marks its pages: every other 4 KiB host page, so each marked page
+/// is a dirty region of linear memory of its own.
+const SCATTER_STRIDE: usize = 8 * 1024;
+/// The most pages `scatter` marks (10 MB of zeroed linear memory, not in the image).
+const SCATTER_MAX_PAGES: usize = 1_200;
+static mut SCATTER: [u8; SCATTER_MAX_PAGES * SCATTER_STRIDE] =
+    [0; SCATTER_MAX_PAGES * SCATTER_STRIDE];
+
+/// Marks `pages` scattered pages of linear memory and says how many were already marked: an
+/// instance whose memory was not reset page by page after an earlier order finds its marks.
+fn scatter(pages: usize) -> Decision {
+    let pages = pages.min(SCATTER_MAX_PAGES);
+    let base = (&raw mut SCATTER).cast::<u8>();
+    let mut found = 0;
+    for page in 0..pages {
+        // SAFETY: within the static buffer; the guest runs one call at a time.
+        unsafe {
+            let byte = base.add(page * SCATTER_STRIDE);
+            if byte.read_volatile() != 0 {
+                found += 1;
+            }
+            byte.write_volatile(0xa5);
+        }
+    }
+    if found == 0 {
+        Decision::no_change(format!("scatter: marked {pages} pages, found none marked"))
+    } else {
+        Decision::no_change(format!(
+            "ESCAPED: scatter: {found} of {pages} pages marked by an earlier order"
+        ))
     }
 }
 
