@@ -336,41 +336,50 @@ async fn time_and_randomness_are_the_events_not_the_hosts() {
     );
 }
 
-#[tokio::test]
-async fn no_state_survives_from_one_order_to_the_next_unless_reuse_is_opted_into() {
-    let fresh = load("hostile").await;
-    for _ in 0..3 {
+/// What `plugin` makes of one `kind` event (with `data`) on each of `orders` new orders, one
+/// after the other.
+async fn reasons_over_orders(
+    plugin: &LoadedPlugin,
+    kind: &str,
+    data: serde_json::Value,
+    orders: usize,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for _ in 0..orders {
         let order = order("processed", vec![]);
-        let trace = fresh
+        let trace = plugin
             .decide_traced(
                 &order,
-                &event(&order, "remember", json!({})),
+                &event(&order, kind, data.clone()),
                 PluginHost::in_memory(),
             )
             .await;
-        assert_eq!(reason_of(&trace), "remember: previous=none");
+        reasons.push(reason_of(&trace));
     }
-    // What reuse means, said by a test: an opted-in plugin's globals reach the next order.
-    let reused = load_with(
+    reasons
+}
+
+/// The hostile plugin opted into reuse: one instance decides up to 10 events.
+async fn load_reused_hostile() -> LoadedPlugin {
+    load_with(
         "hostile",
         PluginLimits {
             instance_reuse: 10,
             ..PluginLimits::default()
         },
     )
-    .await;
-    let mut reasons = Vec::new();
-    for _ in 0..2 {
-        let order = order("processed", vec![]);
-        let trace = reused
-            .decide_traced(
-                &order,
-                &event(&order, "remember", json!({})),
-                PluginHost::in_memory(),
-            )
-            .await;
-        reasons.push(reason_of(&trace));
+    .await
+}
+
+#[tokio::test]
+async fn no_state_survives_from_one_order_to_the_next_unless_reuse_is_opted_into() {
+    let fresh = load("hostile").await;
+    for reason in reasons_over_orders(&fresh, "remember", json!({}), 3).await {
+        assert_eq!(reason, "remember: previous=none");
     }
+    // What reuse means, said by a test: an opted-in plugin's globals reach the next order.
+    let reused = load_reused_hostile().await;
+    let reasons = reasons_over_orders(&reused, "remember", json!({}), 2).await;
     assert_eq!(reasons[0], "remember: previous=none");
     assert!(reasons[1].starts_with("ESCAPED"), "{reasons:?}");
 }
@@ -385,40 +394,15 @@ async fn no_memory_survives_from_one_order_to_the_next_however_scattered_its_wri
     // 400 disjoint dirty pages (1.6 MiB): more regions than one scan returns; 1,200 (4.7 MiB):
     // past the pages kept resident too.
     for pages in [400, 1_200, 400, 1_200] {
-        let order = order("processed", vec![]);
-        let trace = fresh
-            .decide_traced(
-                &order,
-                &event(&order, "scatter", json!({ "pages": pages })),
-                PluginHost::in_memory(),
-            )
-            .await;
+        let reasons = reasons_over_orders(&fresh, "scatter", json!({ "pages": pages }), 1).await;
         assert_eq!(
-            reason_of(&trace),
+            reasons[0],
             format!("scatter: marked {pages} pages, found none marked")
         );
     }
     // The test can tell: an opted-in reused instance finds the previous order's marks.
-    let reused = load_with(
-        "hostile",
-        PluginLimits {
-            instance_reuse: 10,
-            ..PluginLimits::default()
-        },
-    )
-    .await;
-    let mut reasons = Vec::new();
-    for _ in 0..2 {
-        let order = order("processed", vec![]);
-        let trace = reused
-            .decide_traced(
-                &order,
-                &event(&order, "scatter", json!({ "pages": 400 })),
-                PluginHost::in_memory(),
-            )
-            .await;
-        reasons.push(reason_of(&trace));
-    }
+    let reused = load_reused_hostile().await;
+    let reasons = reasons_over_orders(&reused, "scatter", json!({ "pages": 400 }), 2).await;
     assert_eq!(
         reasons[1],
         "ESCAPED: scatter: 400 of 400 pages marked by an earlier order"
