@@ -428,6 +428,24 @@ impl<'a> ModuleWithCode<'a> {
         self.module
     }
 
+    /// Returns where the array-to-wasm trampoline and the body of the
+    /// defined function `index` start in this store's text section: the
+    /// starts of `function(FuncKey::ArrayToWasmTrampoline(..))` and
+    /// `function(FuncKey::DefinedWasmFunction(..))` (orderpipe patch, see
+    /// vendor/README.md).
+    #[inline]
+    pub fn defined_funcref_code(
+        &self,
+        index: wasmtime_environ::DefinedFuncIndex,
+    ) -> (core::ptr::NonNull<u8>, core::ptr::NonNull<u8>) {
+        let (array_to_wasm, wasm) = self.module.compiled_module().defined_funcref_starts(index);
+        let text = self.store_code.text();
+        (
+            core::ptr::NonNull::from(&text[array_to_wasm..]).cast(),
+            core::ptr::NonNull::from(&text[wasm..]).cast(),
+        )
+    }
+
     /// Returns the slice in the text section of the function that
     /// `key` points to.
     #[inline]

@@ -25,6 +25,19 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// orderpipe patch (see vendor/README.md): for each defined function, where its
+    /// array-to-wasm trampoline and its body start in the text section, looked up once
+    /// for the module when its first `VMFuncRef` is built, instead of with two searches
+    /// of the functions table for every function reference of every instance.
+    funcref_starts: crate::sync::OnceLock<Box<[FuncrefStarts]>>,
+}
+
+/// Where a defined function's array-to-wasm trampoline and body start in the text
+/// section; `u32::MAX` where the function has no such code.
+#[derive(Clone, Copy)]
+struct FuncrefStarts {
+    array_to_wasm: u32,
+    wasm: u32,
 }
 
 impl CompiledModule {
@@ -58,6 +71,7 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            funcref_starts: crate::sync::OnceLock::new(),
         };
         ret.register_profiling(profiler)?;
 
@@ -119,6 +133,36 @@ impl CompiledModule {
             let key = FuncKey::DefinedWasmFunction(self.module_index(), i);
             (i, self.function_range(key))
         })
+    }
+
+    /// Returns the offsets in the text section where the array-to-wasm
+    /// trampoline and the body of the defined function `index` start: what
+    /// `function_range` says for `FuncKey::ArrayToWasmTrampoline` and
+    /// `FuncKey::DefinedWasmFunction`, from a table built once per module.
+    #[inline]
+    pub fn defined_funcref_starts(&self, index: DefinedFuncIndex) -> (usize, usize) {
+        let starts = self.funcref_starts.get_or_init(|| {
+            let start = |key| self.index.func_loc(key).map_or(u32::MAX, |loc| loc.start);
+            self.module
+                .defined_func_indices()
+                .map(|i| FuncrefStarts {
+                    array_to_wasm: start(FuncKey::ArrayToWasmTrampoline(self.module_index(), i)),
+                    wasm: start(FuncKey::DefinedWasmFunction(self.module_index(), i)),
+                })
+                .collect()
+        });
+        let FuncrefStarts {
+            array_to_wasm,
+            wasm,
+        } = starts[usize::try_from(index.as_u32()).unwrap()];
+        assert!(
+            array_to_wasm != u32::MAX && wasm != u32::MAX,
+            "defined function should be present"
+        );
+        (
+            usize::try_from(array_to_wasm).unwrap(),
+            usize::try_from(wasm).unwrap(),
+        )
     }
 
     /// Returns the offset in the text section of the function that `key`

@@ -880,18 +880,15 @@ impl Instance {
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
-        let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
-        let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
-        // SAFETY: the type/offset/keys here are all valid for the defined
+        // orderpipe patch (see vendor/README.md): the trampoline's and the
+        // body's starts come from a table built once per module, not from two
+        // searches by `FuncKey` per function reference.
+        // SAFETY: the type/offset/code here are all valid for the defined
         // function at `def_index`.
         unsafe {
-            self.initialize_and_return_funcref(
-                registry,
-                type_index,
-                vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
-            )
+            self.initialize_and_return_funcref(registry, type_index, vmctx_offset, |code| {
+                code.defined_funcref_code(def_index)
+            })
         }
     }
 
@@ -912,13 +909,12 @@ impl Instance {
         // SAFETY: the type/offset/keys here are all valid for the module
         // startup function.
         unsafe {
-            self.initialize_and_return_funcref(
-                registry,
-                type_index,
-                vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
-            )
+            self.initialize_and_return_funcref(registry, type_index, vmctx_offset, |code| {
+                (
+                    NonNull::from(code.function(array_to_wasm_key)).cast(),
+                    NonNull::from(code.function(wasm_key)).cast(),
+                )
+            })
         }
     }
 
@@ -936,8 +932,7 @@ impl Instance {
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
-        array_to_wasm_key: FuncKey,
-        wasm_key: FuncKey,
+        code: impl FnOnce(&ModuleWithCode<'_>) -> (NonNull<u8>, NonNull<u8>),
     ) -> Option<NonNull<VMFuncRef>> {
         // For now, we eagerly initialize an funcref struct in-place whenever
         // asked for a reference to it. This is mostly fine, because in practice
@@ -967,19 +962,9 @@ impl Instance {
         )
         .expect("module not in store");
 
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
-
-        let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                module_with_code
-                    .function(wasm_key)
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )
-            .unwrap(),
-        ));
+        let (array_call, wasm_call) = code(&module_with_code);
+        let array_call = VmPtr::from(array_call.cast());
+        let wasm_call = Some(VmPtr::from(wasm_call.cast::<VMWasmCallFunction>()));
 
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
 
