@@ -400,12 +400,21 @@ async fn no_memory_survives_from_one_order_to_the_next_however_scattered_its_wri
             format!("scatter: marked {pages} pages, found none marked")
         );
     }
+    // 100 pages of the component's data image (mapped copy-on-write), one order after another.
+    for reason in reasons_over_orders(&fresh, "scatter_image", json!({}), 3).await {
+        assert_eq!(reason, "scatter_image: marked 100 pages, found none marked");
+    }
     // The test can tell: an opted-in reused instance finds the previous order's marks.
     let reused = load_reused_hostile().await;
     let reasons = reasons_over_orders(&reused, "scatter", json!({ "pages": 400 }), 2).await;
     assert_eq!(
         reasons[1],
         "ESCAPED: scatter: 400 of 400 pages marked by an earlier order"
+    );
+    let reasons = reasons_over_orders(&reused, "scatter_image", json!({}), 2).await;
+    assert_eq!(
+        reasons[1],
+        "ESCAPED: scatter_image: 100 of 100 pages marked by an earlier order"
     );
 }
 

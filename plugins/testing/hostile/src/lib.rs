@@ -93,6 +93,7 @@ impl OrderPlugin for Hostile {
             "remember" => remember(&order.id),
             "ambient" => ambient(&event),
             "scatter" => scatter(number(&data, "pages", 400) as usize),
+            "scatter_image" => scatter_image(),
             "spin" => {
                 let mut counter: u64 = 0;
                 for _ in 0..number(&data, "iterations", 20_000_000) {
@@ -176,6 +177,40 @@ fn scatter(pages: usize) -> Decision {
     } else {
         Decision::no_change(format!(
             "ESCAPED: scatter: {found} of {pages} pages marked by an earlier order"
+        ))
+    }
+}
+
+/// Pages of initialised data `scatter_image` marks: part of the component's memory image,
+/// so each fresh instance maps them copy-on-write from the image.
+const IMAGE_PAGES: usize = 100;
+/// Every byte starts as this, so the buffer is a data segment of the image, not zeroed memory.
+const IMAGE_BYTE: u8 = 1;
+static mut SCATTER_IMAGE: [u8; IMAGE_PAGES * SCATTER_STRIDE] =
+    [IMAGE_BYTE; IMAGE_PAGES * SCATTER_STRIDE];
+
+/// As [`scatter`], in pages of the memory image: an instance whose image pages were not
+/// copied back after an earlier order finds its marks.
+fn scatter_image() -> Decision {
+    let base = (&raw mut SCATTER_IMAGE).cast::<u8>();
+    let mut found = 0;
+    for page in 0..IMAGE_PAGES {
+        // SAFETY: within the static buffer; the guest runs one call at a time.
+        unsafe {
+            let byte = base.add(page * SCATTER_STRIDE);
+            if byte.read_volatile() != IMAGE_BYTE {
+                found += 1;
+            }
+            byte.write_volatile(0xa5);
+        }
+    }
+    if found == 0 {
+        Decision::no_change(format!(
+            "scatter_image: marked {IMAGE_PAGES} pages, found none marked"
+        ))
+    } else {
+        Decision::no_change(format!(
+            "ESCAPED: scatter_image: {found} of {IMAGE_PAGES} pages marked by an earlier order"
         ))
     }
 }
