@@ -160,25 +160,7 @@ static mut SCATTER: [u8; SCATTER_MAX_PAGES * SCATTER_STRIDE] =
 /// instance whose memory was not reset page by page after an earlier order finds its marks.
 fn scatter(pages: usize) -> Decision {
     let pages = pages.min(SCATTER_MAX_PAGES);
-    let base = (&raw mut SCATTER).cast::<u8>();
-    let mut found = 0;
-    for page in 0..pages {
-        // SAFETY: within the static buffer; the guest runs one call at a time.
-        unsafe {
-            let byte = base.add(page * SCATTER_STRIDE);
-            if byte.read_volatile() != 0 {
-                found += 1;
-            }
-            byte.write_volatile(0xa5);
-        }
-    }
-    if found == 0 {
-        Decision::no_change(format!("scatter: marked {pages} pages, found none marked"))
-    } else {
-        Decision::no_change(format!(
-            "ESCAPED: scatter: {found} of {pages} pages marked by an earlier order"
-        ))
-    }
+    mark_scattered("scatter", (&raw mut SCATTER).cast::<u8>(), pages, 0)
 }
 
 /// Pages of initialised data `scatter_image` marks: part of the component's memory image,
@@ -193,24 +175,29 @@ static mut SCATTER_IMAGE: [u8; IMAGE_PAGES * SCATTER_STRIDE] =
 /// copied back after an earlier order finds its marks.
 fn scatter_image() -> Decision {
     let base = (&raw mut SCATTER_IMAGE).cast::<u8>();
+    mark_scattered("scatter_image", base, IMAGE_PAGES, IMAGE_BYTE)
+}
+
+/// Marks the first byte of `pages` pages [`SCATTER_STRIDE`] apart from `base`, counting those
+/// that no longer held `initial`; the reason names `attack`.
+fn mark_scattered(attack: &str, base: *mut u8, pages: usize, initial: u8) -> Decision {
     let mut found = 0;
-    for page in 0..IMAGE_PAGES {
-        // SAFETY: within the static buffer; the guest runs one call at a time.
+    for page in 0..pages {
+        // SAFETY: callers pass a static buffer of at least `pages` strides; the guest runs
+        // one call at a time.
         unsafe {
             let byte = base.add(page * SCATTER_STRIDE);
-            if byte.read_volatile() != IMAGE_BYTE {
+            if byte.read_volatile() != initial {
                 found += 1;
             }
             byte.write_volatile(0xa5);
         }
     }
     if found == 0 {
-        Decision::no_change(format!(
-            "scatter_image: marked {IMAGE_PAGES} pages, found none marked"
-        ))
+        Decision::no_change(format!("{attack}: marked {pages} pages, found none marked"))
     } else {
         Decision::no_change(format!(
-            "ESCAPED: scatter_image: {found} of {IMAGE_PAGES} pages marked by an earlier order"
+            "ESCAPED: {attack}: {found} of {pages} pages marked by an earlier order"
         ))
     }
 }
