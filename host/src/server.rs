@@ -117,6 +117,7 @@ impl Host {
                         store: backends.plugin_store.clone(),
                         cache: backends.plugin_cache.clone(),
                         hold_store_writes: true,
+                        record_host_calls: false,
                     },
                     metrics: metrics.clone(),
                     config: config.worker.clone(),

@@ -79,6 +79,7 @@ async fn a_python_plugins_invocations_wait_for_room_in_the_pool_instead_of_faili
         store: Arc::new(SlowStore(data.clone())),
         cache: data as Arc<dyn PluginCache>,
         hold_store_writes: false,
+        record_host_calls: false,
     };
     let mut running = tokio::task::JoinSet::new();
     for _ in 0..AT_ONCE {

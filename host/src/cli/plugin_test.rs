@@ -215,7 +215,7 @@ async fn run_fixture(plugin: &LoadedPlugin, fixture: &Fixture, number: usize, ta
         order.id, order.status
     );
     tally.fixtures += 1;
-    let host = PluginHost::in_memory();
+    let host = PluginHost::in_memory().recording_host_calls();
     if let Err(error) = seed(&host, &plugin.name, fixture).await {
         let problem = format!("{title:?}: could not seed the store and cache: {error}");
         println!("    FAILED: {problem}");

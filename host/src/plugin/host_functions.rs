@@ -5,8 +5,9 @@
 //! guest) scopes every address. Expected failures go back to the guest as `host-error`
 //! values; nothing a guest passes can make the host trap or panic.
 //!
-//! Every call is also noted in a short, bounded [`HostCall`] record, so a person trying a
-//! plugin out (`orderpipe plugin test`) can see what it asked the host and what it got.
+//! When the caller asks (`orderpipe plugin test` does; the worker does not), every call is
+//! also noted in a short, bounded [`HostCall`] record, so a person trying a plugin out can see
+//! what it asked the host and what it got. Unasked, no record text is ever formatted.
 
 use std::sync::Arc;
 
@@ -108,7 +109,10 @@ pub(crate) struct HostContext {
     /// The first backend outage a host call ran into: the event is retried later rather
     /// than decided on a plugin's reaction to an outage.
     pub unavailable: Option<(&'static str, String)>,
-    /// The first [`MAX_RECORDED_CALLS`] host calls of this invocation, logging included.
+    /// Whether host calls are recorded in `call_log` at all.
+    pub record_calls: bool,
+    /// The first [`MAX_RECORDED_CALLS`] host calls of this invocation, logging included,
+    /// when `record_calls` is set.
     pub call_log: Vec<HostCall>,
     /// Host calls made after `call_log` was full.
     pub calls_not_logged: u32,
@@ -158,6 +162,7 @@ impl HostContext {
                 dropped_bytes: 0,
             },
             unavailable: None,
+            record_calls: false,
             call_log: Vec::new(),
             calls_not_logged: 0,
             held_writes: None,
@@ -215,13 +220,22 @@ impl HostContext {
         Ok(())
     }
 
-    /// Notes a call in the invocation's bounded call log.
-    fn record(&mut self, function: &'static str, arguments: String, answer: String) {
+    /// Notes a call in the invocation's bounded call log, when calls are recorded; the texts
+    /// are only formatted then.
+    fn record(
+        &mut self,
+        function: &'static str,
+        arguments: impl FnOnce() -> String,
+        answer: impl FnOnce() -> String,
+    ) {
+        if !self.record_calls {
+            return;
+        }
         if self.call_log.len() < MAX_RECORDED_CALLS {
             self.call_log.push(HostCall {
                 function,
-                arguments,
-                answer,
+                arguments: arguments(),
+                answer: answer(),
             });
         } else {
             self.calls_not_logged = self.calls_not_logged.saturating_add(1);
@@ -295,8 +309,11 @@ impl store::Host for HostContext {
             self.answer(result)
         }
         .await;
-        let arguments = format!("{} {}", short(&table), short(&key));
-        self.record("store.get", arguments, answer_text(&result, found));
+        self.record(
+            "store.get",
+            || format!("{} {}", short(&table), short(&key)),
+            || answer_text(&result, found),
+        );
         result
     }
 
@@ -313,8 +330,11 @@ impl store::Host for HostContext {
             self.answer_write("store.put", result)
         }
         .await;
-        let arguments = format!("{} {} = {}", short(&table), short(&key), quoted(&value));
-        self.record("store.put", arguments, answer_text(&result, done));
+        self.record(
+            "store.put",
+            || format!("{} {} = {}", short(&table), short(&key), quoted(&value)),
+            || answer_text(&result, done),
+        );
         result
     }
 
@@ -330,8 +350,11 @@ impl store::Host for HostContext {
             self.answer(result)
         }
         .await;
-        let arguments = format!("{} {}", short(&table), short(&key));
-        self.record("store.delete", arguments, answer_text(&result, done));
+        self.record(
+            "store.delete",
+            || format!("{} {}", short(&table), short(&key)),
+            || answer_text(&result, done),
+        );
         result
     }
 }
@@ -345,7 +368,7 @@ impl cache::Host for HostContext {
             self.answer(result)
         }
         .await;
-        self.record("cache.get", short(&key), answer_text(&result, found));
+        self.record("cache.get", || short(&key), || answer_text(&result, found));
         result
     }
 
@@ -369,11 +392,16 @@ impl cache::Host for HostContext {
             self.answer_write("cache.set", result)
         }
         .await;
-        let ttl = ttl_seconds
-            .map(|ttl| format!(" ttl {ttl}s"))
-            .unwrap_or_default();
-        let arguments = format!("{} = {}{ttl}", short(&key), quoted(&value));
-        self.record("cache.set", arguments, answer_text(&result, done));
+        self.record(
+            "cache.set",
+            || {
+                let ttl = ttl_seconds
+                    .map(|ttl| format!(" ttl {ttl}s"))
+                    .unwrap_or_default();
+                format!("{} = {}{ttl}", short(&key), quoted(&value))
+            },
+            || answer_text(&result, done),
+        );
         result
     }
 
@@ -385,11 +413,10 @@ impl cache::Host for HostContext {
             self.answer(result)
         }
         .await;
-        let arguments = format!("{} {delta:+}", short(&key));
         self.record(
             "cache.incr",
-            arguments,
-            answer_text(&result, i64::to_string),
+            || format!("{} {delta:+}", short(&key)),
+            || answer_text(&result, i64::to_string),
         );
         result
     }
@@ -402,7 +429,11 @@ impl cache::Host for HostContext {
             self.answer(result)
         }
         .await;
-        self.record("cache.delete", short(&key), answer_text(&result, done));
+        self.record(
+            "cache.delete",
+            || short(&key),
+            || answer_text(&result, done),
+        );
         result
     }
 }
@@ -431,17 +462,18 @@ impl log::Host for HostContext {
             self.log.dropped_bytes = self.log.dropped_bytes.saturating_add(message.len() as u64);
             self.record(
                 function,
-                quoted(&message),
-                "dropped: over the log budget".into(),
+                || quoted(&message),
+                || "dropped: over the log budget".into(),
             );
             return;
         }
         self.log.lines_left -= 1;
         self.log.bytes_left -= message.len();
-        self.record(function, quoted(&message), String::new());
+        self.record(function, || quoted(&message), String::new);
         let plugin = self.plugin.as_str();
         let version = self.version.as_str();
-        let order_id = self.order_id.map(|id| id.to_string()).unwrap_or_default();
+        // Formatted by the subscriber, and only for a line it keeps.
+        let order_id = tracing::field::display(OrderIdField(self.order_id));
         match level {
             log::Level::Debug => {
                 tracing::debug!(target: "orderpipe::plugin_log", plugin, version, order_id, "{message}")
@@ -459,10 +491,22 @@ impl log::Host for HostContext {
     }
 }
 
+/// The order a plugin's log line is about, as its `order_id` field shows it (empty for none).
+struct OrderIdField(Option<Uuid>);
+
+impl std::fmt::Display for OrderIdField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => id.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 impl clock::Host for HostContext {
     async fn now_ms(&mut self) -> u64 {
         let now = self.now_ms;
-        self.record("clock.now-ms", String::new(), now.to_string());
+        self.record("clock.now-ms", String::new, || now.to_string());
         now
     }
 }
@@ -477,7 +521,10 @@ mod tests {
             host_calls: quota,
             ..PluginLimits::default()
         };
-        HostContext::new(("recorder", "0.1.0"), None, data.clone(), data, &limits, 42)
+        let mut host =
+            HostContext::new(("recorder", "0.1.0"), None, data.clone(), data, &limits, 42);
+        host.record_calls = true;
+        host
     }
 
     fn lines(host: &HostContext) -> Vec<String> {

@@ -28,8 +28,9 @@ pub struct Invocation {
     pub fuel_used: u64,
     pub host_calls: u32,
     pub duration: Duration,
-    /// The host calls it made, in order, logging included; bounded, so a plugin that made
-    /// very many calls has only its first few dozen here.
+    /// The host calls it made, in order, logging included, when the host recorded them
+    /// ([`PluginHost::record_host_calls`]); bounded, so a plugin that made very many calls
+    /// has only its first few dozen here.
     pub host_call_log: Vec<HostCall>,
     /// Its store writes, when the host held them back ([`PluginHost::hold_store_writes`]).
     pub store_writes: Vec<PluginWrite>,
@@ -47,7 +48,8 @@ pub struct Trace {
     /// Store and cache calls (the ones the quota counts).
     pub host_calls: u32,
     pub duration: Duration,
-    /// The host calls made, in order, logging included; the first few dozen only.
+    /// The host calls made, in order, logging included, when the host recorded them
+    /// ([`PluginHost::record_host_calls`]); the first few dozen only.
     pub host_call_log: Vec<HostCall>,
     /// Host calls made after `host_call_log` was full.
     pub host_calls_not_logged: u32,
@@ -84,6 +86,9 @@ pub struct PluginHost {
     /// ([`Invocation::store_writes`]) instead of applied at once: the worker records them
     /// with the event. The plugin's own reads see them either way.
     pub hold_store_writes: bool,
+    /// Every host call is noted in [`Trace::host_call_log`] (for a person trying a plugin
+    /// out); off, nothing is recorded or formatted, as on the worker's path.
+    pub record_host_calls: bool,
 }
 
 impl PluginHost {
@@ -95,6 +100,15 @@ impl PluginHost {
             store: data.clone(),
             cache: data,
             hold_store_writes: false,
+            record_host_calls: false,
+        }
+    }
+
+    /// The same host, noting every host call in the decision's trace.
+    pub fn recording_host_calls(self) -> Self {
+        Self {
+            record_host_calls: true,
+            ..self
         }
     }
 }
@@ -278,6 +292,7 @@ impl LoadedPlugin {
         if host.hold_store_writes {
             context.held_writes = Some(Vec::new());
         }
+        context.record_calls = host.record_host_calls;
         let mut usage = Usage::default();
         let warm = if self.limits.instance_reuse > 1 {
             self.warm.take()

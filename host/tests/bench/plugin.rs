@@ -235,6 +235,7 @@ pub async fn memory_per_instance_of(file: &str, instances: usize) -> f64 {
         store: store.clone(),
         cache: data.clone() as Arc<dyn PluginCache>,
         hold_store_writes: false,
+        record_host_calls: false,
     };
     // One invocation first, so code pages and the engine's own structures are resident.
     store

@@ -110,6 +110,7 @@ pub async fn warm_up(config: &Config, clients: u32) -> WarmUp {
         store: backends.plugin_store.clone(),
         cache: backends.plugin_cache.clone(),
         hold_store_writes: false,
+        record_host_calls: false,
     };
     let writers = config.kafka.partitions.max(1) as u32;
     let started = Instant::now();
