@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{LoadedPlugin, PluginHost, PluginLimits, PluginRuntime};
+use super::{Invocation, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime};
 use crate::order::{Decision, Event, LineItem, Order, OrderRequest};
 
 fn plugin_path(name: &str) -> PathBuf {
@@ -67,6 +67,18 @@ fn item(qty: i64, unit_price: f64) -> LineItem {
     }
 }
 
+/// `plugin`'s decision on `order`'s `created` event, with in-memory host functions.
+async fn decide_created(plugin: &LoadedPlugin, order: &Order) -> Invocation {
+    plugin
+        .decide(
+            order,
+            &event(order, "created", json!({})),
+            PluginHost::in_memory(),
+        )
+        .await
+        .expect("decides")
+}
+
 #[tokio::test]
 async fn order_plugin_describes_its_state_machine() {
     let plugin = load("order").await;
@@ -80,14 +92,7 @@ async fn order_plugin_describes_its_state_machine() {
 async fn order_plugin_prices_an_order_and_counts_host_calls() {
     let plugin = load("order").await;
     let order = order("created", vec![item(2, 5.25), item(1, 2.0)]);
-    let invocation = plugin
-        .decide(
-            &order,
-            &event(&order, "created", json!({})),
-            PluginHost::in_memory(),
-        )
-        .await
-        .expect("decides");
+    let invocation = decide_created(&plugin, &order).await;
     match invocation.decision {
         Decision::Transition { to, attributes, .. } => {
             assert_eq!(to, "awaiting_payment");
@@ -205,6 +210,36 @@ async fn host_calls_beyond_the_quota_are_refused() {
     match invocation.decision {
         Decision::Reject { reason } => assert!(reason.contains("quota"), "{reason}"),
         other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// The Rust SDK's allocator bumps through the 256 KiB initial heap, then grows the memory
+/// (`plugins/sdk/src/heap.rs`): an order that needs several times that, lifted into the guest
+/// and walked, is decided as a small one is, and so is the next order on a fresh instance.
+#[tokio::test]
+async fn an_order_larger_than_the_plugins_initial_heap_is_decided_like_a_small_one() {
+    let plugin = load("order").await;
+    let items = (0..1_000)
+        .map(|i| LineItem {
+            sku: format!("SKU-{i}-{}", "x".repeat(300)),
+            qty: 2,
+            unit_price: 0.75,
+        })
+        .collect();
+    let mut large = order("created", items);
+    large
+        .attributes
+        .insert("note".into(), json!("y".repeat(600 * 1024)));
+    let small = order("created", vec![item(2, 5.25), item(1, 2.0)]);
+    for (order, total) in [(&large, 1500.0), (&small, 12.5), (&large, 1500.0)] {
+        let invocation = decide_created(&plugin, order).await;
+        match invocation.decision {
+            Decision::Transition { to, attributes, .. } => {
+                assert_eq!(to, "awaiting_payment");
+                assert_eq!(attributes.get("total"), Some(&json!(total)));
+            }
+            other => panic!("unexpected decision {other:?}"),
+        }
     }
 }
 
