@@ -6,7 +6,7 @@
 //! so a decision's allocations never need to be reused by a later event. A bump pointer
 //! costs a few instructions per allocation where dlmalloc's search, bookkeeping and its set-up
 //! on the first allocation of every fresh instance were about 40 % of the order plugin's own
-//! code, ≈ 1.1 µs of a fresh decision (BENCHMARKS.md, 2026-12-05 late evening). Memory comes
+//! code, ≈ 1.2 µs of a fresh decision (BENCHMARKS.md, 2026-12-05, night). Memory comes
 //! back only when the latest allocation is freed (or grown or shrunk in place); anything else
 //! freed stays used until the instance ends.
 //!
@@ -123,6 +123,14 @@ unsafe impl GlobalAlloc for EventHeap {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let heap = self.heap();
         let at = ptr as usize;
+        if !heap.in_initial_heap(at) {
+            // SAFETY: from `grown`, with this layout (`realloc`'s contract); dlmalloc resizes
+            // in place when it can.
+            return unsafe {
+                heap.grown
+                    .realloc(ptr, layout.size(), layout.align(), new_size)
+            };
+        }
         if heap.latest == Some(at)
             && let Some(end) = at.checked_add(new_size)
             && end <= heap.end
