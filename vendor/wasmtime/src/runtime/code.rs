@@ -423,6 +423,13 @@ impl<'a> ModuleWithCode<'a> {
         ModuleWithCode { module, store_code }
     }
 
+    /// The store's code of the module (orderpipe patch, see vendor/README.md:
+    /// an instance remembers where it is).
+    #[inline]
+    pub(crate) fn store_code(&self) -> &'a StoreCode {
+        self.store_code
+    }
+
     /// Provide the Module wrapped in this tuple.
     pub fn module(&self) -> &'a Module {
         self.module

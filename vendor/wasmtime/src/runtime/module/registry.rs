@@ -76,6 +76,13 @@ pub struct ModuleRegistry {
     /// Every module is placed in this map, but not every module will
     /// be in a LoadedCode entry, because the module may have no text.
     modules: TryBTreeMap<RegisteredModuleId, Module>,
+
+    /// orderpipe patch (see vendor/README.md): changes whenever an entry of
+    /// `loaded_code` may have moved or changed (an insertion into the B-tree
+    /// moves its values; `store_code_mut` hands one out mutably). An instance
+    /// that remembered where its `StoreCode` was uses the address only while
+    /// this is unchanged (`Instance::store_code_memo`).
+    generation: u64,
 }
 
 struct LoadedCode {
@@ -197,6 +204,14 @@ impl ModuleRegistry {
         self.store_code.get(engine_code.text_range().start).cloned()
     }
 
+    /// orderpipe patch (see vendor/README.md): the current generation of
+    /// `loaded_code`; a `&StoreCode` obtained under one generation stays at
+    /// the same address until the generation changes.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Fetches the base `StoreCodePC` for a given `EngineCode` with
     /// `Module`, registering the module if not already registered.
     pub fn store_code_base_or_register(
@@ -214,6 +229,7 @@ impl ModuleRegistry {
 
     /// Fetches a mutable `StoreCode` for a given base `StoreCodePC`.
     pub fn store_code_mut(&mut self, store_code_base: StoreCodePC) -> Option<&mut StoreCode> {
+        self.generation += 1;
         let (_, code) = self.loaded_code.range_mut(store_code_base..).next()?;
         assert_eq!(code.code.text_range().start, store_code_base);
         Some(&mut code.code)
@@ -302,6 +318,7 @@ impl ModuleRegistry {
                 let store_code = StoreCode::new(engine, code)?;
                 let store_code_pc = store_code.text_range().start;
                 assert_no_overlap(&self.loaded_code, store_code.text_range());
+                self.generation += 1;
                 let index = match module_or_component {
                     ModuleOrComponent::Module(module) => module.index(),
                     #[cfg(feature = "component-model")]
@@ -322,6 +339,7 @@ impl ModuleRegistry {
 
         // Add this module to the LoadedCode if not present.
         if let (ModuleOrComponent::Module(module), Some(id)) = (module_or_component, id) {
+            self.generation += 1;
             let loaded_code = self
                 .loaded_code
                 .get_mut(store_code_pc)

@@ -144,6 +144,14 @@ pub struct Instance {
     /// cross-thread stuff used in `InstancePre`)
     store: Option<VMStoreRawPtr>,
 
+    /// orderpipe patch (see vendor/README.md): where this instance's module's
+    /// `StoreCode` was found in the store's `ModuleRegistry`, with the
+    /// registry's generation at the time, so that initializing a function
+    /// reference (a `ref.func`, thousands of them when a guest fills a table
+    /// at start-up) does not search the registry's two B-trees every time.
+    /// The address is used only while the generation is unchanged.
+    store_code_memo: Option<(u64, usize)>,
+
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
     /// end of the struct (similar to a flexible array member).
@@ -209,6 +217,7 @@ impl Instance {
             #[cfg(feature = "wmemcheck")]
             wmemcheck_state,
             store: None,
+            store_code_memo: None,
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -928,7 +937,7 @@ impl Instance {
     /// functions here. Effectively all the arguments here must be "logically
     /// correct" for the `VMFuncRef` being initialized.
     unsafe fn initialize_and_return_funcref(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
@@ -955,14 +964,41 @@ impl Instance {
         // it's better for instantiation performance if we don't have to track
         // "is-initialized" state at all!
 
-        let module_with_code = ModuleWithCode::in_store(
-            registry,
-            self.runtime_module()
-                .expect("funcref impossible in fake module"),
-        )
-        .expect("module not in store");
-
-        let (array_call, wasm_call) = code(&module_with_code);
+        // orderpipe patch (see vendor/README.md): the module's `StoreCode` as
+        // found the last time, while the registry has not changed since.
+        let generation = registry.generation();
+        let memo = self.store_code_memo;
+        let (array_call, wasm_call, found_address) = {
+            let module = self
+                .runtime_module()
+                .expect("funcref impossible in fake module");
+            match memo {
+                Some((memo_generation, address)) if memo_generation == generation => {
+                    // SAFETY: `address` is the `StoreCode` that `in_store` found
+                    // in this same registry under this same generation, and the
+                    // registry changes its generation whenever one of its
+                    // entries may move or change; `registry` stays borrowed
+                    // for as long as the reference is used.
+                    let store_code =
+                        unsafe { &*(address as *const crate::runtime::code::StoreCode) };
+                    let (array_call, wasm_call) =
+                        code(&ModuleWithCode::from_raw(module, store_code));
+                    (array_call, wasm_call, None)
+                }
+                _ => {
+                    let found =
+                        ModuleWithCode::in_store(registry, module).expect("module not in store");
+                    let address = found.store_code() as *const _ as usize;
+                    let (array_call, wasm_call) = code(&found);
+                    (array_call, wasm_call, Some(address))
+                }
+            }
+        };
+        if let Some(address) = found_address {
+            // SAFETY: not moving anything out of `self`.
+            unsafe { self.as_mut().get_unchecked_mut() }.store_code_memo =
+                Some((generation, address));
+        }
         let array_call = VmPtr::from(array_call.cast());
         let wasm_call = Some(VmPtr::from(wasm_call.cast::<VMWasmCallFunction>()));
 
