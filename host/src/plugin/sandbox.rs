@@ -8,6 +8,7 @@
 //! redelivery, or in a replay) therefore sees exactly the same inputs.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,27 +38,23 @@ pub(crate) struct Inputs {
 #[derive(Clone)]
 pub(crate) struct Determinism {
     state: Arc<Mutex<State>>,
+    /// Changed by every [`Determinism::reset`]: a generator seeded from the inputs (see
+    /// [`EventRandom`]) is the current event's while the generation it was seeded under is.
+    generation: Arc<AtomicU64>,
 }
 
 struct State {
     inputs: Inputs,
     now: Duration,
     monotonic_ticks: u64,
-    secure: StdRng,
-    insecure: StdRng,
 }
 
 impl State {
     fn from(inputs: Inputs) -> Self {
-        let seed: [u8; 32] = Sha256::digest(inputs.seed).into();
-        let mut insecure_seed = seed;
-        insecure_seed[0] ^= 0xff;
         Self {
             inputs,
             now: Duration::from_millis(inputs.now_ms),
             monotonic_ticks: 0,
-            secure: StdRng::from_seed(seed),
-            insecure: StdRng::from_seed(insecure_seed),
         }
     }
 }
@@ -67,6 +64,7 @@ impl Determinism {
     pub(crate) fn new(inputs: Inputs) -> Self {
         Self {
             state: Arc::new(Mutex::new(State::from(inputs))),
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -77,7 +75,17 @@ impl Determinism {
     /// Clocks and generators as a fresh instance deciding `inputs`' event would see them.
     pub(crate) fn reset(&self, inputs: Inputs) {
         *self.lock() = State::from(inputs);
+        self.generation.fetch_add(1, Ordering::Release);
     }
+}
+
+/// One of an event's two random generators (`secure` or insecure), seeded from its id.
+fn event_generator(inputs: &Inputs, secure: bool) -> StdRng {
+    let mut seed: [u8; 32] = Sha256::digest(inputs.seed).into();
+    if !secure {
+        seed[0] ^= 0xff;
+    }
+    StdRng::from_seed(seed)
 }
 
 /// A WASI context that grants nothing, with its time and randomness from `determinism`'s
@@ -98,14 +106,8 @@ pub(crate) fn wasi_context(determinism: &Determinism, stderr: &MemoryOutputPipe)
         .socket_addr_check(|_, _| Box::pin(async { false }))
         .wall_clock(EventClock(determinism.clone()))
         .monotonic_clock(EventClock(determinism.clone()))
-        .secure_random(EventRandom {
-            determinism: determinism.clone(),
-            secure: true,
-        })
-        .insecure_random(EventRandom {
-            determinism: determinism.clone(),
-            secure: false,
-        })
+        .secure_random(EventRandom::new(determinism, true))
+        .insecure_random(EventRandom::new(determinism, false))
         .insecure_random_seed(u128::from_le_bytes(seed))
         .build()
 }
@@ -137,19 +139,40 @@ impl HostMonotonicClock for EventClock {
 }
 
 /// One of the two WASI random generators, seeded from the event.
+///
+/// The generator lives here, not behind the shared state's lock: wasmtime-wasi draws
+/// `get-random-bytes` one byte at a time (a `u32` each), and CPython asks for about 2,500
+/// bytes as it starts, so a lock per draw was a measurable part of a fresh Python decision.
+/// It is seeded again from the inputs whenever [`Determinism::reset`] has given the instance
+/// another event, so a reused instance draws what a fresh one would.
 struct EventRandom {
     determinism: Determinism,
     secure: bool,
+    /// The generator, with the [`Determinism`] generation it was seeded under.
+    seeded: Option<(u64, StdRng)>,
 }
 
 impl EventRandom {
+    fn new(determinism: &Determinism, secure: bool) -> Self {
+        Self {
+            determinism: determinism.clone(),
+            secure,
+            seeded: None,
+        }
+    }
+
     fn with<T>(&mut self, f: impl FnOnce(&mut StdRng) -> T) -> T {
-        let mut state = self.determinism.lock();
-        f(if self.secure {
-            &mut state.secure
-        } else {
-            &mut state.insecure
-        })
+        let generation = self.determinism.generation.load(Ordering::Acquire);
+        let rng = match &mut self.seeded {
+            Some((seeded_under, rng)) if *seeded_under == generation => rng,
+            seeded => {
+                let inputs = self.determinism.lock().inputs;
+                &mut seeded
+                    .insert((generation, event_generator(&inputs, self.secure)))
+                    .1
+            }
+        };
+        f(rng)
     }
 }
 

@@ -324,6 +324,15 @@ fn reason_of(trace: &super::Trace) -> String {
     }
 }
 
+/// The reason `plugin` gives for `event` on `order`, with in-memory host functions.
+async fn reason_for(plugin: &LoadedPlugin, order: &Order, event: Event) -> String {
+    reason_of(
+        &plugin
+            .decide_traced(order, &event, PluginHost::in_memory())
+            .await,
+    )
+}
+
 /// What `plugin` makes of one `kind` event (with `data`) on a fresh `processed` order.
 async fn trace_of(plugin: &LoadedPlugin, kind: &str, data: serde_json::Value) -> super::Trace {
     let order = order("processed", vec![]);
@@ -338,17 +347,7 @@ async fn time_and_randomness_are_the_events_not_the_hosts() {
     let order = order("processed", vec![]);
     let mut first = event(&order, "ambient", json!({}));
     first.at_ms = 1_700_000_000_123;
-    let decide = |event: Event| {
-        let plugin = plugin.clone();
-        let order = order.clone();
-        async move {
-            reason_of(
-                &plugin
-                    .decide_traced(&order, &event, PluginHost::in_memory())
-                    .await,
-            )
-        }
-    };
+    let decide = |event: Event| reason_for(&plugin, &order, event);
     let once = decide(first.clone()).await;
     assert!(
         once.starts_with("ambient: wall_is_event_time=true wall_ms=1700000000123"),
@@ -369,6 +368,27 @@ async fn time_and_randomness_are_the_events_not_the_hosts() {
         random(&once),
         "another event draws other random numbers"
     );
+}
+
+#[tokio::test]
+async fn a_reused_instance_sees_each_events_time_and_randomness_as_a_fresh_one_would() {
+    let fresh = load("hostile").await;
+    let reused = load_reused_hostile().await;
+    let order = order("processed", vec![]);
+    let events: Vec<Event> = (0..3)
+        .map(|n| {
+            let mut event = event(&order, "ambient", json!({}));
+            event.at_ms = 1_700_000_000_000 + n;
+            event
+        })
+        .collect();
+    // One reused instance decides the three events, then the first again; each answer is
+    // what a fresh instance answers for that event (its clocks and its random draws).
+    for event in events.iter().chain(&events[..1]) {
+        let expected = reason_for(&fresh, &order, event.clone()).await;
+        assert!(expected.contains(" random="), "{expected}");
+        assert_eq!(reason_for(&reused, &order, event.clone()).await, expected);
+    }
 }
 
 /// What `plugin` makes of one `kind` event (with `data`) on each of `orders` new orders, one
