@@ -37,10 +37,15 @@ pub(crate) struct Inputs {
 /// event's inputs through [`Determinism::reset`] before it decides it.
 #[derive(Clone)]
 pub(crate) struct Determinism {
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
+}
+
+/// What the clocks and generators of one instance share (one allocation per instance).
+struct Shared {
+    state: Mutex<State>,
     /// Changed by every [`Determinism::reset`]: a generator seeded from the inputs (see
     /// [`EventRandom`]) is the current event's while the generation it was seeded under is.
-    generation: Arc<AtomicU64>,
+    generation: AtomicU64,
 }
 
 struct State {
@@ -63,19 +68,21 @@ impl Determinism {
     /// Clocks and generators for a fresh instance deciding `inputs`' event.
     pub(crate) fn new(inputs: Inputs) -> Self {
         Self {
-            state: Arc::new(Mutex::new(State::from(inputs))),
-            generation: Arc::new(AtomicU64::new(0)),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::from(inputs)),
+                generation: AtomicU64::new(0),
+            }),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Clocks and generators as a fresh instance deciding `inputs`' event would see them.
     pub(crate) fn reset(&self, inputs: Inputs) {
         *self.lock() = State::from(inputs);
-        self.generation.fetch_add(1, Ordering::Release);
+        self.shared.generation.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -162,7 +169,7 @@ impl EventRandom {
     }
 
     fn with<T>(&mut self, f: impl FnOnce(&mut StdRng) -> T) -> T {
-        let generation = self.determinism.generation.load(Ordering::Acquire);
+        let generation = self.determinism.shared.generation.load(Ordering::Acquire);
         let rng = match &mut self.seeded {
             Some((seeded_under, rng)) if *seeded_under == generation => rng,
             seeded => {
