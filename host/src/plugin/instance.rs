@@ -25,15 +25,30 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// The data of one instance's store.
 pub(crate) struct InstanceState {
-    /// Built on the guest's first WASI call, from `determinism` and `stderr`: the costliest
-    /// part of a new store (about 1.5 µs), which a guest importing no WASI never pays.
+    /// Built on the guest's first WASI call (of each event, on a reused instance), from
+    /// `determinism` and `stderr`: the costliest part of a new store (about 1.5 µs), which a
+    /// guest importing no WASI never pays.
     wasi: Option<WasiCtx>,
     stderr: MemoryOutputPipe,
     table: ResourceTable,
     pub(crate) host: HostContext,
     pub(crate) limiter: MemoryLimiter,
-    /// Re-seeds the sandbox's clocks and generators for a reused instance's next event.
-    pub(crate) determinism: Determinism,
+    /// The event's time and seed, which the sandbox's clocks and generators read.
+    determinism: Determinism,
+}
+
+impl InstanceState {
+    /// Readies a reused instance's store for its next event, as a fresh store would be for
+    /// it: the event's host functions and memory cap, the sandbox's clocks and generators
+    /// re-seeded from `inputs`, and the WASI context built again on the guest's next WASI
+    /// call, because the context keeps the insecure seed it was built with. The guest's WASI
+    /// resources (its open streams) live in the resource table and stay.
+    pub(crate) fn renew(&mut self, host: HostContext, memory_bytes: usize, inputs: Inputs) {
+        self.host = host;
+        self.limiter.max_bytes = memory_bytes;
+        self.determinism.reset(inputs);
+        self.wasi = None;
+    }
 }
 
 impl WasiView for InstanceState {

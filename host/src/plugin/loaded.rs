@@ -303,10 +303,9 @@ impl LoadedPlugin {
         let slot;
         let (mut store, stderr, instance, calls) = match warm {
             Some(mut warm) => {
-                let state = warm.store.data_mut();
-                state.host = context;
-                state.limiter.max_bytes = self.limits.memory_bytes();
-                state.determinism.reset(inputs);
+                warm.store
+                    .data_mut()
+                    .renew(context, self.limits.memory_bytes(), inputs);
                 slot = warm.slot;
                 (warm.store, warm.stderr, Some(warm.plugin), warm.calls)
             }

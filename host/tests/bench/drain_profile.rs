@@ -9,7 +9,10 @@
 //! `DRAIN_PROFILE_ORDERS` (default 10,000), `DRAIN_PROFILE_ROUNDS` (default 6) and
 //! `DRAIN_PROFILE_VARIANTS`: worker settings taken in turn, round after round, each
 //! `BATCHESxEVENTS` (`cassandra.batches_in_flight` × `worker.events_in_flight_per_partition`),
-//! e.g. `4x16,8x16,8x32`; default the configured ones.
+//! e.g. `4x16,8x16,8x32`; default the configured ones; `DRAIN_PROFILE_INSTANCE_SLOTS`: the
+//! worker's `plugins.instance_slots` (how many plugin instances may be live at once). The
+//! worker loads `plugins/dist/order.wasm`: copy another language's component there to profile
+//! it (and `cargo xtask plugins` to put the Rust one back).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -127,6 +130,12 @@ pub async fn run() {
         let mut config = config.clone();
         config.cassandra.batches_in_flight = batches;
         config.worker.events_in_flight_per_partition = events;
+        if let Some(slots) = std::env::var("DRAIN_PROFILE_INSTANCE_SLOTS")
+            .ok()
+            .and_then(|slots| slots.parse().ok())
+        {
+            config.plugins.instance_slots = slots;
+        }
         let worker = HostProcess::start(&config, "drain-profile-worker").await;
         let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
         let threads_before = cassandra.map(threads).unwrap_or_default();

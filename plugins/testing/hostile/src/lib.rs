@@ -21,7 +21,7 @@
 //! | `huge_write` | writes a `bytes`-byte value (data, default 20,000,000) with `store.put`, then moves `processed → done` | a failure naming `write_bytes` |
 //! | `log_flood` | logs `lines` lines (data, default 1,000,000) of `bytes` bytes each (default 4,096) | at most the log budget in the host's log; unchanged "log_flood: done" |
 //! | `remember` | reports the order id a previous call left in a global, then leaves its own | unchanged "remember: previous=none" (a fresh instance per order) |
-//! | `ambient` | reads the WASI wall clock, monotonic clock and both random sources | unchanged "ambient: wall_is_event_time=true …" with values that depend only on the event |
+//! | `ambient` | reads the WASI wall clock, monotonic clock, both random sources and the insecure seed | unchanged "ambient: wall_is_event_time=true …" with values that depend only on the event |
 //! | `spin` | spins `iterations` loop turns (data, default 20,000,000), then stays unchanged | unchanged "spin: done" (for instance-slot exhaustion) |
 //!
 //! Whenever an attack gets through, the decision's reason starts with `ESCAPED:`.
@@ -204,31 +204,33 @@ fn mark_scattered(attack: &str, base: *mut u8, pages: usize, initial: u8) -> Dec
 
 /// What the guest's ambient time and randomness are, as a reason.
 fn ambient(event: &Event) -> Decision {
-    let (wall_ms, monotonic_ns, random, insecure) = ambient_readings();
+    let (wall_ms, monotonic_ns, random, insecure, seed) = ambient_readings();
     Decision::no_change(format!(
-        "ambient: wall_is_event_time={} wall_ms={wall_ms} monotonic_ns={monotonic_ns} random={random} insecure={insecure}",
+        "ambient: wall_is_event_time={} wall_ms={wall_ms} monotonic_ns={monotonic_ns} random={random} insecure={insecure} insecure_seed={seed:032x}",
         wall_ms == event.at_ms
     ))
 }
 
 #[cfg(target_arch = "wasm32")]
-fn ambient_readings() -> (u64, u64, u64, u64) {
+fn ambient_readings() -> (u64, u64, u64, u64, u128) {
     use wasip2::clocks::{monotonic_clock, wall_clock};
-    use wasip2::random::{insecure, random};
+    use wasip2::random::{insecure, insecure_seed, random};
     let wall = wall_clock::now();
     let wall_ms = wall.seconds * 1_000 + u64::from(wall.nanoseconds) / 1_000_000;
+    let (seed_high, seed_low) = insecure_seed::insecure_seed();
     (
         wall_ms,
         monotonic_clock::now(),
         random::get_random_u64(),
         insecure::get_insecure_random_u64(),
+        (u128::from(seed_high) << 64) | u128::from(seed_low),
     )
 }
 
 /// Off wasm there is no WASI to read.
 #[cfg(not(target_arch = "wasm32"))]
-fn ambient_readings() -> (u64, u64, u64, u64) {
-    (0, 0, 0, 0)
+fn ambient_readings() -> (u64, u64, u64, u64, u128) {
+    (0, 0, 0, 0, 0)
 }
 
 fn spin_forever() -> ! {
