@@ -10,9 +10,10 @@
 //! `DRAIN_PROFILE_VARIANTS`: worker settings taken in turn, round after round, each
 //! `BATCHESxEVENTS` (`cassandra.batches_in_flight` × `worker.events_in_flight_per_partition`),
 //! e.g. `4x16,8x16,8x32`; default the configured ones; `DRAIN_PROFILE_INSTANCE_SLOTS`: the
-//! worker's `plugins.instance_slots` (how many plugin instances may be live at once). The
-//! worker loads `plugins/dist/order.wasm`: copy another language's component there to profile
-//! it (and `cargo xtask plugins` to put the Rust one back).
+//! worker's `plugins.instance_slots` (how many plugin instances may be live at once);
+//! `DRAIN_PROFILE_RESIDENT_BYTES`: its `plugins.resident_memory_bytes`. The worker loads
+//! `plugins/dist/order.wasm`: copy another language's component there to profile it (and
+//! `cargo xtask plugins` to put the Rust one back).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -28,10 +29,12 @@ use crate::support::process::HostProcess;
 const TOP_GROUPS: usize = 8;
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
+    env_setting(name).unwrap_or(default)
+}
+
+/// A setting from the environment, when it is there and parses.
+fn env_setting<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok()?.parse().ok()
 }
 
 /// Each thread of `pid`: its name and CPU seconds so far. Cassandra's shared-pool workers
@@ -130,13 +133,38 @@ pub async fn run() {
         let mut config = config.clone();
         config.cassandra.batches_in_flight = batches;
         config.worker.events_in_flight_per_partition = events;
-        if let Some(slots) = std::env::var("DRAIN_PROFILE_INSTANCE_SLOTS")
-            .ok()
-            .and_then(|slots| slots.parse().ok())
-        {
+        if let Some(slots) = env_setting("DRAIN_PROFILE_INSTANCE_SLOTS") {
             config.plugins.instance_slots = slots;
         }
+        if let Some(bytes) = env_setting("DRAIN_PROFILE_RESIDENT_BYTES") {
+            config.plugins.resident_memory_bytes = bytes;
+        }
         let worker = HostProcess::start(&config, "drain-profile-worker").await;
+        let running_with = worker.started_config();
+        for (setting, value) in [
+            (
+                &running_with["cassandra"]["batches_in_flight"],
+                config.cassandra.batches_in_flight,
+            ),
+            (
+                &running_with["worker"]["events_in_flight_per_partition"],
+                config.worker.events_in_flight_per_partition,
+            ),
+            (
+                &running_with["plugins"]["instance_slots"],
+                config.plugins.instance_slots as usize,
+            ),
+            (
+                &running_with["plugins"]["resident_memory_bytes"],
+                config.plugins.resident_memory_bytes,
+            ),
+        ] {
+            assert_eq!(
+                setting.as_u64(),
+                Some(value as u64),
+                "the worker runs with the variant's settings"
+            );
+        }
         let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
         let threads_before = cassandra.map(threads).unwrap_or_default();
         let started = Instant::now();

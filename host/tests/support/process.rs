@@ -113,10 +113,32 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
     ] {
         env.push((format!("ORDERPIPE_STREAM__{name}"), value.to_string()));
     }
-    env.push((
-        "ORDERPIPE_PLUGINS__INSTANCE_SLOTS".to_owned(),
-        config.plugins.instance_slots.to_string(),
-    ));
+    // The settings tests, benches and profiling loops change from the defaults.
+    for (name, value) in [
+        (
+            "PLUGINS__INSTANCE_SLOTS",
+            config.plugins.instance_slots as u64,
+        ),
+        (
+            "PLUGINS__RESIDENT_MEMORY_BYTES",
+            config.plugins.resident_memory_bytes as u64,
+        ),
+        (
+            "WORKER__EVENTS_IN_FLIGHT_PER_PARTITION",
+            config.worker.events_in_flight_per_partition as u64,
+        ),
+        (
+            "CASSANDRA__BATCHES_IN_FLIGHT",
+            config.cassandra.batches_in_flight as u64,
+        ),
+        (
+            "WORKER__INITIAL_BACKOFF_MS",
+            config.worker.initial_backoff_ms,
+        ),
+        ("WORKER__MAX_BACKOFF_MS", config.worker.max_backoff_ms),
+    ] {
+        env.push((format!("ORDERPIPE_{name}"), value.to_string()));
+    }
     if let Some(token) = &config.admin.token {
         env.push(("ORDERPIPE_ADMIN__TOKEN".to_owned(), token.clone()));
     }
@@ -124,6 +146,44 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
         env.push(("ORDERPIPE_KAFKA__INSTANCE_ID".to_owned(), instance.clone()));
     }
     env
+}
+
+/// Every setting of `intended` the process did not start with (`path: intended, started`),
+/// from the configuration it logged: a field a test or bench sets but [`environment`] does
+/// not pass would otherwise be silently left at its default. The log filter is the one
+/// setting the harness changes on purpose.
+fn settings_not_passed(intended: &Config, started: &serde_json::Value) -> Vec<String> {
+    fn walk(
+        path: &str,
+        intended: &serde_json::Value,
+        started: &serde_json::Value,
+        out: &mut Vec<String>,
+    ) {
+        match (intended, started) {
+            (serde_json::Value::Object(intended), serde_json::Value::Object(started)) => {
+                for (key, value) in intended {
+                    let inner = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    walk(
+                        &inner,
+                        value,
+                        started.get(key).unwrap_or(&serde_json::Value::Null),
+                        out,
+                    );
+                }
+            }
+            _ if intended != started && path != "log.filter" => {
+                out.push(format!("{path}: {intended}, started {started}"))
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", &intended.redacted(), started, &mut out);
+    out
 }
 
 /// WARN and ERROR lines of a process log (count and the last few), for failure reports.
@@ -188,6 +248,13 @@ impl HostProcess {
                 .await
                 .is_ok()
             {
+                let differences = settings_not_passed(&config, &process.started_config());
+                assert!(
+                    differences.is_empty(),
+                    "host {name} runs with other settings than its test gave it (pass them in \
+                     `environment`): {}",
+                    differences.join("; ")
+                );
                 return process;
             }
             assert!(
@@ -230,6 +297,23 @@ impl HostProcess {
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// The configuration the process runs with, as it logged it when starting (secrets
+    /// redacted): what a bench checks its settings against, since the process sees only what
+    /// [`environment`] passes.
+    pub fn started_config(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(&self.log).expect("host log");
+        let line = text
+            .lines()
+            .find(|line| line.contains("starting orderpipe"))
+            .expect("the host logged its configuration");
+        let json = &line[line.find("config=").expect("config field") + "config=".len()..];
+        serde_json::Deserializer::from_str(json)
+            .into_iter::<serde_json::Value>()
+            .next()
+            .expect("a JSON value")
+            .expect("the logged configuration is JSON")
     }
 
     /// The process id (for `/proc/<pid>/…`).
