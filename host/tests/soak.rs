@@ -9,7 +9,9 @@
 //! test). Parameters come from `ORDERPIPE_SOAK_MINUTES` (default 10) and
 //! `ORDERPIPE_SOAK_RATE` (orders per second; default: half the maximum sustained rate,
 //! measured first by a 20 s saturation run against the same host). Every other order has
-//! items and is followed by a payment event, as in the fault suite.
+//! items and is followed by a payment event, as in the fault suite. For an A/B of the worker's
+//! read-free first decisions, `ORDERPIPE_SOAK_DECIDE_NEW_ORDERS_UNREAD=false` turns them off
+//! (`worker.decide_new_orders_unread`; the host sees only the soak's own configuration).
 
 mod support;
 
@@ -649,7 +651,12 @@ async fn soak() {
     let minutes = env_number("ORDERPIPE_SOAK_MINUTES").unwrap_or(DEFAULT_MINUTES);
     let given_rate = env_number("ORDERPIPE_SOAK_RATE").map(|r| r.round().max(1.0) as u64);
     let load_for = Duration::from_secs_f64(minutes * 60.0);
-    let config = support::config("order");
+    let mut config = support::config("order");
+    if let Ok(value) = std::env::var("ORDERPIPE_SOAK_DECIDE_NEW_ORDERS_UNREAD") {
+        config.worker.decide_new_orders_unread = value.parse().unwrap_or_else(|_| {
+            panic!("ORDERPIPE_SOAK_DECIDE_NEW_ORDERS_UNREAD={value:?}: true or false")
+        });
+    }
     let plugin = config.plugins.dir.join("order.wasm");
     assert!(
         plugin.exists(),
