@@ -182,16 +182,7 @@ impl Setup {
             // id per worker (its "pod name"), the same across a restart.
             config.kafka.instance_id = Some(format!("{}-{role}", config.kafka.group_id));
         }
-        let mut env = support::process::environment(&config);
-        env.push((
-            "ORDERPIPE_WORKER__INITIAL_BACKOFF_MS".into(),
-            config.worker.initial_backoff_ms.to_string(),
-        ));
-        env.push((
-            "ORDERPIPE_WORKER__MAX_BACKOFF_MS".into(),
-            config.worker.max_backoff_ms.to_string(),
-        ));
-        env
+        support::process::environment(&config)
     }
 }
 
