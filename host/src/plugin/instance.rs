@@ -39,14 +39,14 @@ pub(crate) struct InstanceState {
 
 impl InstanceState {
     /// Readies a reused instance's store for its next event, as a fresh store would be for
-    /// it: the event's host functions and memory cap, the sandbox's clocks and generators
-    /// re-seeded from `inputs`, and the WASI context built again on the guest's next WASI
-    /// call, because the context keeps the insecure seed it was built with. The guest's WASI
-    /// resources (its open streams) live in the resource table and stay.
+    /// it: the event's host functions and memory cap, clocks and generators of `inputs`, and
+    /// the WASI context (which holds them, and the insecure seed) built again on the guest's
+    /// next WASI call. The guest's WASI resources (its open streams) live in the resource
+    /// table and stay.
     pub(crate) fn renew(&mut self, host: HostContext, memory_bytes: usize, inputs: Inputs) {
         self.host = host;
         self.limiter.max_bytes = memory_bytes;
-        self.determinism.reset(inputs);
+        self.determinism = Determinism::new(inputs);
         self.wasi = None;
     }
 }

@@ -8,7 +8,6 @@
 //! redelivery, or in a replay) therefore sees exactly the same inputs.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,19 +32,11 @@ pub(crate) struct Inputs {
     pub seed: [u8; 16],
 }
 
-/// The state behind an instance's clocks and generators; a reused instance gets the next
-/// event's inputs through [`Determinism::reset`] before it decides it.
+/// The state behind one event's clocks and generators; a reused instance gets a new one,
+/// with a new WASI context, for each event (`instance::InstanceState::renew`).
 #[derive(Clone)]
 pub(crate) struct Determinism {
-    shared: Arc<Shared>,
-}
-
-/// What the clocks and generators of one instance share (one allocation per instance).
-struct Shared {
-    state: Mutex<State>,
-    /// Changed by every [`Determinism::reset`]: a generator seeded from the inputs (see
-    /// [`EventRandom`]) is the current event's while the generation it was seeded under is.
-    generation: AtomicU64,
+    state: Arc<Mutex<State>>,
 }
 
 struct State {
@@ -68,21 +59,12 @@ impl Determinism {
     /// Clocks and generators for a fresh instance deciding `inputs`' event.
     pub(crate) fn new(inputs: Inputs) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::from(inputs)),
-                generation: AtomicU64::new(0),
-            }),
+            state: Arc::new(Mutex::new(State::from(inputs))),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Clocks and generators as a fresh instance deciding `inputs`' event would see them.
-    pub(crate) fn reset(&self, inputs: Inputs) {
-        *self.lock() = State::from(inputs);
-        self.shared.generation.fetch_add(1, Ordering::Release);
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -150,13 +132,11 @@ impl HostMonotonicClock for EventClock {
 /// The generator lives here, not behind the shared state's lock: wasmtime-wasi draws
 /// `get-random-bytes` one byte at a time (a `u32` each), and CPython asks for about 2,500
 /// bytes as it starts, so a lock per draw was a measurable part of a fresh Python decision.
-/// It is seeded again from the inputs whenever [`Determinism::reset`] has given the instance
-/// another event, so a reused instance draws what a fresh one would.
+/// It is seeded on the first draw, so a guest that never draws pays no hashing.
 struct EventRandom {
     determinism: Determinism,
     secure: bool,
-    /// The generator, with the [`Determinism`] generation it was seeded under.
-    seeded: Option<(u64, StdRng)>,
+    rng: Option<StdRng>,
 }
 
 impl EventRandom {
@@ -164,21 +144,14 @@ impl EventRandom {
         Self {
             determinism: determinism.clone(),
             secure,
-            seeded: None,
+            rng: None,
         }
     }
 
     fn with<T>(&mut self, f: impl FnOnce(&mut StdRng) -> T) -> T {
-        let generation = self.determinism.shared.generation.load(Ordering::Acquire);
-        let rng = match &mut self.seeded {
-            Some((seeded_under, rng)) if *seeded_under == generation => rng,
-            seeded => {
-                let inputs = self.determinism.lock().inputs;
-                &mut seeded
-                    .insert((generation, event_generator(&inputs, self.secure)))
-                    .1
-            }
-        };
+        let rng = self
+            .rng
+            .get_or_insert_with(|| event_generator(&self.determinism.lock().inputs, self.secure));
         f(rng)
     }
 }

@@ -304,9 +304,9 @@ impl HostProcess {
     }
 
     /// The configuration the process runs with, as it logged it when starting (secrets
-    /// redacted): what a bench checks its settings against, since the process sees only what
-    /// [`environment`] passes.
-    pub fn started_config(&self) -> serde_json::Value {
+    /// redacted): what [`HostProcess::start`] holds the test's settings against, since the
+    /// process sees only what [`environment`] passes.
+    fn started_config(&self) -> serde_json::Value {
         let text = std::fs::read_to_string(&self.log).expect("host log");
         let line = text
             .lines()
