@@ -722,6 +722,11 @@ pub struct PluginsConfig {
     /// then finds its pages in place instead of faulting them in (0: give them back to the
     /// kernel after every event).
     pub resident_memory_bytes: usize,
+    /// Name every plugin's compiled functions for `perf` (`/tmp/perf-<pid>.map`, written as a
+    /// component is compiled), so a profile of the host shows `_PyEval_EvalFrameDefault` or
+    /// `decide` where it would show bare addresses. Costs nothing per event; off by default
+    /// because the file grows with every version compiled.
+    pub perf_map: bool,
     /// The largest component the registry accepts, in bytes.
     pub max_component_bytes: usize,
     /// How often a host checks the registry for a newly activated version or new limits,
@@ -742,6 +747,7 @@ impl Default for PluginsConfig {
             instance_slots: crate::plugin_limits::DEFAULT_INSTANCE_SLOTS,
             slot_wait_ms: crate::plugin_limits::DEFAULT_SLOT_WAIT_MS,
             resident_memory_bytes: crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
+            perf_map: false,
             max_component_bytes: 32 * 1024 * 1024,
             watch_interval_ms: 2_000,
             registry_scope: "default".into(),

@@ -19,7 +19,9 @@ use crate::pipeline::health::WorkerHealth;
 use crate::pipeline::owned_orders::OwnedOrders;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
-use crate::plugin::{ActivePlugin, LimitPolicy, PluginDeployer, PluginHost, PluginRuntime};
+use crate::plugin::{
+    ActivePlugin, GuestProfiler, LimitPolicy, PluginDeployer, PluginHost, PluginRuntime,
+};
 use crate::telemetry::Metrics;
 
 /// A running host: the API on [`Host::addr`] and, depending on the mode, the worker.
@@ -52,12 +54,17 @@ impl Host {
             metrics.register_all(near_cache.collectors());
         }
         let shutdown = CancellationToken::new();
-        let runtime = PluginRuntime::with_slots(
+        let runtime = PluginRuntime::with_profiler(
             config.plugins.limits.clone(),
             config.plugins.max_memory_mib,
             config.plugins.instance_slots,
             Duration::from_millis(config.plugins.slot_wait_ms),
             config.plugins.resident_memory_bytes,
+            if config.plugins.perf_map {
+                GuestProfiler::PerfMap
+            } else {
+                GuestProfiler::Off
+            },
         )?;
         tracing::info!(
             limits = ?runtime.limits(),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 use super::bindings::{OrderPlugin, OrderPluginPre};
 use super::host_functions::HostContext;
@@ -21,6 +23,17 @@ use crate::plugin_limits::{
 
 /// Table memory kept resident per instance slot between uses (tables are small).
 const RESIDENT_TABLE_BYTES: usize = 64 * 1024;
+
+/// Whether a host names its plugins' compiled functions for a profiler
+/// (`plugins.perf_map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestProfiler {
+    /// Compiled plugin code shows as bare addresses in a profile.
+    Off,
+    /// wasmtime writes `/tmp/perf-<pid>.map` as it compiles each component, which `perf
+    /// report` reads: guest functions show by name (`wasm[8]::function[4035]::_PyEval_…`).
+    PerfMap,
+}
 
 /// The wasmtime engine and linker shared by every plugin of a host.
 #[derive(Clone)]
@@ -69,6 +82,25 @@ impl PluginRuntime {
         slot_wait: Duration,
         resident_memory_bytes: usize,
     ) -> anyhow::Result<Self> {
+        Self::with_profiler(
+            limits,
+            max_memory_mib,
+            slots,
+            slot_wait,
+            resident_memory_bytes,
+            GuestProfiler::Off,
+        )
+    }
+
+    /// [`PluginRuntime::with_slots`], naming the guests' compiled functions for a profiler.
+    pub fn with_profiler(
+        limits: PluginLimits,
+        max_memory_mib: u32,
+        slots: u32,
+        slot_wait: Duration,
+        resident_memory_bytes: usize,
+        profiler: GuestProfiler,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(slots >= 1, "plugins.instance_slots must be at least 1");
         let max_memory_bytes = max_memory_mib.max(limits.memory_mib) as usize * 1024 * 1024;
         let mut pooling = PoolingAllocationConfig::default();
@@ -83,6 +115,9 @@ impl PluginRuntime {
             .table_keep_resident(resident_memory_bytes.min(RESIDENT_TABLE_BYTES))
             .pagemap_scan(Enabled::Auto);
         let mut config = Config::new();
+        if profiler == GuestProfiler::PerfMap {
+            config.profiler(ProfilingStrategy::PerfMap);
+        }
         config
             .consume_fuel(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));

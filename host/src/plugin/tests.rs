@@ -548,3 +548,43 @@ async fn invocations_wait_for_a_free_instance_slot_instead_of_failing() {
         "someone had to wait for the one slot"
     );
 }
+
+#[tokio::test]
+async fn a_host_with_perf_map_names_the_plugins_compiled_functions_for_perf() {
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
+    let named = |text: &str| text.lines().any(|line| line.contains("::decide"));
+    let before = std::fs::read_to_string(&map).unwrap_or_default();
+    let runtime = PluginRuntime::with_profiler(
+        PluginLimits::default(),
+        64,
+        4,
+        std::time::Duration::from_secs(30),
+        crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
+        super::GuestProfiler::PerfMap,
+    )
+    .expect("engine");
+    runtime
+        .load(&plugin_path("order"))
+        .await
+        .expect("plugin loads");
+    let after = std::fs::read_to_string(&map).expect("wasmtime wrote the perf map");
+    let added = &after[before.len().min(after.len())..];
+    assert!(
+        named(added),
+        "no `decide` among the {} lines the host added to {}",
+        added.lines().count(),
+        map.display()
+    );
+    // Every line is what `perf report` reads: start address, size (hex), name.
+    for line in added.lines() {
+        let mut fields = line.splitn(3, ' ');
+        let (start, size) = (fields.next().unwrap(), fields.next().unwrap_or(""));
+        let hex = |text: &str| u64::from_str_radix(text.trim_start_matches("0x"), 16).is_ok();
+        assert!(hex(start) && hex(size), "not a perf map line: {line}");
+        assert!(fields.next().is_some_and(|name| !name.is_empty()), "{line}");
+    }
+    // Only this test's runtime writes the file; the process's own stays out of /tmp.
+    if before.is_empty() {
+        let _ = std::fs::remove_file(&map);
+    }
+}

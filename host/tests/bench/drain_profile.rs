@@ -11,7 +11,9 @@
 //! `BATCHESxEVENTS` (`cassandra.batches_in_flight` × `worker.events_in_flight_per_partition`),
 //! e.g. `4x16,8x16,8x32`; default the configured ones; `DRAIN_PROFILE_INSTANCE_SLOTS`: the
 //! worker's `plugins.instance_slots` (how many plugin instances may be live at once);
-//! `DRAIN_PROFILE_RESIDENT_BYTES`: its `plugins.resident_memory_bytes`. The worker loads
+//! `DRAIN_PROFILE_RESIDENT_BYTES`: its `plugins.resident_memory_bytes`;
+//! `DRAIN_PROFILE_PERF_MAP` (any value): its `plugins.perf_map`, so `perf record -p` of the
+//! worker names the plugin's functions. The worker loads
 //! `plugins/dist/order.wasm`: copy another language's component there to profile it (and
 //! `cargo xtask plugins` to put the Rust one back).
 
@@ -139,6 +141,7 @@ pub async fn run() {
         if let Some(bytes) = env_setting("DRAIN_PROFILE_RESIDENT_BYTES") {
             config.plugins.resident_memory_bytes = bytes;
         }
+        config.plugins.perf_map = std::env::var_os("DRAIN_PROFILE_PERF_MAP").is_some();
         let worker = HostProcess::start(&config, "drain-profile-worker").await;
         let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
         let threads_before = cassandra.map(threads).unwrap_or_default();

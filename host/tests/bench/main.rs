@@ -735,9 +735,9 @@ async fn drain_profile_loop() {
 
 /// Back-to-back fresh-instance decisions for `ORDERPIPE_PROFILE_SECONDS` (default 10; also
 /// `ORDERPIPE_PROFILE_REUSE`, `ORDERPIPE_PROFILE_RESIDENT_BYTES`, `ORDERPIPE_PROFILE_COMPONENT`:
-/// a file of `plugins/dist/`, default `order.wasm`), for a profiler:
-/// `perf record` sees the per-event path, not the compilation that dominates
-/// [`plugin_overhead`].
+/// a file of `plugins/dist/`, default `order.wasm`; `ORDERPIPE_PROFILE_PERF_MAP`: name the
+/// guest's functions for `perf report`), for a profiler: `perf record` sees the per-event
+/// path, not the compilation that dominates [`plugin_overhead`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a profiling target, not a test"]
 async fn plugin_overhead_profile_loop() {

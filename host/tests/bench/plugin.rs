@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use orderpipe::backend::memory::MemoryPluginData;
 use orderpipe::backend::{BackendResult, PluginCache, PluginStore};
 use orderpipe::order::{Event, Order, OrderRequest};
-use orderpipe::plugin::{LoadedPlugin, PluginHost, PluginLimits, PluginRuntime};
+use orderpipe::plugin::{GuestProfiler, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime};
 use orderpipe::plugin_limits::{
     DEFAULT_INSTANCE_SLOTS, DEFAULT_RESIDENT_MEMORY_BYTES, DEFAULT_SLOT_WAIT_MS,
 };
@@ -37,12 +37,19 @@ async fn load(file: &str, reuse: u32, resident_memory_bytes: usize) -> LoadedPlu
         ..PluginLimits::default()
     };
     let ceiling = limits.memory_mib;
-    PluginRuntime::with_slots(
+    // `ORDERPIPE_PROFILE_PERF_MAP=1`: name the guest's functions for `perf report`.
+    let profiler = if std::env::var_os("ORDERPIPE_PROFILE_PERF_MAP").is_some() {
+        GuestProfiler::PerfMap
+    } else {
+        GuestProfiler::Off
+    };
+    PluginRuntime::with_profiler(
         limits,
         ceiling,
         DEFAULT_INSTANCE_SLOTS,
         Duration::from_millis(DEFAULT_SLOT_WAIT_MS),
         resident_memory_bytes,
+        profiler,
     )
     .expect("engine")
     .load(&path)
