@@ -72,6 +72,8 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     pub plugin_invocations: IntCounterVec,
     pub plugin_duration: HistogramVec,
+    /// The part of `plugin_duration` spent making fresh instances (reused ones count none).
+    pub plugin_instantiation: HistogramVec,
     pub plugin_fuel: HistogramVec,
     /// Plugin log lines dropped past the plugin's log budget.
     pub plugin_log_dropped: IntCounterVec,
@@ -208,6 +210,19 @@ impl Metrics {
                 &["plugin", "version"],
             )
             .expect("valid metric"),
+            plugin_instantiation: HistogramVec::new(
+                HistogramOpts::new(
+                    "plugin_instantiation_seconds",
+                    "Time making a fresh plugin instance (linking, function references, start \
+                     functions), per invocation that made one",
+                )
+                .buckets(vec![
+                    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1,
+                    1.0,
+                ]),
+                &["plugin", "version"],
+            )
+            .expect("valid metric"),
             plugin_fuel: HistogramVec::new(
                 HistogramOpts::new("plugin_fuel_used", "CPU budget (fuel) used per invocation")
                     .buckets(
@@ -323,6 +338,7 @@ impl Metrics {
             Box::new(metrics.dead_letters.clone()),
             Box::new(metrics.plugin_invocations.clone()),
             Box::new(metrics.plugin_duration.clone()),
+            Box::new(metrics.plugin_instantiation.clone()),
             Box::new(metrics.plugin_fuel.clone()),
             Box::new(metrics.plugin_log_dropped.clone()),
             Box::new(metrics.plugin_slot_wait.clone()),

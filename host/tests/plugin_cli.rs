@@ -125,6 +125,10 @@ fn a_new_plugin_builds_and_passes_its_fixtures_and_a_wrong_expectation_fails_the
     );
     assert!(test.stdout.contains("fuel "), "{test:?}");
     assert!(
+        test.stdout.contains(" ms (instance "),
+        "each event's fresh instance shows its start-up: {test:?}"
+    );
+    assert!(
         test.stdout.contains("cache.incr orders-seen +1 -> 1"),
         "the host calls are shown: {test:?}"
     );

@@ -280,6 +280,13 @@ async fn a_running_host_swaps_order_from_rust_to_typescript_to_python_and_back_l
             ok > 0.0 && failed == 0.0,
             "{version}: {ok} invocations ok, {failed} failed"
         );
+        // A fresh instance for every one of them, each start-up measured.
+        let instances = host
+            .metric(&format!(
+                "orderpipe_plugin_instantiation_seconds_count{{plugin=\"order\",version=\"{version}\"}}"
+            ))
+            .await;
+        assert_eq!(instances, ok, "{version}: instances started per invocation");
     }
     host.stop().await;
 }

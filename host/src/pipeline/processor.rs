@@ -554,6 +554,12 @@ impl EventProcessor {
                         .plugin_duration
                         .with_label_values(&labels)
                         .observe(invocation.duration.as_secs_f64());
+                    if !invocation.instantiation.is_zero() {
+                        self.metrics
+                            .plugin_instantiation
+                            .with_label_values(&labels)
+                            .observe(invocation.instantiation.as_secs_f64());
+                    }
                     self.metrics
                         .plugin_fuel
                         .with_label_values(&labels)

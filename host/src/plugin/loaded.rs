@@ -28,6 +28,9 @@ pub struct Invocation {
     pub fuel_used: u64,
     pub host_calls: u32,
     pub duration: Duration,
+    /// The part of `duration` spent making a fresh instance (linking, function references,
+    /// start functions); zero on a reused one.
+    pub instantiation: Duration,
     /// The host calls it made, in order, logging included, when the host recorded them
     /// ([`PluginHost::record_host_calls`]); bounded, so a plugin that made very many calls
     /// has only its first few dozen here.
@@ -48,6 +51,8 @@ pub struct Trace {
     /// Store and cache calls (the ones the quota counts).
     pub host_calls: u32,
     pub duration: Duration,
+    /// The part of `duration` spent making a fresh instance; zero on a reused one.
+    pub instantiation: Duration,
     /// The host calls made, in order, logging included, when the host recorded them
     /// ([`PluginHost::record_host_calls`]); the first few dozen only.
     pub host_call_log: Vec<HostCall>,
@@ -71,6 +76,7 @@ impl Trace {
             fuel_used: self.fuel_used,
             host_calls: self.host_calls,
             duration: self.duration,
+            instantiation: self.instantiation,
             host_call_log: self.host_call_log,
             store_writes: self.store_writes,
         })
@@ -150,6 +156,7 @@ struct Usage {
     log_lines_dropped: u32,
     log_bytes_dropped: u64,
     slot_wait: Duration,
+    instantiation: Duration,
     store_writes: Vec<PluginWrite>,
 }
 
@@ -247,6 +254,7 @@ impl LoadedPlugin {
             fuel_used: usage.fuel_used,
             host_calls: usage.host_calls,
             duration: started.elapsed(),
+            instantiation: usage.instantiation,
             host_call_log: usage.call_log,
             host_calls_not_logged: usage.calls_not_logged,
             log_lines_dropped: usage.log_lines_dropped,
@@ -352,15 +360,22 @@ impl LoadedPlugin {
         }
 
         let deadline = Duration::from_millis(self.limits.timeout_ms);
+        let mut instantiation = Duration::ZERO;
         let outcome = tokio::time::timeout(deadline, async {
             let plugin = match instance {
                 Some(plugin) => plugin,
-                None => self.pre.instantiate_async(&mut store).await?,
+                None => {
+                    let started = Instant::now();
+                    let plugin = self.pre.instantiate_async(&mut store).await;
+                    instantiation = started.elapsed();
+                    plugin?
+                }
             };
             let result = call(&plugin, &mut store).await;
             result.map(|value| (value, plugin))
         })
         .await;
+        usage.instantiation = instantiation;
 
         usage.fuel_used = self
             .limits

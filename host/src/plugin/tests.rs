@@ -552,7 +552,9 @@ async fn invocations_wait_for_a_free_instance_slot_instead_of_failing() {
 #[tokio::test]
 async fn a_host_with_perf_map_names_the_plugins_compiled_functions_for_perf() {
     let map = PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
-    let named = |text: &str| text.lines().any(|line| line.contains("::decide"));
+    // The guest's own functions (`wasm[0]::function[82]`, followed by the function's name when
+    // the component keeps its name section; the Rust plugins' release profile strips it).
+    let named = |text: &str| text.lines().any(|line| line.contains("::function["));
     let before = std::fs::read_to_string(&map).unwrap_or_default();
     let runtime = PluginRuntime::with_profiler(
         PluginLimits::default(),
@@ -571,7 +573,7 @@ async fn a_host_with_perf_map_names_the_plugins_compiled_functions_for_perf() {
     let added = &after[before.len().min(after.len())..];
     assert!(
         named(added),
-        "no `decide` among the {} lines the host added to {}",
+        "no guest function among the {} lines the host added to {}",
         added.lines().count(),
         map.display()
     );
@@ -587,4 +589,31 @@ async fn a_host_with_perf_map_names_the_plugins_compiled_functions_for_perf() {
     if before.is_empty() {
         let _ = std::fs::remove_file(&map);
     }
+}
+
+#[tokio::test]
+async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_none_when_reused() {
+    let fresh = load("order").await;
+    let order = order("created", vec![item(1, 2.0)]);
+    let invocation = decide_created(&fresh, &order).await;
+    assert!(
+        !invocation.instantiation.is_zero() && invocation.instantiation < invocation.duration,
+        "instantiation {:?} of {:?}",
+        invocation.instantiation,
+        invocation.duration
+    );
+
+    let reused = load_with(
+        "order",
+        PluginLimits {
+            instance_reuse: 10,
+            ..PluginLimits::default()
+        },
+    )
+    .await;
+    // The first decision may take the instance `describe` used while loading; the second
+    // takes the first's.
+    decide_created(&reused, &order).await;
+    let second = decide_created(&reused, &order).await;
+    assert_eq!(second.instantiation, std::time::Duration::ZERO);
 }

@@ -12,6 +12,7 @@
 //! e.g. `4x16,8x16,8x32`; default the configured ones; `DRAIN_PROFILE_INSTANCE_SLOTS`: the
 //! worker's `plugins.instance_slots` (how many plugin instances may be live at once);
 //! `DRAIN_PROFILE_RESIDENT_BYTES`: its `plugins.resident_memory_bytes`;
+//! `DRAIN_PROFILE_INSTANCE_REUSE`: its `plugins.limits.instance_reuse` (events per instance);
 //! `DRAIN_PROFILE_PERF_MAP` (any value): its `plugins.perf_map`, so `perf record -p` of the
 //! worker names the plugin's functions. The worker loads
 //! `plugins/dist/order.wasm`: copy another language's component there to profile it (and
@@ -140,6 +141,9 @@ pub async fn run() {
         }
         if let Some(bytes) = env_setting("DRAIN_PROFILE_RESIDENT_BYTES") {
             config.plugins.resident_memory_bytes = bytes;
+        }
+        if let Some(reuse) = env_setting("DRAIN_PROFILE_INSTANCE_REUSE") {
+            config.plugins.limits.instance_reuse = reuse;
         }
         config.plugins.perf_map = std::env::var_os("DRAIN_PROFILE_PERF_MAP").is_some();
         let worker = HostProcess::start(&config, "drain-profile-worker").await;

@@ -124,6 +124,10 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
             config.plugins.resident_memory_bytes as u64,
         ),
         (
+            "PLUGINS__LIMITS__INSTANCE_REUSE",
+            u64::from(config.plugins.limits.instance_reuse),
+        ),
+        (
             "WORKER__EVENTS_IN_FLIGHT_PER_PARTITION",
             config.worker.events_in_flight_per_partition as u64,
         ),
