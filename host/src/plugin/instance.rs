@@ -17,9 +17,12 @@ use super::slots::Slot;
 /// How often (in fuel units) a running plugin yields to the async runtime, so a busy plugin
 /// cannot starve other tasks and the wall-clock deadline can fire.
 const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
-/// Warm instances one plugin version keeps for reuse at most (about one per partition task
-/// working concurrently); the rest of the slots stay free for other versions.
-pub(crate) const MAX_WARM_INSTANCES: usize = 8;
+/// The part of the runtime's instance slots the idle warm instances of one plugin version may
+/// hold (one in this many), so that the rest stay free for other versions and pipelines.
+/// Reuse needs about as many idle instances as decisions in flight at once: a Python drain
+/// kept 20 or so in flight, and with 8 kept idle (the earlier fixed bound) more than half of
+/// its decisions still started a fresh instance (BENCHMARKS.md, 2026-12-06).
+pub(crate) const WARM_SLOTS_DIVISOR: u32 = 4;
 /// The largest table a plugin may grow, in elements.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -146,9 +149,10 @@ impl WarmInstances {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    pub(crate) fn keep(&self, instance: WarmInstance) {
+    /// Keeps `instance` for a later call unless `most` are idle already.
+    pub(crate) fn keep(&self, instance: WarmInstance, most: usize) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_WARM_INSTANCES {
+        if idle.len() < most {
             idle.push(instance);
         }
     }

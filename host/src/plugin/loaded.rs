@@ -178,6 +178,13 @@ impl LoadedPlugin {
         self.warm.len()
     }
 
+    /// How many idle instances this version may keep: a [`instance::WARM_SLOTS_DIVISOR`]th
+    /// of the runtime's slots, in this component's share (at least one).
+    pub fn most_warm_instances(&self) -> usize {
+        let slots = self.slots.capacity() / instance::WARM_SLOTS_DIVISOR;
+        (slots / self.share.slots()).max(1) as usize
+    }
+
     /// The same compiled plugin under other limits (the runtime's memory ceiling still caps
     /// `memory_mib`).
     pub fn with_limits(&self, limits: PluginLimits) -> LoadedPlugin {
@@ -426,13 +433,16 @@ impl LoadedPlugin {
                     && store.data().limiter.exceeded.is_none()
                     && stderr.contents().is_empty()
                 {
-                    self.warm.keep(WarmInstance {
-                        store,
-                        plugin,
-                        stderr,
-                        calls,
-                        slot,
-                    });
+                    self.warm.keep(
+                        WarmInstance {
+                            store,
+                            plugin,
+                            stderr,
+                            calls,
+                            slot,
+                        },
+                        self.most_warm_instances(),
+                    );
                 }
                 Ok(value)
             }

@@ -617,3 +617,22 @@ async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_non
     let second = decide_created(&reused, &order).await;
     assert_eq!(second.instantiation, std::time::Duration::ZERO);
 }
+
+#[tokio::test]
+async fn a_version_keeps_at_most_a_quarter_of_the_slots_as_idle_warm_instances() {
+    for (slots, most) in [(128, 32), (8, 2), (2, 1)] {
+        let runtime = PluginRuntime::with_slots(
+            PluginLimits {
+                instance_reuse: 10,
+                ..PluginLimits::default()
+            },
+            64,
+            slots,
+            std::time::Duration::from_secs(30),
+            crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
+        )
+        .expect("engine");
+        let plugin = runtime.load(&plugin_path("order")).await.expect("loads");
+        assert_eq!(plugin.most_warm_instances(), most, "{slots} slots");
+    }
+}

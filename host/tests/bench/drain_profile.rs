@@ -97,6 +97,25 @@ async fn step_means(worker: &HostProcess) -> String {
     means.join(", ")
 }
 
+/// How many fresh instances the worker's plugin started for how many decisions, and their
+/// mean start-up and decision times (`plugin_instantiation_seconds`, `plugin_duration_seconds`).
+async fn plugin_instances(http: &reqwest::Client, worker: &HostProcess) -> String {
+    let Ok(text) = metrics::fetch(http, &worker.base, std::time::Duration::from_secs(5)).await
+    else {
+        return "metrics unavailable".into();
+    };
+    let started = metrics::total(&text, "orderpipe_plugin_instantiation_seconds_count");
+    let starting = metrics::total(&text, "orderpipe_plugin_instantiation_seconds_sum");
+    let invoked = metrics::total(&text, "orderpipe_plugin_duration_seconds_count");
+    let invoking = metrics::total(&text, "orderpipe_plugin_duration_seconds_sum");
+    format!(
+        "{started:.0} instances started for {invoked:.0} decisions, start-up {:.0} µs, \
+         decision {:.0} µs (means, waits included)",
+        starting / started.max(1.0) * 1e6,
+        invoking / invoked.max(1.0) * 1e6
+    )
+}
+
 /// `cassandra.batches_in_flight` and `worker.events_in_flight_per_partition` of each variant.
 fn variants(default: (usize, usize)) -> Vec<(usize, usize)> {
     let parsed: Vec<(usize, usize)> = std::env::var("DRAIN_PROFILE_VARIANTS")
@@ -160,9 +179,10 @@ pub async fn run() {
         let threads_after = cassandra.map(threads).unwrap_or_default();
         println!(
             "drain {round} ({batches}x{events}): {rate:.0} orders/s ({orders} in {took:.1} s); per order: {}\n  \
-             worker steps, mean per event: {}\n  cassandra threads: {}",
+             worker steps, mean per event: {}\n  plugin: {}\n  cassandra threads: {}",
             meter.per(orders),
             step_means(&worker).await,
+            plugin_instances(&http, &worker).await,
             busiest(&threads_before, &threads_after)
         );
         worker.stop().await;
