@@ -723,9 +723,10 @@ pub struct PluginsConfig {
     /// kernel after every event).
     pub resident_memory_bytes: usize,
     /// Name every plugin's compiled functions for `perf` (`/tmp/perf-<pid>.map`, written as a
-    /// component is compiled), so a profile of the host shows `_PyEval_EvalFrameDefault` or
-    /// `decide` where it would show bare addresses. Costs nothing per event; off by default
-    /// because the file grows with every version compiled.
+    /// component is compiled), so a profile of the host shows `wasm[8]::function[4035]`, with
+    /// the function's name when the component keeps its name section, where it would show
+    /// bare addresses. Costs nothing per event; off by default because the file grows with
+    /// every version compiled.
     pub perf_map: bool,
     /// The largest component the registry accepts, in bytes.
     pub max_component_bytes: usize,

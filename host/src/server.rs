@@ -60,11 +60,7 @@ impl Host {
             config.plugins.instance_slots,
             Duration::from_millis(config.plugins.slot_wait_ms),
             config.plugins.resident_memory_bytes,
-            if config.plugins.perf_map {
-                GuestProfiler::PerfMap
-            } else {
-                GuestProfiler::Off
-            },
+            GuestProfiler::perf_map_if(config.plugins.perf_map),
         )?;
         tracing::info!(
             limits = ?runtime.limits(),

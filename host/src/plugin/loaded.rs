@@ -367,14 +367,13 @@ impl LoadedPlugin {
         }
 
         let deadline = Duration::from_millis(self.limits.timeout_ms);
-        let mut instantiation = Duration::ZERO;
         let outcome = tokio::time::timeout(deadline, async {
             let plugin = match instance {
                 Some(plugin) => plugin,
                 None => {
                     let started = Instant::now();
                     let plugin = self.pre.instantiate_async(&mut store).await;
-                    instantiation = started.elapsed();
+                    usage.instantiation = started.elapsed();
                     plugin?
                 }
             };
@@ -382,7 +381,6 @@ impl LoadedPlugin {
             result.map(|value| (value, plugin))
         })
         .await;
-        usage.instantiation = instantiation;
 
         usage.fuel_used = self
             .limits

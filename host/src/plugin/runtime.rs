@@ -35,6 +35,13 @@ pub enum GuestProfiler {
     PerfMap,
 }
 
+impl GuestProfiler {
+    /// [`GuestProfiler::PerfMap`] when `enabled` (`plugins.perf_map`), else off.
+    pub fn perf_map_if(enabled: bool) -> Self {
+        if enabled { Self::PerfMap } else { Self::Off }
+    }
+}
+
 /// The wasmtime engine and linker shared by every plugin of a host.
 #[derive(Clone)]
 pub struct PluginRuntime {

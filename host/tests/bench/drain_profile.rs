@@ -100,14 +100,15 @@ async fn step_means(worker: &HostProcess) -> String {
 /// How many fresh instances the worker's plugin started for how many decisions, and their
 /// mean start-up and decision times (`plugin_instantiation_seconds`, `plugin_duration_seconds`).
 async fn plugin_instances(http: &reqwest::Client, worker: &HostProcess) -> String {
-    let Ok(text) = metrics::fetch(http, &worker.base, std::time::Duration::from_secs(5)).await
-    else {
-        return "metrics unavailable".into();
+    let total = |name: &'static str| async move {
+        metrics::total_at(http, &worker.base, name)
+            .await
+            .unwrap_or(0.0)
     };
-    let started = metrics::total(&text, "orderpipe_plugin_instantiation_seconds_count");
-    let starting = metrics::total(&text, "orderpipe_plugin_instantiation_seconds_sum");
-    let invoked = metrics::total(&text, "orderpipe_plugin_duration_seconds_count");
-    let invoking = metrics::total(&text, "orderpipe_plugin_duration_seconds_sum");
+    let started = total("orderpipe_plugin_instantiation_seconds_count").await;
+    let starting = total("orderpipe_plugin_instantiation_seconds_sum").await;
+    let invoked = total("orderpipe_plugin_duration_seconds_count").await;
+    let invoking = total("orderpipe_plugin_duration_seconds_sum").await;
     format!(
         "{started:.0} instances started for {invoked:.0} decisions, start-up {:.0} µs, \
          decision {:.0} µs (means, waits included)",

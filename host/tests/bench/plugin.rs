@@ -38,11 +38,8 @@ async fn load(file: &str, reuse: u32, resident_memory_bytes: usize) -> LoadedPlu
     };
     let ceiling = limits.memory_mib;
     // `ORDERPIPE_PROFILE_PERF_MAP=1`: name the guest's functions for `perf report`.
-    let profiler = if std::env::var_os("ORDERPIPE_PROFILE_PERF_MAP").is_some() {
-        GuestProfiler::PerfMap
-    } else {
-        GuestProfiler::Off
-    };
+    let profiler =
+        GuestProfiler::perf_map_if(std::env::var_os("ORDERPIPE_PROFILE_PERF_MAP").is_some());
     PluginRuntime::with_profiler(
         limits,
         ceiling,
