@@ -780,7 +780,7 @@ pub struct WorkerConfig {
     pub kept_orders_per_partition: usize,
     /// Decide a new order's `created` event on the order the event describes, without
     /// reading the store first, when no worker was handed the event before (Kafka only; see
-    /// `backend::kafka_first_deliveries`). `false` reads every new order first.
+    /// `backend::kafka::first_deliveries`). `false` reads every new order first.
     pub decide_new_orders_unread: bool,
 }
 

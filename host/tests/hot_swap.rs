@@ -341,7 +341,7 @@ async fn a_change_without_an_announcement_is_found_by_polling() {
     let store = orderpipe::backend::cassandra::CassandraStore::connect(&config.cassandra)
         .await
         .expect("Cassandra");
-    let registry = orderpipe::backend::cassandra_registry::CassandraRegistry::new(
+    let registry = orderpipe::backend::cassandra::registry::CassandraRegistry::new(
         store.session(),
         &config.cassandra.keyspace,
         &config.plugins.registry_scope,

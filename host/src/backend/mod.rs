@@ -10,16 +10,11 @@
 
 pub mod announcements;
 pub mod cassandra;
-pub mod cassandra_registry;
 pub mod embedded;
 pub mod feed;
 pub mod kafka;
-pub mod kafka_first_deliveries;
 pub mod memory;
 pub mod redis;
-pub mod redis_announcements;
-pub mod redis_feed;
-pub mod redis_near_cache;
 pub mod registry;
 pub mod wiring;
 
@@ -83,7 +78,7 @@ pub struct Delivery {
     pub offset: i64,
     pub payload: Vec<u8>,
     /// No consumer was handed this message before: it has never been processed (see
-    /// [`kafka_first_deliveries`]). `false` when the log cannot tell.
+    /// [`kafka::first_deliveries`]). `false` when the log cannot tell.
     pub first_delivery: bool,
 }
 

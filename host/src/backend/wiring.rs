@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 use super::announcements::PluginAnnouncements;
 use super::cassandra::CassandraStore;
-use super::cassandra_registry::CassandraRegistry;
+use super::cassandra::registry::CassandraRegistry;
 use super::embedded::{
     EmbeddedCache, EmbeddedEventLog, EmbeddedRegistry, EmbeddedStore, InProcessAnnouncements,
     InProcessFeed,
@@ -17,9 +17,9 @@ use super::embedded::{
 use super::feed::ChangeFeed;
 use super::kafka::{self, KafkaEventLog, KafkaEventStream};
 use super::redis::RedisCache;
-use super::redis_announcements::RedisAnnouncements;
-use super::redis_feed::RedisChangeFeed;
-use super::redis_near_cache::NearCache;
+use super::redis::announcements::RedisAnnouncements;
+use super::redis::feed::RedisChangeFeed;
+use super::redis::near_cache::NearCache;
 use super::registry::PluginRegistry;
 use super::{EventLog, EventStream, OrderStore, PluginCache, PluginStore, StatusCache};
 use crate::config::{Config, EventLogKind, OrderStoreKind, StatusCacheKind};

@@ -3,7 +3,7 @@
 //! 1. Decode the message (undecodable → dead letter).
 //! 2. Take the order's state: kept from its previous event on this partition
 //!    ([`OwnedOrders`]); for a new order's `created` event that no worker was handed before
-//!    (a first delivery, see `backend::kafka_first_deliveries`), the order the event
+//!    (a first delivery, see `backend::kafka::first_deliveries`), the order the event
 //!    describes, unread (nothing can have been recorded for it yet); else loaded (a `created`
 //!    event for an order not stored yet describes it).
 //! 3. If the event id is already recorded for the order, this is a redelivery: refresh the

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use orderpipe::backend::embedded::InProcessFeed;
 use orderpipe::backend::feed::{Change, ChangeFeed, ChangeSubscription, FeedItem};
-use orderpipe::backend::redis_feed::RedisChangeFeed;
+use orderpipe::backend::redis::feed::RedisChangeFeed;
 use orderpipe::order::{HistoryEntry, Order, OrderRequest, Outcome};
 use uuid::Uuid;
 

@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use orderpipe::backend::announcements::{Announcement, PluginAnnouncements};
 use orderpipe::backend::embedded::InProcessAnnouncements;
-use orderpipe::backend::redis_announcements::RedisAnnouncements;
+use orderpipe::backend::redis::announcements::RedisAnnouncements;
 use uuid::Uuid;
 
 use crate::{bounded, support};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use orderpipe::backend::cassandra::CassandraStore;
-use orderpipe::backend::cassandra_registry::CassandraRegistry;
+use orderpipe::backend::cassandra::registry::CassandraRegistry;
 use orderpipe::backend::embedded::{EmbeddedRegistry, EmbeddedStore};
 use orderpipe::backend::registry::{
     ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored,

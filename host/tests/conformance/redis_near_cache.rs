@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use orderpipe::backend::StatusCache;
 use orderpipe::backend::redis::RedisCache;
-use orderpipe::backend::redis_near_cache::{RECONNECT_PAUSE, connection_name};
+use orderpipe::backend::redis::near_cache::{RECONNECT_PAUSE, connection_name};
 use orderpipe::config::RedisConfig;
 use orderpipe::order::{Order, OrderRequest, OrderView};
 use uuid::Uuid;

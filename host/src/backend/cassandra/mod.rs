@@ -6,10 +6,12 @@
 //! `recorded_events`: recording it twice writes the same cells, an older state never replaces
 //! a newer one (ARCHITECTURE.md, "Recording an event"). Writes and state reads of concurrent
 //! events share requests ([`batcher`], [`reads`]); [`errors`] tells a refusal from an outage.
+//! The plugin registry shares the keyspace and session ([`registry`]).
 
 mod batcher;
 mod errors;
 mod reads;
+pub mod registry;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -4,6 +4,13 @@
 //! only with a strictly newer version, so a slow writer can never make the cache go stale.
 //! Views read are also kept in this process ([`NearCache`], `redis.near_cache_max_bytes`),
 //! forgotten as soon as Redis pushes that their key changed.
+//!
+//! Beside the cache, Redis carries what hosts tell each other: the change feed behind the
+//! order streams ([`feed`]) and plugin announcements ([`announcements`]).
+
+pub mod announcements;
+pub mod feed;
+pub mod near_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +20,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, IntoConnectionInfo};
 use uuid::Uuid;
 
-use super::redis_near_cache::NearCache;
 use super::{BackendError, BackendResult, PluginCache, StatusCache};
 use crate::config::RedisConfig;
 use crate::order::OrderView;
+use near_cache::NearCache;
 
 const BACKEND: &str = "redis";
 

@@ -13,8 +13,10 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue, Row};
 
-use super::registry::{ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored};
-use super::{BackendError, BackendResult};
+use crate::backend::registry::{
+    ActiveVersion, LimitOverrides, PluginRegistry, PluginVersion, Stored,
+};
+use crate::backend::{BackendError, BackendResult};
 use crate::order::now_ms;
 
 const BACKEND: &str = "cassandra";
@@ -47,7 +49,7 @@ pub struct CassandraRegistry {
 
 impl CassandraRegistry {
     /// Prepares the registry's statements on a session whose keyspace has the schema applied
-    /// (see [`super::cassandra::CassandraStore::connect`]).
+    /// (see [`super::CassandraStore::connect`]).
     pub async fn new(session: Arc<Session>, keyspace: &str, scope: &str) -> anyhow::Result<Self> {
         let ks = keyspace;
         let prepare = |cql: String| {
@@ -160,7 +162,7 @@ impl PluginRegistry for CassandraRegistry {
                     ),
                 )
                 .await
-                .map_err(super::cassandra::refusal_or_outage)?;
+                .map_err(super::refusal_or_outage)?;
         }
         let result = self
             .session
@@ -177,7 +179,7 @@ impl PluginRegistry for CassandraRegistry {
                 ),
             )
             .await
-            .map_err(super::cassandra::refusal_or_outage)?;
+            .map_err(super::refusal_or_outage)?;
         let rows = result.into_rows_result().map_err(unavailable)?;
         let row: Row = rows.first_row().map_err(unavailable)?;
         if let Some(Some(CqlValue::Boolean(true))) = row.columns.first() {

@@ -14,8 +14,8 @@ use futures::stream::BoxStream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
 
-use super::announcements::{Announcement, PluginAnnouncements};
-use super::{BackendError, BackendResult};
+use crate::backend::announcements::{Announcement, PluginAnnouncements};
+use crate::backend::{BackendError, BackendResult};
 use crate::config::RedisConfig;
 
 const BACKEND: &str = "redis";

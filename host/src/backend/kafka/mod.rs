@@ -3,6 +3,9 @@
 //! a consumer group. Topics are created at start-up when missing. Each pipeline has its own
 //! topic; every pipeline's dead letters go to the one dead-letter topic (the
 //! [`DeadLetter`](crate::pipeline::message::DeadLetter) names the pipeline and topic).
+//! Which deliveries no member has been handed before is [`first_deliveries`]' question.
+
+pub mod first_deliveries;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,9 +26,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use uuid::Uuid;
 
-use super::kafka_first_deliveries::FirstDeliveries;
 use super::{BackendError, BackendResult, Delivery, EventLog, EventStream};
 use crate::config::KafkaConfig;
+use first_deliveries::FirstDeliveries;
 
 const BACKEND: &str = "kafka";
 

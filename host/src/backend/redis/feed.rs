@@ -19,8 +19,8 @@ use futures::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{broadcast, watch};
 
-use super::feed::{Change, ChangeFeed, ChangeSubscription, FeedItem};
-use super::{BackendError, BackendResult};
+use crate::backend::feed::{Change, ChangeFeed, ChangeSubscription, FeedItem};
+use crate::backend::{BackendError, BackendResult};
 use crate::config::RedisConfig;
 
 const BACKEND: &str = "redis";
