@@ -48,7 +48,7 @@ pub const DEFAULT_INSTANCE_SLOTS: u32 = 128;
 pub const DEFAULT_SLOT_WAIT_MS: u64 = 30_000;
 
 /// Linear memory kept resident per instance slot between uses when the configuration does not
-/// say (`plugins.resident_memory_bytes`); see `PluginRuntime::with_slots`.
+/// say (`plugins.resident_memory_bytes`); see `RuntimeSettings::resident_memory_bytes`.
 pub const DEFAULT_RESIDENT_MEMORY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Declares every limit once: [`PluginLimits`] (the values), [`LimitOverrides`] (some of

@@ -20,7 +20,7 @@ use crate::pipeline::owned_orders::OwnedOrders;
 use crate::pipeline::processor::EventProcessor;
 use crate::pipeline::worker;
 use crate::plugin::{
-    ActivePlugin, GuestProfiler, LimitPolicy, PluginDeployer, PluginHost, PluginRuntime,
+    ActivePlugin, LimitPolicy, PluginDeployer, PluginHost, PluginRuntime, RuntimeSettings,
 };
 use crate::telemetry::Metrics;
 
@@ -54,13 +54,9 @@ impl Host {
             metrics.register_all(near_cache.collectors());
         }
         let shutdown = CancellationToken::new();
-        let runtime = PluginRuntime::with_profiler(
+        let runtime = PluginRuntime::with_settings(
             config.plugins.limits.clone(),
-            config.plugins.max_memory_mib,
-            config.plugins.instance_slots,
-            Duration::from_millis(config.plugins.slot_wait_ms),
-            config.plugins.resident_memory_bytes,
-            GuestProfiler::perf_map_if(config.plugins.perf_map),
+            RuntimeSettings::from_config(&config.plugins),
         )?;
         tracing::info!(
             limits = ?runtime.limits(),

@@ -15,8 +15,7 @@ use async_trait::async_trait;
 use orderpipe::backend::memory::MemoryPluginData;
 use orderpipe::backend::{BackendResult, PluginCache, PluginStore};
 use orderpipe::order::{Event, Order, OrderRequest};
-use orderpipe::plugin::{PluginHost, PluginLimits, PluginRuntime};
-use orderpipe::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES;
+use orderpipe::plugin::{PluginHost, PluginLimits, PluginRuntime, RuntimeSettings};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -46,14 +45,13 @@ impl PluginStore for SlowStore {
 }
 
 fn runtime(slots: u32) -> PluginRuntime {
-    let limits = PluginLimits::default();
-    let ceiling = limits.memory_mib;
-    PluginRuntime::with_slots(
-        limits,
-        ceiling,
-        slots,
-        Duration::from_secs(60),
-        DEFAULT_RESIDENT_MEMORY_BYTES,
+    PluginRuntime::with_settings(
+        PluginLimits::default(),
+        RuntimeSettings {
+            instance_slots: slots,
+            slot_wait: Duration::from_secs(60),
+            ..RuntimeSettings::default()
+        },
     )
     .expect("engine")
 }

@@ -40,7 +40,7 @@ pub use failure::PluginFailure;
 pub use host_functions::HostCall;
 pub use limits::{EffectiveLimits, LimitPolicy, LimitSource, LimitSources, LimitsChange};
 pub use loaded::{Invocation, LoadedPlugin, PluginHost, Trace};
-pub use runtime::{GuestProfiler, PluginRuntime};
+pub use runtime::{GuestProfiler, PluginRuntime, RuntimeSettings};
 pub use state_machine::StateMachine;
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::instance::{InstanceState, WarmInstances};
 use super::loaded::LoadedPlugin;
 use super::slots::{CORE_INSTANCES_PER_SLOT, InstanceSlots, MEMORIES_PER_SLOT, SlotShare};
 use super::state_machine::StateMachine;
+use crate::config::PluginsConfig;
 use crate::plugin_limits::{
     DEFAULT_INSTANCE_SLOTS, DEFAULT_RESIDENT_MEMORY_BYTES, DEFAULT_SLOT_WAIT_MS, PluginLimits,
 };
@@ -51,63 +52,72 @@ pub struct PluginRuntime {
     slots: Arc<InstanceSlots>,
 }
 
+/// How a host's runtime is sized and set up, beside the limits each plugin gets
+/// (`[plugins]` in the config; [`RuntimeSettings::default`] is what a fresh config says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSettings {
+    /// The most memory any plugin may be given, in MiB: the pooling allocator's per-instance
+    /// maximum, and the ceiling of every plugin's `memory_mib`. Never less than the default
+    /// limits' `memory_mib` (0, the default, means just that).
+    pub max_memory_mib: u32,
+    /// Instances that may exist at once; an invocation waits up to `slot_wait` for a free one.
+    pub instance_slots: u32,
+    pub slot_wait: Duration,
+    /// Linear memory kept resident per slot between instances.
+    ///
+    /// Why: a fresh instance per event is the default, and most of what a fresh instance
+    /// costs is its memory. Given back to the kernel after every event (`madvise`), every page
+    /// the next instance touches faults in again; kept resident, wasmtime finds the pages the
+    /// last instance dirtied (the kernel's `PAGEMAP_SCAN`, where it has one) and resets only
+    /// those to the plugin's initial image. 0: give everything back.
+    pub resident_memory_bytes: usize,
+    /// Whether the guests' compiled functions are named for a profiler.
+    pub profiler: GuestProfiler,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            max_memory_mib: 0,
+            instance_slots: DEFAULT_INSTANCE_SLOTS,
+            slot_wait: Duration::from_millis(DEFAULT_SLOT_WAIT_MS),
+            resident_memory_bytes: DEFAULT_RESIDENT_MEMORY_BYTES,
+            profiler: GuestProfiler::Off,
+        }
+    }
+}
+
+impl RuntimeSettings {
+    /// What the `[plugins]` section asks for.
+    pub fn from_config(plugins: &PluginsConfig) -> Self {
+        Self {
+            max_memory_mib: plugins.max_memory_mib,
+            instance_slots: plugins.instance_slots,
+            slot_wait: Duration::from_millis(plugins.slot_wait_ms),
+            resident_memory_bytes: plugins.resident_memory_bytes,
+            profiler: GuestProfiler::perf_map_if(plugins.perf_map),
+        }
+    }
+}
+
 impl PluginRuntime {
     /// Builds the engine (fuel metering, pooling allocator) and a linker that grants WASI
-    /// nothing and serves the orderpipe host functions. No plugin may get more memory than
-    /// `limits.memory_mib`.
+    /// nothing and serves the orderpipe host functions, with the default
+    /// [`RuntimeSettings`]: no plugin may get more memory than `limits.memory_mib`.
     pub fn new(limits: PluginLimits) -> anyhow::Result<Self> {
-        let ceiling = limits.memory_mib;
-        Self::with_memory_ceiling(limits, ceiling)
+        Self::with_settings(limits, RuntimeSettings::default())
     }
 
-    /// [`PluginRuntime::new`] with room for plugins whose own limits allow up to
-    /// `max_memory_mib` (the pooling allocator's per-instance maximum); `limits` are what
+    /// [`PluginRuntime::new`] sized and set up by `settings`; `limits` are what
     /// [`PluginRuntime::load_bytes`] gives a plugin until [`LoadedPlugin::with_limits`].
-    pub fn with_memory_ceiling(limits: PluginLimits, max_memory_mib: u32) -> anyhow::Result<Self> {
-        Self::with_slots(
-            limits,
+    pub fn with_settings(limits: PluginLimits, settings: RuntimeSettings) -> anyhow::Result<Self> {
+        let RuntimeSettings {
             max_memory_mib,
-            DEFAULT_INSTANCE_SLOTS,
-            Duration::from_millis(DEFAULT_SLOT_WAIT_MS),
-            DEFAULT_RESIDENT_MEMORY_BYTES,
-        )
-    }
-
-    /// [`PluginRuntime::with_memory_ceiling`] with `slots` instances at once at most (an
-    /// invocation waits up to `slot_wait` for a free one), keeping up to
-    /// `resident_memory_bytes` of each instance's linear memory resident between uses.
-    ///
-    /// Why the last one: a fresh instance per event is the default, and most of what a fresh
-    /// instance costs is its memory. Given back to the kernel after every event (`madvise`),
-    /// every page the next instance touches faults in again; kept resident, wasmtime finds
-    /// the pages the last instance dirtied (the kernel's `PAGEMAP_SCAN`, where it has one)
-    /// and resets only those to the plugin's initial image. 0: give everything back.
-    pub fn with_slots(
-        limits: PluginLimits,
-        max_memory_mib: u32,
-        slots: u32,
-        slot_wait: Duration,
-        resident_memory_bytes: usize,
-    ) -> anyhow::Result<Self> {
-        Self::with_profiler(
-            limits,
-            max_memory_mib,
-            slots,
+            instance_slots: slots,
             slot_wait,
             resident_memory_bytes,
-            GuestProfiler::Off,
-        )
-    }
-
-    /// [`PluginRuntime::with_slots`], naming the guests' compiled functions for a profiler.
-    pub fn with_profiler(
-        limits: PluginLimits,
-        max_memory_mib: u32,
-        slots: u32,
-        slot_wait: Duration,
-        resident_memory_bytes: usize,
-        profiler: GuestProfiler,
-    ) -> anyhow::Result<Self> {
+            profiler,
+        } = settings;
         anyhow::ensure!(slots >= 1, "plugins.instance_slots must be at least 1");
         let max_memory_bytes = max_memory_mib.max(limits.memory_mib) as usize * 1024 * 1024;
         let mut pooling = PoolingAllocationConfig::default();

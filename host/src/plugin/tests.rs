@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Invocation, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime};
+use super::{Invocation, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime, RuntimeSettings};
 use crate::order::{Decision, Event, LineItem, Order, OrderRequest};
 
 fn plugin_path(name: &str) -> PathBuf {
@@ -512,12 +512,13 @@ async fn a_log_flood_is_cut_at_the_budget_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invocations_wait_for_a_free_instance_slot_instead_of_failing() {
-    let runtime = PluginRuntime::with_slots(
+    let runtime = PluginRuntime::with_settings(
         PluginLimits::default(),
-        64,
-        1,
-        std::time::Duration::from_secs(30),
-        crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
+        RuntimeSettings {
+            instance_slots: 1,
+            slot_wait: std::time::Duration::from_secs(30),
+            ..RuntimeSettings::default()
+        },
     )
     .expect("engine");
     let plugin = runtime
@@ -556,13 +557,13 @@ async fn a_host_with_perf_map_names_the_plugins_compiled_functions_for_perf() {
     // the component keeps its name section; the Rust plugins' release profile strips it).
     let named = |text: &str| text.lines().any(|line| line.contains("::function["));
     let before = std::fs::read_to_string(&map).unwrap_or_default();
-    let runtime = PluginRuntime::with_profiler(
+    let runtime = PluginRuntime::with_settings(
         PluginLimits::default(),
-        64,
-        4,
-        std::time::Duration::from_secs(30),
-        crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
-        super::GuestProfiler::PerfMap,
+        RuntimeSettings {
+            instance_slots: 4,
+            profiler: super::GuestProfiler::PerfMap,
+            ..RuntimeSettings::default()
+        },
     )
     .expect("engine");
     runtime
@@ -621,15 +622,15 @@ async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_non
 #[tokio::test]
 async fn a_version_keeps_at_most_a_quarter_of_the_slots_as_idle_warm_instances() {
     for (slots, most) in [(128, 32), (8, 2), (2, 1)] {
-        let runtime = PluginRuntime::with_slots(
+        let runtime = PluginRuntime::with_settings(
             PluginLimits {
                 instance_reuse: 10,
                 ..PluginLimits::default()
             },
-            64,
-            slots,
-            std::time::Duration::from_secs(30),
-            crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
+            RuntimeSettings {
+                instance_slots: slots,
+                ..RuntimeSettings::default()
+            },
         )
         .expect("engine");
         let plugin = runtime.load(&plugin_path("order")).await.expect("loads");

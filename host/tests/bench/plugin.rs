@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use orderpipe::backend::memory::MemoryPluginData;
 use orderpipe::backend::{BackendResult, PluginCache, PluginStore};
 use orderpipe::order::{Event, Order, OrderRequest};
-use orderpipe::plugin::{GuestProfiler, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime};
-use orderpipe::plugin_limits::{
-    DEFAULT_INSTANCE_SLOTS, DEFAULT_RESIDENT_MEMORY_BYTES, DEFAULT_SLOT_WAIT_MS,
+use orderpipe::plugin::{
+    GuestProfiler, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime, RuntimeSettings,
 };
+use orderpipe::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES;
 use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -36,17 +36,16 @@ async fn load(file: &str, reuse: u32, resident_memory_bytes: usize) -> LoadedPlu
         instance_reuse: reuse,
         ..PluginLimits::default()
     };
-    let ceiling = limits.memory_mib;
     // `ORDERPIPE_PROFILE_PERF_MAP=1`: name the guest's functions for `perf report`.
     let profiler =
         GuestProfiler::perf_map_if(std::env::var_os("ORDERPIPE_PROFILE_PERF_MAP").is_some());
-    PluginRuntime::with_profiler(
+    PluginRuntime::with_settings(
         limits,
-        ceiling,
-        DEFAULT_INSTANCE_SLOTS,
-        Duration::from_millis(DEFAULT_SLOT_WAIT_MS),
-        resident_memory_bytes,
-        profiler,
+        RuntimeSettings {
+            resident_memory_bytes,
+            profiler,
+            ..RuntimeSettings::default()
+        },
     )
     .expect("engine")
     .load(&path)
