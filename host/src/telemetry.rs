@@ -255,7 +255,7 @@ impl Metrics {
             .expect("valid metric"),
             cache_writes_skipped: IntCounter::new(
                 "cache_writes_skipped_total",
-                "API cache writes skipped because Redis did not answer",
+                "API cache writes skipped because the status cache did not answer",
             )
             .expect("valid metric"),
             worker_retries: IntCounter::new(

@@ -48,14 +48,14 @@ async fn check(
     ))]
 pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let [log_name, store_name, cache_name] = state.backend_names;
-    let (kafka, cassandra, redis) = tokio::join!(
+    let (event_log, order_store, status_cache) = tokio::join!(
         check(log_name, state.events.ping()),
         check(store_name, state.store.ping()),
         check(cache_name, state.cache.ping()),
     );
     let mut checks = Map::new();
     let mut down = Vec::new();
-    for (name, problem) in [kafka, cassandra, redis] {
+    for (name, problem) in [event_log, order_store, status_cache] {
         match problem {
             None => {
                 checks.insert(name, json!("ok"));

@@ -478,7 +478,7 @@ impl EventProcessor {
             }
         }
         Err(BackendError::unavailable(
-            "cassandra",
+            "order store",
             format!("order kept changing concurrently ({MAX_VERSION_CONFLICTS} version conflicts)"),
         ))
     }
