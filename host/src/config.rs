@@ -76,6 +76,11 @@ pub struct BackendsConfig {
     /// The memory the embedded cache may use, in bytes, for order views and for plugin keys
     /// each (every entry weighed by its size).
     pub cache_max_bytes: u64,
+    /// How long the embedded cache keeps an order view (`redis.ttl_seconds` is Redis's).
+    pub cache_ttl_seconds: u64,
+    /// The consumer group whose committed offsets the embedded event log keeps for this
+    /// host's worker (`kafka.group_id` is Kafka's).
+    pub consumer_group: String,
 }
 
 impl Default for BackendsConfig {
@@ -87,6 +92,8 @@ impl Default for BackendsConfig {
             data_dir: PathBuf::from("data"),
             partitions: 6,
             cache_max_bytes: 64 * 1024 * 1024,
+            cache_ttl_seconds: 24 * 3600,
+            consumer_group: "orderpipe".into(),
         }
     }
 }

@@ -88,7 +88,7 @@ impl Backends {
                         topic.clone(),
                         (
                             Arc::new(log.clone()),
-                            Subscribe::Embedded(log, config.kafka.group_id.clone()),
+                            Subscribe::Embedded(log, choice.consumer_group.clone()),
                         ),
                     );
                 }
@@ -149,7 +149,7 @@ impl Backends {
             StatusCacheKind::Embedded => {
                 let cache = Arc::new(EmbeddedCache::new(
                     choice.cache_max_bytes,
-                    Duration::from_secs(config.redis.ttl_seconds.max(1)),
+                    Duration::from_secs(choice.cache_ttl_seconds.max(1)),
                 ));
                 (
                     cache.clone(),
@@ -198,5 +198,56 @@ impl Backends {
             Subscribe::Kafka(config) => Arc::new(KafkaEventStream::subscribe(config, topic)?),
             Subscribe::Embedded(log, group) => Arc::new(log.subscribe(group)?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn embedded_backends_take_their_settings_from_backends_not_the_servers_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.backends.data_dir = dir.path().to_owned();
+        config.backends.consumer_group = "embedded-workers".into();
+        config.kafka.group_id = "kafka-workers".into();
+        let backends = Backends::connect(&config)
+            .await
+            .expect("embedded backends open");
+        let topic = config.kafka.topic.clone();
+
+        let _member = backends
+            .subscribe(&topic)
+            .expect("the group's first member");
+        let second = backends
+            .subscribe(&topic)
+            .err()
+            .expect("one open stream per group");
+        assert!(
+            second.to_string().contains("group embedded-workers"),
+            "{second}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_embedded_cache_keeps_views_for_its_own_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.backends.data_dir = dir.path().to_owned();
+        config.backends.cache_ttl_seconds = 1;
+        config.redis.ttl_seconds = 3600;
+        let backends = Backends::connect(&config)
+            .await
+            .expect("embedded backends open");
+        let order = crate::order::Order::new(uuid::Uuid::new_v4(), Default::default(), 0);
+
+        backends.cache.put(&order.view()).await.unwrap();
+        assert!(backends.cache.get(order.id).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(
+            backends.cache.get(order.id).await.unwrap().is_none(),
+            "the view outlived backends.cache_ttl_seconds"
+        );
     }
 }
