@@ -11,10 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::process::{HostProcess, log_digest};
-use support::{TestHost, config};
+use support::{ADMIN_TOKEN, TestHost, config, orderpipe_plugin};
 use uuid::Uuid;
 
-const TOKEN: &str = "test-admin-token";
 /// How soon every host must run a newly activated version.
 const SWITCH_WITHIN: Duration = Duration::from_secs(2);
 
@@ -33,7 +32,7 @@ async fn wait_for_version(host: &HostProcess, version: &str, since: Instant) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
     let mut config = config("order");
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     config.plugins.watch_interval_ms = 200;
     let a = HostProcess::start(&config, "swap-a").await;
     let b = HostProcess::start(&config, "swap-b").await;
@@ -70,10 +69,11 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Upload v2 through host A, activate it through host B.
-    let upload = support::upload_version(&http, &a.base, "order", TOKEN, component("order_v2"))
-        .send()
-        .await
-        .unwrap();
+    let upload =
+        support::upload_version(&http, &a.base, "order", ADMIN_TOKEN, component("order_v2"))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(upload.status(), StatusCode::CREATED);
     let uploaded: Value = upload.json().await.unwrap();
     assert_eq!(uploaded["version"], "0.2.0");
@@ -83,7 +83,7 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
     let v2_from = SystemTime::now();
     let activate = http
         .put(b.url("/api/plugins/order/active"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"version": "0.2.0"}))
         .send()
         .await
@@ -116,7 +116,7 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
     let v1_from = SystemTime::now();
     let rollback = http
         .put(a.url("/api/plugins/order/active"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"version": "0.1.0"}))
         .send()
         .await
@@ -200,7 +200,7 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announcement_switches_every_host_long_before_its_next_poll() {
     let mut config = config("order");
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     config.plugins.watch_interval_ms = 30_000;
     let a = HostProcess::start(&config, "announce-a").await;
     let b = HostProcess::start(&config, "announce-b").await;
@@ -208,17 +208,18 @@ async fn an_announcement_switches_every_host_long_before_its_next_poll() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let upload = support::upload_version(&http, &a.base, "order", TOKEN, component("order_v2"))
-        .send()
-        .await
-        .unwrap();
+    let upload =
+        support::upload_version(&http, &a.base, "order", ADMIN_TOKEN, component("order_v2"))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(upload.status(), StatusCode::CREATED);
 
     let mut times = Vec::new();
     for (version, through, announcements) in [("0.2.0", &b, 1.0), ("0.1.0", &a, 2.0)] {
         let activate = http
             .put(through.url("/api/plugins/order/active"))
-            .bearer_auth(TOKEN)
+            .bearer_auth(ADMIN_TOKEN)
             .json(&json!({"version": version}))
             .send()
             .await
@@ -279,14 +280,14 @@ async fn an_embedded_host_switches_on_its_own_announcement() {
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.plugins.dir = support::plugins_dir();
     config.plugins.watch_interval_ms = 30_000;
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     config.log.filter = "warn".into();
     let host = TestHost::start(config).await;
     let upload = support::upload_version(
         &host.http,
         &host.base,
         "order",
-        TOKEN,
+        ADMIN_TOKEN,
         component("order_v2"),
     )
     .send()
@@ -296,7 +297,7 @@ async fn an_embedded_host_switches_on_its_own_announcement() {
     let activate = host
         .http
         .put(host.url("/api/plugins/order/active"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"version": "0.2.0"}))
         .send()
         .await
@@ -324,17 +325,23 @@ async fn an_embedded_host_switches_on_its_own_announcement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_without_an_announcement_is_found_by_polling() {
     let mut config = config("order");
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     config.plugins.watch_interval_ms = 1_000;
     let host = HostProcess::start(&config, "unannounced").await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let upload = support::upload_version(&http, &host.base, "order", TOKEN, component("order_v2"))
-        .send()
-        .await
-        .unwrap();
+    let upload = support::upload_version(
+        &http,
+        &host.base,
+        "order",
+        ADMIN_TOKEN,
+        component("order_v2"),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(upload.status(), StatusCode::CREATED);
     let uploaded: Value = upload.json().await.unwrap();
 
@@ -383,7 +390,7 @@ async fn oversized_upload(base: &str, length: usize) -> (u16, String) {
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!(
-        "POST /api/plugins/order/versions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+        "POST /api/plugins/order/versions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
          Content-Type: application/wasm\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
     );
     stream
@@ -417,13 +424,13 @@ type UploadCase = (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_uploads_are_refused_and_change_nothing() {
     let mut config = config("order");
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     config.plugins.max_component_bytes = 1024 * 1024;
     let host = TestHost::start(config).await;
     let before = host
         .http
         .get(host.url("/api/plugins/order"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -465,7 +472,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         (
             "wrong content type, half a megabyte still being sent",
             vec![0; 512 * 1024],
-            Some(TOKEN),
+            Some(ADMIN_TOKEN),
             "application/octet-stream",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "application/wasm",
@@ -481,7 +488,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         (
             "not wasm at all",
             b"hello".to_vec(),
-            Some(TOKEN),
+            Some(ADMIN_TOKEN),
             "application/wasm",
             StatusCode::UNPROCESSABLE_ENTITY,
             "not a valid WebAssembly component",
@@ -489,7 +496,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         (
             "an empty component (wrong world)",
             vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00],
-            Some(TOKEN),
+            Some(ADMIN_TOKEN),
             "application/wasm",
             StatusCode::UNPROCESSABLE_ENTITY,
             "orderpipe world",
@@ -497,7 +504,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         (
             "another plugin's component",
             component("hostile"),
-            Some(TOKEN),
+            Some(ADMIN_TOKEN),
             "application/wasm",
             StatusCode::UNPROCESSABLE_ENTITY,
             "says it is plugin \"hostile\"",
@@ -505,7 +512,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         (
             "an illegal state machine",
             component("bad_machine"),
-            Some(TOKEN),
+            Some(ADMIN_TOKEN),
             "application/wasm",
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid state machine",
@@ -513,7 +520,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
         (
             "wrong content type",
             component("order_v2"),
-            Some(TOKEN),
+            Some(ADMIN_TOKEN),
             "application/json",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "application/wasm",
@@ -542,7 +549,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
     let response = host
         .http
         .put(host.url("/api/plugins/order/active"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"version": "9.9.9"}))
         .send()
         .await
@@ -552,7 +559,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
     let after: Value = host
         .http
         .get(host.url("/api/plugins/order"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -562,28 +569,10 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
     assert_eq!(after, before, "a refused upload changed the registry");
 }
 
-/// Runs `orderpipe plugin ...` against `host` and returns its stdout; panics on failure.
-fn orderpipe_plugin(host: &TestHost, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderpipe"))
-        .arg("plugin")
-        .args(args)
-        .args(["--url", &host.base])
-        .env("ORDERPIPE_ADMIN__TOKEN", TOKEN)
-        .output()
-        .expect("orderpipe runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "orderpipe plugin {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_deploys_lists_and_rolls_back() {
     let mut config = config("order");
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     let host = TestHost::start(config).await;
     let v2 = support::plugins_dir().join("order_v2.wasm");
 
@@ -601,7 +590,7 @@ async fn the_cli_deploys_lists_and_rolls_back() {
     let after: Value = host
         .http
         .get(host.url("/api/plugins/order"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()

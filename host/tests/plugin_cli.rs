@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::ADMIN_TOKEN;
+
 /// What one `orderpipe` run printed.
 struct Run {
     success: bool,
@@ -309,9 +311,6 @@ fn plugin_test_names_the_place_of_a_mistake_in_a_fixture_file() {
     assert!(run.stderr.contains("fixtures[0].events[0]"), "{run:?}");
     assert!(run.stderr.contains("expct"), "{run:?}");
 }
-
-/// The admin token of the host the authoring loop deploys to.
-const ADMIN_TOKEN: &str = "plugin-cli-test-admin-token";
 
 /// One command of the authoring loop: what was typed, how long it took, what it printed.
 struct Step {

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::process::HostProcess;
-use support::{TestHost, config};
+use support::{ADMIN_TOKEN, TestHost, config, orderpipe_plugin};
 use uuid::Uuid;
 
-const TOKEN: &str = "test-admin-token";
 /// How soon every host must apply new limits (the same promise as for a new version).
 const APPLIED_WITHIN: Duration = Duration::from_secs(2);
 const SWITCHED_BY_ANNOUNCEMENT: &str =
@@ -23,7 +22,7 @@ const SWITCHED_BY_ANNOUNCEMENT: &str =
 async fn put_limits(http: &reqwest::Client, host: &HostProcess, body: &str) -> (StatusCode, Value) {
     let response = http
         .put(host.url("/api/plugins/order/limits"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .header("content-type", "application/json")
         .body(body.to_owned())
         .send()
@@ -36,7 +35,7 @@ async fn put_limits(http: &reqwest::Client, host: &HostProcess, body: &str) -> (
 async fn plugin(http: &reqwest::Client, host: &HostProcess) -> Value {
     let response = http
         .get(host.url("/api/plugins/order"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .expect("GET plugin");
@@ -74,7 +73,7 @@ async fn decided_orders(checker: &TestHost, hosts: [&HostProcess; 2], count: usi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cpu_budget_set_on_one_host_applies_on_every_host_and_can_be_restored() {
     let mut config = config("order");
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     // Slow polling: only the announcement can make the hosts apply limits within 2 s.
     config.plugins.watch_interval_ms = 30_000;
     config.plugins.max_memory_mib = 128;
@@ -116,7 +115,7 @@ async fn a_cpu_budget_set_on_one_host_applies_on_every_host_and_can_be_restored(
     }
     let listed: Value = http
         .get(b.url("/api/plugins"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -187,7 +186,7 @@ async fn a_cpu_budget_set_on_one_host_applies_on_every_host_and_can_be_restored(
     assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
     let unknown = http
         .put(a.url("/api/plugins/no_such_plugin/limits"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"fuel": 1}))
         .send()
         .await
@@ -233,28 +232,10 @@ fn answer_sources_after_fuel_override() -> Value {
     Value::Object(sources)
 }
 
-/// Runs `orderpipe plugin ...` against `host` and returns its stdout; panics on failure.
-fn orderpipe_plugin(host: &TestHost, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderpipe"))
-        .arg("plugin")
-        .args(args)
-        .args(["--url", &host.base])
-        .env("ORDERPIPE_ADMIN__TOKEN", TOKEN)
-        .output()
-        .expect("orderpipe runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "orderpipe plugin {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_shows_sets_and_resets_a_plugins_limits() {
     let mut config = config("order");
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     config.plugins.limits_for.insert(
         "order".into(),
         orderpipe::backend::registry::LimitOverrides {
@@ -286,7 +267,7 @@ async fn the_cli_shows_sets_and_resets_a_plugins_limits() {
         .args([
             "plugin", "limits", "order", "--fuel", "0", "--url", &host.base,
         ])
-        .env("ORDERPIPE_ADMIN__TOKEN", TOKEN)
+        .env("ORDERPIPE_ADMIN__TOKEN", ADMIN_TOKEN)
         .output()
         .expect("orderpipe runs");
     assert!(!refused.status.success());

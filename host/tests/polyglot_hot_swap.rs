@@ -18,10 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::process::{HostProcess, log_digest};
-use support::{TestHost, config, wait_for_active};
+use support::{ADMIN_TOKEN, TestHost, config, wait_for_active};
 use uuid::Uuid;
 
-const TOKEN: &str = "test-admin-token";
 /// The stream's pace: about 20 orders a second.
 const ORDER_EVERY: Duration = Duration::from_millis(50);
 /// How long each version decides orders before the next one is activated.
@@ -87,7 +86,7 @@ async fn a_running_host_swaps_order_from_rust_to_typescript_to_python_and_back_l
     let ports = [("order-ts.wasm", "0.1.0-ts"), ("order-py.wasm", "0.1.0-py")]
         .map(|(file, version)| (component(file), version));
     let mut config = config("order");
-    config.admin.token = Some(TOKEN.into());
+    config.admin.token = Some(ADMIN_TOKEN.into());
     config.http.upload_timeout_ms = UPLOAD_WITHIN.as_millis() as u64;
     let host = HostProcess::start(&config, "polyglot").await;
     let http = reqwest::Client::builder()
@@ -158,7 +157,7 @@ async fn a_running_host_swaps_order_from_rust_to_typescript_to_python_and_back_l
         if let Some(bytes) = upload {
             let size = bytes.len();
             let upload_started = Instant::now();
-            let upload = support::upload_version(&http, &host.base, "order", TOKEN, bytes)
+            let upload = support::upload_version(&http, &host.base, "order", ADMIN_TOKEN, bytes)
                 .send()
                 .await
                 .expect("upload");
@@ -180,7 +179,7 @@ async fn a_running_host_swaps_order_from_rust_to_typescript_to_python_and_back_l
         let activate_started = Instant::now();
         let activate = http
             .put(host.url("/api/plugins/order/active"))
-            .bearer_auth(TOKEN)
+            .bearer_auth(ADMIN_TOKEN)
             .json(&json!({ "version": version }))
             .send()
             .await

@@ -23,6 +23,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
+/// The admin token of every test host that needs one (`config.admin.token`).
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 /// The keyspace every test host shares (orders never collide: their ids are random).
 pub const KEYSPACE: &str = "orderpipe_test";
 
@@ -366,4 +369,22 @@ impl Backends {
             .await
             .expect("redis GET")
     }
+}
+
+/// Runs `orderpipe plugin ...` against `host` and returns its stdout; panics on failure.
+pub fn orderpipe_plugin(host: &TestHost, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderpipe"))
+        .arg("plugin")
+        .args(args)
+        .args(["--url", &host.base])
+        .env("ORDERPIPE_ADMIN__TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("orderpipe runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "orderpipe plugin {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
