@@ -27,7 +27,7 @@ use near_cache::NearCache;
 
 const BACKEND: &str = "redis";
 
-/// Sets `view` and `version` on the hash at KEYS[1] unless it already holds the same or a
+/// Sets `view` and `version` on the hash at `KEYS[1]` unless it already holds the same or a
 /// newer version. ARGV: version, view JSON, TTL seconds. Returns 1 when written.
 const PUT_IF_NEWER: &str = r#"
 local current = redis.call('HGET', KEYS[1], 'version')

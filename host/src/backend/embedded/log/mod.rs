@@ -36,6 +36,8 @@ use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use super::{check_format, open_database, storage_error};
+#[cfg(doc)]
+use crate::backend::EventStream;
 use crate::backend::{BackendError, BackendResult, EventLog};
 
 mod stream;
