@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 
 use crate::backend::announcements::{Announcement, PluginAnnouncements};
@@ -37,14 +37,7 @@ pub struct RedisAnnouncements {
 impl RedisAnnouncements {
     /// Configures (lazily: Redis may be down at start-up) the announcements of `scope`.
     pub fn connect(config: &RedisConfig, scope: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(config.url.as_str())?;
-        let timeout = Duration::from_millis(config.timeout_ms);
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|e| anyhow::anyhow!("configuring Redis: {e}"))?;
+        let (client, publisher) = super::lazy_connection(config)?;
         Ok(Self {
             client,
             publisher,

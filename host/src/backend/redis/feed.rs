@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::sync::{broadcast, watch};
 
 use crate::backend::feed::{Change, ChangeFeed, ChangeSubscription, FeedItem};
@@ -62,14 +62,8 @@ impl RedisChangeFeed {
         pipelines: &[String],
         buffer: usize,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(config.url.as_str())?;
+        let (client, publisher) = super::lazy_connection(config)?;
         let timeout = Duration::from_millis(config.timeout_ms);
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|e| anyhow::anyhow!("configuring Redis: {e}"))?;
         let prefix = config.key_prefix.clone();
         let channels = pipelines
             .iter()

@@ -27,6 +27,22 @@ use near_cache::NearCache;
 
 const BACKEND: &str = "redis";
 
+/// A client for `redis.url` and a connection manager over it, made lazily: the host starts
+/// (and serves from its store) even while Redis is down; the manager connects on first use,
+/// waits `redis.timeout_ms` to connect and for each answer, retries once, and reconnects by
+/// itself after an outage. The cache, the change feed and the announcements each hold one.
+fn lazy_connection(config: &RedisConfig) -> anyhow::Result<(redis::Client, ConnectionManager)> {
+    let client = redis::Client::open(config.url.as_str())?;
+    let timeout = Duration::from_millis(config.timeout_ms);
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1);
+    let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        .map_err(|e| anyhow::anyhow!("configuring Redis: {e}"))?;
+    Ok((client, connection))
+}
+
 /// Sets `view` and `version` on the hash at `KEYS[1]` unless it already holds the same or a
 /// newer version. ARGV: version, view JSON, TTL seconds. Returns 1 when written.
 const PUT_IF_NEWER: &str = r#"
@@ -55,16 +71,8 @@ pub struct RedisCache {
 
 impl RedisCache {
     pub async fn connect(config: &RedisConfig) -> anyhow::Result<Self> {
-        let client = redis::Client::open(config.url.as_str())?;
+        let (_, connection) = lazy_connection(config)?;
         let timeout = Duration::from_millis(config.timeout_ms);
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        // Lazy: the host starts (and serves from Cassandra) even while Redis is down; the
-        // manager connects on first use and reconnects by itself after an outage.
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| anyhow::anyhow!("configuring Redis: {e}"))?;
         let near = match config.near_cache_max_bytes {
             0 => None,
             max_bytes => {
