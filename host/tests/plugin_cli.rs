@@ -429,6 +429,16 @@ async fn new_to_active(
         build.run
     );
     assert!(build.run.stdout.contains("sha256"), "{:?}", build.run);
+    if lang == "python" {
+        assert!(
+            build
+                .run
+                .stderr
+                .contains("snapshot objects marked immortal"),
+            "a Python build marks its snapshot's objects immortal: {:?}",
+            build.run
+        );
+    }
     assert!(
         test.run.stdout.contains(&format!("plugin {name} 0.1.0")),
         "{:?}",

@@ -4,8 +4,9 @@
 //! - [`plugin_new`]: a ready project in Rust, TypeScript or Python from the templates in
 //!   `template/` (depending on its SDK by path, with unit tests and fixtures);
 //! - [`plugin_build`]: the project's toolchain, by [`language`]: cargo for wasm32-wasip2,
-//!   [`npm_project`] (jco, QuickJS) or [`python_project`] (componentize-py), the latter two
-//!   installed into the project folder on first use; then the component's path, size and sha256;
+//!   [`npm_project`] (jco, QuickJS) or [`python_project`] (componentize-py, then
+//!   [`immortal_objects`]), the latter two installed into the project folder on first use; then
+//!   the component's path, size and sha256;
 //! - [`plugin_test`]: the component in the host's own runtime with in-memory host functions,
 //!   against the fixtures ([`fixtures`] is their format), printing every decision.
 //!
@@ -16,6 +17,7 @@
 //! progress on stderr) and their exit status for scripts: non-zero when anything went wrong.
 
 mod fixtures;
+mod immortal_objects;
 mod language;
 mod npm_project;
 mod plugin_admin;

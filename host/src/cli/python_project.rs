@@ -15,7 +15,7 @@ use figment::Figment;
 use figment::providers::{Format as _, Toml};
 use serde::Deserialize;
 
-use super::project;
+use super::{immortal_objects, project};
 
 /// The componentize-py release plugins are built and tested with (`shared/WASM.md`).
 pub(crate) const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
@@ -86,7 +86,30 @@ pub(crate) fn build(dir: &Path) -> anyhow::Result<PathBuf> {
         .arg("-o")
         .arg(&component);
     project::run(&mut command, "componentize-py")?;
+    mark_snapshot_objects_immortal(&component)?;
     Ok(component)
+}
+
+/// Rewrites the component with its snapshot's objects immortal ([`immortal_objects`]).
+fn mark_snapshot_objects_immortal(component: &Path) -> anyhow::Result<()> {
+    let mut bytes =
+        std::fs::read(component).with_context(|| format!("reading {}", component.display()))?;
+    match immortal_objects::mark(&mut bytes)
+        .with_context(|| format!("marking the snapshot objects of {}", component.display()))?
+    {
+        Some(marked) => {
+            std::fs::write(component, &bytes)
+                .with_context(|| format!("writing {}", component.display()))?;
+            eprintln!(
+                "snapshot objects marked immortal: {} of {} listed ({} immortal already, {} left)",
+                marked.marked, marked.listed, marked.immortal_already, marked.skipped
+            );
+        }
+        None => eprintln!(
+            "snapshot objects left as they are: the component lists none (an SDK older than 2026-12-06?)"
+        ),
+    }
+    Ok(())
 }
 
 /// The component the build makes, from `[tool.orderpipe] component`.
