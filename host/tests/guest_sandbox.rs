@@ -1,8 +1,8 @@
 //! The TypeScript and Python hostile plugins (`plugins/testing/hostile-ts`, `hostile-py`)
 //! against a host on the real servers: reading a file or the environment, opening a socket,
 //! sending an HTTP request, an endless loop, a memory bomb, a log flood and a huge decision
-//! are each refused or stopped, the reason recorded in the order's history, and the host goes
-//! on deciding orders. The Rust hostile plugin's twin of this is `pipeline/sandbox.rs`.
+//! are each refused or stopped, the reason recorded in the order's history, nothing a guest keeps
+//! in its module state reaches the next event, and the host goes on deciding orders. The Rust hostile plugin's twin of this is `pipeline/sandbox.rs`.
 //!
 //! Each test builds its plugin first with `orderpipe plugin build`, as an author would (the
 //! toolchain comes from npm or PyPI into the plugin's folder on first use).
@@ -66,7 +66,10 @@ type Recorded = (&'static str, &'static str);
 /// hold. How the sandbox answers the four reaches outward (`guest`: file, environment, socket,
 /// HTTP) is the guest's own: a missing API the guest catches is a reject, a trap a failure.
 /// A flood of 200 log lines runs into the log budget (the event goes on, the rest is dropped
-/// and counted); a 2 MB attribute is handed over and refused by the host for its size.
+/// and counted); a 2 MB attribute is handed over and refused by the host for its size. Last,
+/// twice, the guest keeps the event's id in its module state and looks for an earlier one:
+/// every event runs on a fresh instance, so neither finds anything (for Python, that state is
+/// among the snapshot objects the build made immortal, written like any other memory).
 fn attacks(guest: [Recorded; 6]) -> Vec<(&'static str, Value, &'static str, &'static str)> {
     let [file, env, socket, http, flood, huge] = guest;
     vec![
@@ -82,6 +85,18 @@ fn attacks(guest: [Recorded; 6]) -> Vec<(&'static str, Value, &'static str, &'st
             json!({"bytes": 2_000_000}),
             huge.0,
             huge.1,
+        ),
+        (
+            "remember",
+            json!({}),
+            "unchanged",
+            "remember: nothing from an earlier event",
+        ),
+        (
+            "remember",
+            json!({}),
+            "unchanged",
+            "remember: nothing from an earlier event",
         ),
     ]
 }

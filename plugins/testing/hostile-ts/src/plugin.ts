@@ -16,6 +16,7 @@
  * | `grow_memory` | allocates 1 MiB buffers without bound | a failure naming the memory limit |
  * | `log_flood` | logs `lines` lines (default 1,000,000) of 4,096 bytes | unchanged "log_flood: done" past the log budget (50 lines), or a failure naming the CPU budget |
  * | `huge_attribute` | moves `processed → done` with an attribute of `bytes` bytes (default 20,000,000) | a failure naming the decision bound |
+ * | `remember` | keeps the event's id in module state and looks for what an earlier event kept there | unchanged "remember: nothing from an earlier event" (a fresh instance per event) |
  *
  * Whenever an attack gets through, the decision's reason starts with `ESCAPED:`.
  */
@@ -41,6 +42,9 @@ type Globals = {
   fetch?: (url: string) => Promise<unknown>;
 };
 const globals = globalThis as unknown as Globals;
+
+/** Module state every instance starts with; the `remember` attack writes it and reads it back. */
+const remembered: string[] = [];
 
 export const hostile: OrderPlugin = {
   describe() {
@@ -102,6 +106,16 @@ export const hostile: OrderPlugin = {
         return transition('done', 'hostile: a huge attribute', {
           blob: 'x'.repeat(number(data, 'bytes', 20_000_000)),
         });
+      case 'remember': {
+        const earlier = [...remembered];
+        remembered.push(event.id);
+        const previous = (globals as Record<string, unknown>).hostileLastEvent;
+        (globals as Record<string, unknown>).hostileLastEvent = event.id;
+        if (earlier.length > 0 || previous !== undefined) {
+          return reject(`ESCAPED: remember: kept from earlier events: ${earlier.join(',')} ${String(previous)}`);
+        }
+        return noChange('remember: nothing from an earlier event');
+      }
       default:
         return reject(`unknown event type ${event.kind}`);
     }

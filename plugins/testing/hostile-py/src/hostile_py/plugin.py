@@ -15,6 +15,7 @@ Its state machine is ``created → processed → done``; a ``created`` event mov
 | ``grow_memory`` | allocates 1 MiB buffers without bound | a failure naming the memory limit |
 | ``log_flood`` | logs ``lines`` lines (default 1,000,000) of 4,096 bytes | unchanged "log_flood: done" past the log budget (50 lines), or a failure naming the CPU budget |
 | ``huge_attribute`` | moves ``processed → done`` with an attribute of ``bytes`` bytes (default 20,000,000) | a failure naming the decision bound |
+| ``remember`` | keeps the event's id in module state (a list and a class attribute, objects of the build's snapshot, so immortal) and looks for what an earlier event kept there | unchanged "remember: nothing from an earlier event" (a fresh instance per event) |
 
 Whenever an attack gets through, the decision's reason starts with ``ESCAPED:``.
 """
@@ -36,8 +37,14 @@ from orderpipe_plugin import (
     transition,
 )
 
+# Module state every instance starts with (in the build's snapshot, so immortal once built):
+# the ``remember`` attack writes it and reads it back.
+_REMEMBERED: list[str] = []
+
 
 class Hostile:
+    last_event = None
+
     def describe(self) -> PluginInfo:
         return plugin_info(
             "hostile-py",
@@ -72,7 +79,20 @@ class Hostile:
             return no_change("log_flood: done")
         if kind == "huge_attribute":
             return transition("done", "hostile: a huge attribute", {"blob": "x" * number(data, "bytes", 20_000_000)})
+        if kind == "remember":
+            return remember(event)
         return reject(f"unknown event type {kind}")
+
+
+def remember(event: Event) -> Decision:
+    """Keeps the event's id where the next instance would find it, if instances were shared."""
+    earlier = list(_REMEMBERED)
+    _REMEMBERED.append(event.id)
+    previous = Hostile.last_event
+    Hostile.last_event = event.id
+    if earlier or previous is not None:
+        return reject(f"ESCAPED: remember: kept from earlier events: {earlier} {previous}")
+    return no_change("remember: nothing from an earlier event")
 
 
 def attempt(attack: str, run: Callable[[], str]) -> Decision:
