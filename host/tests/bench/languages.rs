@@ -50,9 +50,35 @@ const DECISIONS: usize = 2_000;
 /// Invocations held at once for the memory figure.
 const LIVE_INSTANCES: usize = 16;
 /// Queued orders per consumer round (the against-original bench drains 3,000 with Rust
-/// only; a third of that per language keeps the three languages' rounds within minutes).
+/// only; a third of that per language keeps the three languages' rounds within minutes), unless
+/// `ORDERPIPE_BENCH_LANGUAGES_ORDERS` asks for longer drains: a Rust round of 1,000 lasts about
+/// a third of a second, and a Python worker's first use of each instance slot weighs on it.
 const DRAIN_ORDERS: u64 = 1_000;
+/// Rounds of the three languages, unless `ORDERPIPE_BENCH_LANGUAGES_ROUNDS` says otherwise.
 const ROUNDS: usize = 3;
+
+/// The environment a run was given, as a reader would type it before the command.
+fn settings_changed(orders: u64, rounds: usize) -> String {
+    let mut changed = String::new();
+    if orders != DRAIN_ORDERS {
+        changed.push_str(&format!("ORDERPIPE_BENCH_LANGUAGES_ORDERS={orders} "));
+    }
+    if rounds != ROUNDS {
+        changed.push_str(&format!("ORDERPIPE_BENCH_LANGUAGES_ROUNDS={rounds} "));
+    }
+    changed
+}
+
+/// `name` from the environment, or `default` when unset; a value that does not parse stops the
+/// bench rather than measuring something else than asked.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
+        Err(_) => default,
+    }
+}
 
 /// The Rust `order` plugin keeps reused instances for this many events in the "reused"
 /// column (the opt-in `instance_reuse`); fresh is 1, the default.
@@ -82,9 +108,9 @@ const MARKERS: Markers = if cfg!(debug_assertions) {
 };
 
 /// One worker-only host on the servers with `language`'s order plugin draining
-/// [`DRAIN_ORDERS`] queued orders; orders per second between 10 % and 90 % done, and the
+/// `orders` queued orders; orders per second between 10 % and 90 % done, and the
 /// CPU per order of the worker and of each server over the whole drain.
-async fn drain(http: &reqwest::Client, language: &Language) -> (f64, String) {
+async fn drain(http: &reqwest::Client, language: &Language, orders: u64) -> (f64, String) {
     // Every language's component calls itself `order`: the host loads it from a folder of
     // its own under that name.
     let dir = tempfile::tempdir().expect("plugin folder");
@@ -98,17 +124,17 @@ async fn drain(http: &reqwest::Client, language: &Language) -> (f64, String) {
     config.plugins.dir = dir.path().to_path_buf();
     {
         let backends = Backends::connect(&config).await.expect("backends");
-        crate::preload(&backends, DRAIN_ORDERS).await;
+        crate::preload(&backends, orders).await;
     }
     let worker = HostProcess::start(&config, &format!("languages-{plugin}")).await;
     let meter = CpuMeter::start(&cpu::processes(Some(("worker", worker.pid()))));
-    let rate = crate::drain_rate(DRAIN_ORDERS, || async {
+    let rate = crate::drain_rate(orders, || async {
         crate::support::metrics::total_at(http, &worker.base, "orderpipe_events_processed_total")
             .await
             .unwrap_or(0.0) as u64
     })
     .await;
-    let drain_cpu = meter.per(DRAIN_ORDERS);
+    let drain_cpu = meter.per(orders);
     let dead_letters =
         crate::support::metrics::total_at(http, &worker.base, "orderpipe_dead_letters_total")
             .await
@@ -157,15 +183,17 @@ pub async fn run() {
         });
     }
 
+    let orders: u64 = setting("ORDERPIPE_BENCH_LANGUAGES_ORDERS", DRAIN_ORDERS);
+    let rounds: usize = setting("ORDERPIPE_BENCH_LANGUAGES_ROUNDS", ROUNDS);
     let http = crate::http_client();
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         for (language, figures) in LANGUAGES.iter().zip(&mut measured) {
             step(&format!(
-                "round {round} of {ROUNDS}: a worker with the {} order plugin draining \
-                 {DRAIN_ORDERS} orders",
+                "round {round} of {rounds}: a worker with the {} order plugin draining \
+                 {orders} orders",
                 language.name
             ));
-            let (rate, drain_cpu) = drain(&http, language).await;
+            let (rate, drain_cpu) = drain(&http, language, orders).await;
             step(&format!("  {rate:.0} orders/s; CPU per order: {drain_cpu}"));
             figures.drains.push(rate);
             figures.drain_cpu.push(drain_cpu);
@@ -176,7 +204,8 @@ pub async fn run() {
     let mut markdown = String::new();
     let _ = writeln!(
         markdown,
-        "## The order plugin in each language (`cargo xtask bench --languages{}`)\n",
+        "## The order plugin in each language (`{}cargo xtask bench --languages{}`)\n",
+        settings_changed(orders, rounds),
         if cfg!(debug_assertions) {
             ""
         } else {
@@ -191,9 +220,9 @@ pub async fn run() {
          event (the default), reused = `instance_reuse` {REUSE} (opt-in). Memory: RSS growth \
          with {LIVE_INSTANCES} invocations parked at once in their store.put, per instance. \
          Compile: the host compiling the component (what an upload costs before activation). \
-         Consumer: a worker-only host on Kafka, Cassandra and Redis draining {DRAIN_ORDERS} \
+         Consumer: a worker-only host on Kafka, Cassandra and Redis draining {orders} \
          queued orders (rate between 10 % and 90 %), rounds alternating Rust, TypeScript, \
-         Python × {ROUNDS}, median; the goal (issue 20) is ≥ 0.5× Rust's.\n",
+         Python × {rounds}, median; the goal (issue 20) is ≥ 0.5× Rust's.\n",
         machine(),
         if cfg!(debug_assertions) {
             "dev"
