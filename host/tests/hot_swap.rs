@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::process::{HostProcess, log_digest};
 use support::{ADMIN_TOKEN, TestHost, config, orderpipe_plugin};
 use uuid::Uuid;
@@ -81,10 +81,7 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
 
     let put_started = Instant::now();
     let v2_from = SystemTime::now();
-    let activate = http
-        .put(b.url("/api/plugins/order/active"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"version": "0.2.0"}))
+    let activate = support::activate_version(&http, &b.base, "order", ADMIN_TOKEN, "0.2.0")
         .send()
         .await
         .unwrap();
@@ -114,10 +111,7 @@ async fn two_hosts_switch_to_a_new_version_and_back_without_losing_an_order() {
 
     // Roll back: activate the earlier version again.
     let v1_from = SystemTime::now();
-    let rollback = http
-        .put(a.url("/api/plugins/order/active"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"version": "0.1.0"}))
+    let rollback = support::activate_version(&http, &a.base, "order", ADMIN_TOKEN, "0.1.0")
         .send()
         .await
         .unwrap();
@@ -217,13 +211,11 @@ async fn an_announcement_switches_every_host_long_before_its_next_poll() {
 
     let mut times = Vec::new();
     for (version, through, announcements) in [("0.2.0", &b, 1.0), ("0.1.0", &a, 2.0)] {
-        let activate = http
-            .put(through.url("/api/plugins/order/active"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"version": version}))
-            .send()
-            .await
-            .unwrap();
+        let activate =
+            support::activate_version(&http, &through.base, "order", ADMIN_TOKEN, version)
+                .send()
+                .await
+                .unwrap();
         assert_eq!(activate.status(), StatusCode::OK);
         let activated_at = Instant::now();
         let (on_a, on_b) = tokio::join!(
@@ -294,11 +286,7 @@ async fn an_embedded_host_switches_on_its_own_announcement() {
     .await
     .unwrap();
     assert_eq!(upload.status(), StatusCode::CREATED);
-    let activate = host
-        .http
-        .put(host.url("/api/plugins/order/active"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"version": "0.2.0"}))
+    let activate = support::activate_version(&host.http, &host.base, "order", ADMIN_TOKEN, "0.2.0")
         .send()
         .await
         .unwrap();
@@ -546,11 +534,7 @@ async fn invalid_uploads_are_refused_and_change_nothing() {
     );
 
     // Activating a version that was never uploaded is refused too.
-    let response = host
-        .http
-        .put(host.url("/api/plugins/order/active"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"version": "9.9.9"}))
+    let response = support::activate_version(&host.http, &host.base, "order", ADMIN_TOKEN, "9.9.9")
         .send()
         .await
         .unwrap();

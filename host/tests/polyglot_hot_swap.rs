@@ -177,10 +177,7 @@ async fn a_running_host_swaps_order_from_rust_to_typescript_to_python_and_back_l
         }
         let from = SystemTime::now();
         let activate_started = Instant::now();
-        let activate = http
-            .put(host.url("/api/plugins/order/active"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({ "version": version }))
+        let activate = support::activate_version(&http, &host.base, "order", ADMIN_TOKEN, version)
             .send()
             .await
             .expect("activate");

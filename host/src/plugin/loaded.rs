@@ -31,10 +31,6 @@ pub struct Invocation {
     /// The part of `duration` spent making a fresh instance (linking, function references,
     /// start functions); zero on a reused one.
     pub instantiation: Duration,
-    /// The host calls it made, in order, logging included, when the host recorded them
-    /// ([`PluginHost::record_host_calls`]); bounded, so a plugin that made very many calls
-    /// has only its first few dozen here.
-    pub host_call_log: Vec<HostCall>,
     /// Its store writes, when the host held them back ([`PluginHost::hold_store_writes`]).
     pub store_writes: Vec<PluginWrite>,
 }
@@ -77,7 +73,6 @@ impl Trace {
             host_calls: self.host_calls,
             duration: self.duration,
             instantiation: self.instantiation,
-            host_call_log: self.host_call_log,
             store_writes: self.store_writes,
         })
     }

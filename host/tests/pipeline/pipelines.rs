@@ -11,7 +11,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestHost, config, plugins_dir, upload_version, wait_for_active};
+use crate::support::{
+    TestHost, activate_version, config, plugins_dir, upload_version, wait_for_active,
+};
 
 /// `config` serving orders (on its unique topic, decided by `order`) and invoices (on a
 /// topic unique to this test, decided by `invoice`).
@@ -348,11 +350,7 @@ async fn hot_swapping_the_order_plugin_leaves_the_invoice_pipeline_alone() {
         .await
         .expect("upload");
     assert_eq!(upload.status(), StatusCode::CREATED);
-    let activate = host
-        .http
-        .put(host.url("/api/plugins/order/active"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"version": "0.2.0"}))
+    let activate = activate_version(&host.http, &host.base, "order", TOKEN, "0.2.0")
         .send()
         .await
         .expect("activate");

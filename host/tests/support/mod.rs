@@ -237,6 +237,20 @@ pub fn upload_version(
         .body(component)
 }
 
+/// `PUT <base>/api/plugins/<plugin>/active` naming `version`, as the admin `token`: the
+/// activation request of the hot-swap tests (send it and check the answer).
+pub fn activate_version(
+    http: &reqwest::Client,
+    base: &str,
+    plugin: &str,
+    token: &str,
+    version: &str,
+) -> reqwest::RequestBuilder {
+    http.put(format!("{base}/api/plugins/{plugin}/active"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "version": version }))
+}
+
 impl Drop for TestHost {
     fn drop(&mut self) {
         if let Some(host) = self.host.take() {
