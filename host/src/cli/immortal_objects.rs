@@ -254,7 +254,13 @@ mod tests {
         // Objects at 1024, 1032, 1040: mortal, immortal already, count zero; 8192 is in no segment.
         let mut bytes = module(&[MORTAL, IMMORTAL + 7, 0], &[1024, 1032, 1040, 8192]);
         let before = bytes.clone();
+        // Where the first object lies in the file, found by its bytes rather than through the
+        // segments `mark` reads.
+        let mut first = MORTAL.to_le_bytes().to_vec();
+        first.extend(0xfeed_u32.to_le_bytes());
+        let at = memchr_all(&before, &first).next().unwrap();
         let marked = mark(&mut bytes).unwrap().unwrap();
+        assert_eq!(bytes[at..at + 4], IMMORTAL.to_le_bytes());
         assert_eq!(
             marked,
             Marked {

@@ -106,7 +106,7 @@ fn mark_snapshot_objects_immortal(component: &Path) -> anyhow::Result<()> {
             );
         }
         None => eprintln!(
-            "snapshot objects left as they are: the component lists none (an SDK older than 2026-12-06?)"
+            "snapshot objects left as they are: the component lists none (an SDK older than 2026-12-06, or a CPython the SDK's snapshot.py does not know)"
         ),
     }
     Ok(())

@@ -45,9 +45,12 @@ def record() -> Optional[bytes]:
     """Lists every object the interpreter holds now for the build to mark immortal, and keeps
     them alive; call it last, when the app module has built everything its decisions use.
     Returns the encoded list (also kept), or ``None`` where the interpreter is not one the
-    build knows how to patch."""
+    build knows how to patch, or when a list was recorded already."""
     counts = _IMMORTAL_32_BIT.get(sys.version_info[:2])
     if sys.implementation.name != "cpython" or sys.maxsize != 2**31 - 1 or counts is None:
+        return None
+    if _kept:
+        # Recorded already (a second export_plugin): the build reads one list only.
         return None
     objects = reachable_objects()
     encoded = encode(sorted(objects), *counts)
