@@ -1,8 +1,9 @@
 //! The TypeScript and Python hostile plugins (`plugins/testing/hostile-ts`, `hostile-py`)
 //! against a host on the real servers: reading a file or the environment, opening a socket,
 //! sending an HTTP request, an endless loop, a memory bomb, a log flood and a huge decision
-//! are each refused or stopped, the reason recorded in the order's history, nothing a guest keeps
-//! in its module state reaches the next event, and the host goes on deciding orders. The Rust hostile plugin's twin of this is `pipeline/sandbox.rs`.
+//! are each refused or stopped, the reason recorded in the order's history, nothing a guest
+//! keeps in its module state reaches the next event, and the host goes on deciding orders. The
+//! Rust hostile plugin's twin of this is `pipeline/sandbox.rs`.
 //!
 //! Each test builds its plugin first with `orderpipe plugin build`, as an author would (the
 //! toolchain comes from npm or PyPI into the plugin's folder on first use).

@@ -14,6 +14,7 @@
 use std::ops::Range;
 
 use anyhow::{Context as _, bail};
+use memchr::memmem;
 use wasmparser::{DataKind, Encoding, Operator, Parser, Payload};
 
 /// The list's opening tag (`snapshot.HEAD`), then five little-endian u32: the format's version,
@@ -98,7 +99,7 @@ struct List {
 /// tag where the count puts it).
 fn find_list(bytes: &[u8]) -> anyhow::Result<Option<List>> {
     let mut found = None;
-    for start in memchr_all(bytes, HEAD) {
+    for start in memmem::find_iter(bytes, HEAD) {
         let header = start + HEAD.len();
         if header + 20 > bytes.len() || read_u32(bytes, header) != FORMAT_VERSION {
             continue;
@@ -188,14 +189,6 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes"))
 }
 
-fn memchr_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    haystack
-        .windows(needle.len())
-        .enumerate()
-        .filter(move |(_, window)| *window == needle)
-        .map(|(at, _)| at)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,7 +251,7 @@ mod tests {
         // segments `mark` reads.
         let mut first = MORTAL.to_le_bytes().to_vec();
         first.extend(0xfeed_u32.to_le_bytes());
-        let at = memchr_all(&before, &first).next().unwrap();
+        let at = memmem::find(&before, &first).unwrap();
         let marked = mark(&mut bytes).unwrap().unwrap();
         assert_eq!(bytes[at..at + 4], IMMORTAL.to_le_bytes());
         assert_eq!(

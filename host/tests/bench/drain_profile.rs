@@ -31,15 +31,6 @@ use crate::support::process::HostProcess;
 /// Thread groups printed per drain, busiest first.
 const TOP_GROUPS: usize = 8;
 
-fn env_number(name: &str, default: u64) -> u64 {
-    env_setting(name).unwrap_or(default)
-}
-
-/// A setting from the environment, when it is there and parses.
-fn env_setting<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok()?.parse().ok()
-}
-
 /// Each thread of `pid`: its name and CPU seconds so far. Cassandra's shared-pool workers
 /// rename themselves after the stage they serve, so a thread's time is counted per thread
 /// and grouped by the name it has at the second reading.
@@ -135,8 +126,8 @@ fn variants(default: (usize, usize)) -> Vec<(usize, usize)> {
 }
 
 pub async fn run() {
-    let orders = env_number("DRAIN_PROFILE_ORDERS", 10_000);
-    let rounds = env_number("DRAIN_PROFILE_ROUNDS", 6);
+    let orders: u64 = crate::env_setting("DRAIN_PROFILE_ORDERS").unwrap_or(10_000);
+    let rounds: u64 = crate::env_setting("DRAIN_PROFILE_ROUNDS").unwrap_or(6);
     let http = crate::http_client();
     let config = crate::servers_config(Mode::Worker);
     let variants = variants((
@@ -156,13 +147,13 @@ pub async fn run() {
         let mut config = config.clone();
         config.cassandra.batches_in_flight = batches;
         config.worker.events_in_flight_per_partition = events;
-        if let Some(slots) = env_setting("DRAIN_PROFILE_INSTANCE_SLOTS") {
+        if let Some(slots) = crate::env_setting("DRAIN_PROFILE_INSTANCE_SLOTS") {
             config.plugins.instance_slots = slots;
         }
-        if let Some(bytes) = env_setting("DRAIN_PROFILE_RESIDENT_BYTES") {
+        if let Some(bytes) = crate::env_setting("DRAIN_PROFILE_RESIDENT_BYTES") {
             config.plugins.resident_memory_bytes = bytes;
         }
-        if let Some(reuse) = env_setting("DRAIN_PROFILE_INSTANCE_REUSE") {
+        if let Some(reuse) = crate::env_setting("DRAIN_PROFILE_INSTANCE_REUSE") {
             config.plugins.limits.instance_reuse = reuse;
         }
         config.plugins.perf_map = std::env::var_os("DRAIN_PROFILE_PERF_MAP").is_some();

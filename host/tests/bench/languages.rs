@@ -69,17 +69,6 @@ fn settings_changed(orders: u64, rounds: usize) -> String {
     changed
 }
 
-/// `name` from the environment, or `default` when unset; a value that does not parse stops the
-/// bench rather than measuring something else than asked.
-fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
 /// The Rust `order` plugin keeps reused instances for this many events in the "reused"
 /// column (the opt-in `instance_reuse`); fresh is 1, the default.
 const REUSE: u32 = 1_000;
@@ -183,8 +172,9 @@ pub async fn run() {
         });
     }
 
-    let orders: u64 = setting("ORDERPIPE_BENCH_LANGUAGES_ORDERS", DRAIN_ORDERS);
-    let rounds: usize = setting("ORDERPIPE_BENCH_LANGUAGES_ROUNDS", ROUNDS);
+    let orders: u64 =
+        crate::env_setting("ORDERPIPE_BENCH_LANGUAGES_ORDERS").unwrap_or(DRAIN_ORDERS);
+    let rounds: usize = crate::env_setting("ORDERPIPE_BENCH_LANGUAGES_ROUNDS").unwrap_or(ROUNDS);
     let http = crate::http_client();
     for round in 1..=rounds {
         for (language, figures) in LANGUAGES.iter().zip(&mut measured) {

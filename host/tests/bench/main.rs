@@ -83,6 +83,18 @@ fn repo_root() -> PathBuf {
     host.parent().unwrap_or(host).to_path_buf()
 }
 
+/// A setting for a by-hand run from the environment (`ORDERPIPE_PROFILE_SECONDS`,
+/// `DRAIN_PROFILE_ORDERS`, …): `None` when unset; a value that does not parse stops the run
+/// rather than measuring something other than what was asked.
+fn env_setting<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a valid setting")),
+    )
+}
+
 fn peak_rss_mib(pid: u32) -> f64 {
     proc_status_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0
 }
@@ -741,17 +753,9 @@ async fn drain_profile_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a profiling target, not a test"]
 async fn plugin_overhead_profile_loop() {
-    let seconds: u64 = std::env::var("ORDERPIPE_PROFILE_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let reuse: u32 = std::env::var("ORDERPIPE_PROFILE_REUSE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let resident: usize = std::env::var("ORDERPIPE_PROFILE_RESIDENT_BYTES")
-        .ok()
-        .and_then(|s| s.parse().ok())
+    let seconds: u64 = env_setting("ORDERPIPE_PROFILE_SECONDS").unwrap_or(10);
+    let reuse: u32 = env_setting("ORDERPIPE_PROFILE_REUSE").unwrap_or(1);
+    let resident: usize = env_setting("ORDERPIPE_PROFILE_RESIDENT_BYTES")
         .unwrap_or(orderpipe::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES);
     // Leaked once per run: the loop's component outlives it anyway.
     let file: &'static str = std::env::var("ORDERPIPE_PROFILE_COMPONENT")
