@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use orderpipe::config::{Config, Mode};
 
-/// A free loopback port (bound, then released for the host to take).
+/// A free loopback port (bound, then released for the host to take). Another process may take
+/// it in between: for a host whose address may change, [`HostProcess::start`] lets the host bind
+/// port 0 and reads the address it logs instead.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -218,6 +220,13 @@ pub fn log_digest(path: &Path) -> String {
     out
 }
 
+/// The address a host's log says it listens on (its `listening addr=…` line), once it does.
+fn listening_address(log: &Path) -> Option<std::net::SocketAddr> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let (_, rest) = text.split_once(" listening addr=")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// A running `orderpipe serve` process; killed when dropped.
 pub struct HostProcess {
     child: Child,
@@ -226,12 +235,12 @@ pub struct HostProcess {
 }
 
 impl HostProcess {
-    /// Starts the process with a fresh port and waits (bounded) until `/healthz` answers.
+    /// Starts the process on a port it picks itself (port 0: no port chosen here can be taken
+    /// by another process before the host binds it), reads the address from its `listening`
+    /// log line, and waits (bounded) until `/healthz` answers.
     pub async fn start(config: &Config, name: &str) -> HostProcess {
         let mut config = config.clone();
-        config.http.addr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("address");
+        config.http.addr = "127.0.0.1:0".parse().expect("address");
         let log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("host-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let log = log_dir.join(format!("{name}-{}.log", config.kafka.group_id));
@@ -246,13 +255,30 @@ impl HostProcess {
             .stderr(file)
             .spawn()
             .expect("orderpipe starts");
-        let process = HostProcess {
+        let mut process = HostProcess {
             child,
-            base: format!("http://{}", config.http.addr),
+            base: String::new(),
             log,
         };
-        let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
+        process.base = loop {
+            if let Some(addr) = listening_address(&process.log) {
+                break format!("http://{addr}");
+            }
+            if let Ok(Some(status)) = process.child.try_wait() {
+                panic!(
+                    "host {name} exited ({status}) before listening:\n{}",
+                    log_digest(&process.log)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "host {name} did not start listening; see {}",
+                process.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let http = reqwest::Client::new();
         loop {
             if http
                 .get(format!("{}/healthz", process.base))
