@@ -196,8 +196,11 @@ struct HostProcess {
 }
 
 impl HostProcess {
-    /// Starts `orderpipe serve` in `mode` on `port`; `role` names it in logs (and gives a
-    /// worker its static group member id, the same for a restarted process).
+    /// Starts `orderpipe serve` in `mode` on `port` (0: a port the host picks itself, read
+    /// from its log by [`HostProcess::wait_healthy`], so that no other process can take it
+    /// between a test choosing it and the host binding it; a restart passes the port its
+    /// predecessor had, [`HostProcess::port`]); `role` names it in logs (and gives a worker its
+    /// static group member id, the same for a restarted process).
     fn spawn(setup: &Setup, mode: &str, port: u16, role: &str) -> HostProcess {
         let dir = log_dir();
         let mut n = 1;
@@ -230,7 +233,7 @@ impl HostProcess {
         command.envs(setup.env(mode, port, role));
         let child = command.spawn().expect("starting orderpipe serve");
         println!(
-            "[{}] started {role} ({mode}) pid {:?} on 127.0.0.1:{port}, log {}",
+            "[{}] started {role} ({mode}) pid {:?} on port {port} (0: one it picks), log {}",
             setup.label,
             child.id(),
             log.display()
@@ -239,12 +242,22 @@ impl HostProcess {
             role: role.to_owned(),
             child,
             log,
-            base: format!("http://127.0.0.1:{port}"),
+            base: match port {
+                0 => String::new(),
+                port => format!("http://127.0.0.1:{port}"),
+            },
             spawned_at: Instant::now(),
         }
     }
 
-    /// Waits until `/healthz` answers 200; fails if the process exits or takes too long.
+    /// The port the host listens on (known once [`HostProcess::wait_healthy`] returned).
+    fn port(&self) -> u16 {
+        let (_, port) = self.base.rsplit_once(':').expect("a listening host");
+        port.parse().expect("a port")
+    }
+
+    /// Waits until `/healthz` answers 200 (for a host spawned on port 0, first until its log
+    /// names the address it listens on); fails if the process exits or takes too long.
     async fn wait_healthy(&mut self, http: &reqwest::Client) -> Result<Duration, String> {
         let deadline = self.spawned_at + START_WITHIN;
         loop {
@@ -254,6 +267,22 @@ impl HostProcess {
                     self.role,
                     self.log.display()
                 ));
+            }
+            if self.base.is_empty() {
+                match support::process::listening_address(&self.log) {
+                    Some(addr) => self.base = format!("http://{addr}"),
+                    None if Instant::now() > deadline => {
+                        return Err(format!(
+                            "{} not listening {START_WITHIN:?} after start; log {}",
+                            self.role,
+                            self.log.display()
+                        ));
+                    }
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
             }
             if let Ok(response) = http
                 .get(format!("{}/healthz", self.base))
@@ -398,21 +427,21 @@ async fn run_fault(fault: Fault) {
     }
 
     // Processes: an all-mode host, or (worker fault) an API and a separate worker.
-    let api_port = support::process::free_port();
     let mut api = match fault {
-        Fault::Worker => HostProcess::spawn(&setup, "api", api_port, "api"),
-        _ => HostProcess::spawn(&setup, "all", api_port, "host"),
+        Fault::Worker => HostProcess::spawn(&setup, "api", 0, "api"),
+        _ => HostProcess::spawn(&setup, "all", 0, "host"),
     };
     api.wait_healthy(&http).await.unwrap();
-    let worker_port = support::process::free_port();
+    let api_port = api.port();
     let mut worker = match fault {
         Fault::Worker => {
-            let mut worker = HostProcess::spawn(&setup, "worker", worker_port, "worker");
+            let mut worker = HostProcess::spawn(&setup, "worker", 0, "worker");
             worker.wait_healthy(&http).await.unwrap();
             Some(worker)
         }
         _ => None,
     };
+    let worker_port = worker.as_ref().map_or(0, HostProcess::port);
     api.wait_ready(&http).await.unwrap();
     if let Some(worker) = worker.as_mut() {
         worker.wait_ready(&http).await.unwrap();
@@ -614,8 +643,7 @@ async fn orders_produced_before_any_worker_ran_are_all_processed() {
     let http = client();
     let mut failures = Vec::new();
 
-    let api_port = support::process::free_port();
-    let mut api = HostProcess::spawn(&setup, "api", api_port, "api");
+    let mut api = HostProcess::spawn(&setup, "api", 0, "api");
     api.wait_healthy(&http).await.unwrap();
     api.wait_ready(&http).await.unwrap();
 
@@ -636,12 +664,7 @@ async fn orders_produced_before_any_worker_ran_are_all_processed() {
         config,
         suffix: setup.suffix.clone(),
     };
-    let mut worker = HostProcess::spawn(
-        &worker_setup,
-        "worker",
-        support::process::free_port(),
-        "worker",
-    );
+    let mut worker = HostProcess::spawn(&worker_setup, "worker", 0, "worker");
     worker.wait_healthy(&http).await.unwrap();
     let first = first_event_handled(
         &http,

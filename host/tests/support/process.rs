@@ -221,7 +221,7 @@ pub fn log_digest(path: &Path) -> String {
 }
 
 /// The address a host's log says it listens on (its `listening addr=…` line), once it does.
-fn listening_address(log: &Path) -> Option<std::net::SocketAddr> {
+pub fn listening_address(log: &Path) -> Option<std::net::SocketAddr> {
     let text = std::fs::read_to_string(log).ok()?;
     let (_, rest) = text.split_once(" listening addr=")?;
     rest.split_whitespace().next()?.parse().ok()
