@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 use orderpipe::config::Config;
 use uuid::Uuid;
 
-use crate::support::process::free_port;
-
 /// The variable naming the virtualenv that holds `bench/original/requirements.txt`.
 pub const VENV_VARIABLE: &str = "ORDERPIPE_BENCH_ORIGINAL_VENV";
 /// The original's keyspace (never orderpipe's).
@@ -114,22 +112,36 @@ impl Original {
         PythonProcess { child, log }
     }
 
-    /// The API: `gunicorn -w 4` on a free loopback port, once `/healthz` answers.
+    /// The API: `gunicorn -w 4` on a loopback port it picks itself (port 0, read from its
+    /// `Listening at:` log line, so no other process can take it first), once `/healthz`
+    /// answers.
     pub async fn start_api(&self) -> (PythonProcess, String) {
-        let port = free_port();
         let mut command = self.command("gunicorn");
         command.args([
             "-w",
             API_WORKERS,
             "-b",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
             "--no-control-socket",
             "app:app",
         ]);
         let api = self.spawn("original-api", command);
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            let log = std::fs::read_to_string(&api.log).unwrap_or_default();
+            if let Some((_, rest)) = log.split_once("Listening at: ")
+                && let Some(base) = rest.split_whitespace().next()
+            {
+                break base.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the original's API did not start listening; see {}",
+                api.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let http = reqwest::Client::new();
         while http.get(format!("{base}/healthz")).send().await.is_err() {
             assert!(
                 Instant::now() < deadline,

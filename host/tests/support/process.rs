@@ -7,16 +7,6 @@ use std::time::{Duration, Instant};
 
 use orderpipe::config::{Config, Mode};
 
-/// A free loopback port (bound, then released for the host to take). Another process may take
-/// it in between: for a host whose address may change, [`HostProcess::start`] lets the host bind
-/// port 0 and reads the address it logs instead.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The environment that makes `orderpipe serve` use `config`.
 pub fn environment(config: &Config) -> Vec<(String, String)> {
     let mode = match config.mode {
