@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use orderpipe::config::Config;
 use uuid::Uuid;
 
+use crate::support::process::logged_word_after;
+
 /// The variable naming the virtualenv that holds `bench/original/requirements.txt`.
 pub const VENV_VARIABLE: &str = "ORDERPIPE_BENCH_ORIGINAL_VENV";
 /// The original's keyspace (never orderpipe's).
@@ -126,23 +128,14 @@ impl Original {
             "app:app",
         ]);
         let api = self.spawn("original-api", command);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            let log = std::fs::read_to_string(&api.log).unwrap_or_default();
-            if let Some((_, rest)) = log.split_once("Listening at: ")
-                && let Some(base) = rest.split_whitespace().next()
-            {
-                break base.to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the original's API did not start listening; see {}",
-                api.log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
         let http = reqwest::Client::new();
-        while http.get(format!("{base}/healthz")).send().await.is_err() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(base) = logged_word_after(&api.log, "Listening at: ")
+                && http.get(format!("{base}/healthz")).send().await.is_ok()
+            {
+                return (api, base);
+            }
             assert!(
                 Instant::now() < deadline,
                 "the original's API did not start; see {}",
@@ -150,7 +143,6 @@ impl Original {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        (api, base)
     }
 
     /// The consumer (`consumer.py`); it prints `processed <n>` every 100 orders.

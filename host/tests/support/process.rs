@@ -212,9 +212,15 @@ pub fn log_digest(path: &Path) -> String {
 
 /// The address a host's log says it listens on (its `listening addr=…` line), once it does.
 pub fn listening_address(log: &Path) -> Option<std::net::SocketAddr> {
+    logged_word_after(log, " listening addr=")?.parse().ok()
+}
+
+/// The word that follows the first `marker` in a process's log, once it is there: how a
+/// server started on port 0 tells the test which port it took.
+pub fn logged_word_after(log: &Path, marker: &str) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
-    let (_, rest) = text.split_once(" listening addr=")?;
-    rest.split_whitespace().next()?.parse().ok()
+    let (_, rest) = text.split_once(marker)?;
+    rest.split_whitespace().next().map(str::to_owned)
 }
 
 /// A running `orderpipe serve` process; killed when dropped.
