@@ -268,34 +268,24 @@ impl HostProcess {
                     self.log.display()
                 ));
             }
-            if self.base.is_empty() {
-                match support::process::listening_address(&self.log) {
-                    Some(addr) => self.base = format!("http://{addr}"),
-                    None if Instant::now() > deadline => {
-                        return Err(format!(
-                            "{} not listening {START_WITHIN:?} after start; log {}",
-                            self.role,
-                            self.log.display()
-                        ));
-                    }
-                    None => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                }
+            if self.base.is_empty()
+                && let Some(addr) = support::process::listening_address(&self.log)
+            {
+                self.base = format!("http://{addr}");
             }
-            if let Ok(response) = http
-                .get(format!("{}/healthz", self.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
+            if !self.base.is_empty()
+                && let Ok(response) = http
+                    .get(format!("{}/healthz", self.base))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
                 && response.status() == 200
             {
                 return Ok(self.spawned_at.elapsed());
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "{} not healthy {START_WITHIN:?} after start; log {}",
+                    "{} not listening and healthy {START_WITHIN:?} after start; log {}",
                     self.role,
                     self.log.display()
                 ));
