@@ -729,6 +729,12 @@ pub struct PluginsConfig {
     /// then finds its pages in place instead of faulting them in (0: give them back to the
     /// kernel after every event).
     pub resident_memory_bytes: usize,
+    /// Give each event a fresh instance by returning the last event's instance to its state
+    /// right after instantiation (memories reset in place, globals, tables and handles put
+    /// back) rather than instantiating again; an instance that cannot be returned exactly is
+    /// dropped. False: instantiate for every event. Plugins opted into `instance_reuse` keep
+    /// their state between events either way.
+    pub reset_instances: bool,
     /// Name every plugin's compiled functions for `perf` (`/tmp/perf-<pid>.map`, written as a
     /// component is compiled), so a profile of the host shows `wasm[8]::function[4035]`, with
     /// the function's name when the component keeps its name section, where it would show
@@ -755,6 +761,7 @@ impl Default for PluginsConfig {
             instance_slots: crate::plugin_limits::DEFAULT_INSTANCE_SLOTS,
             slot_wait_ms: crate::plugin_limits::DEFAULT_SLOT_WAIT_MS,
             resident_memory_bytes: crate::plugin_limits::DEFAULT_RESIDENT_MEMORY_BYTES,
+            reset_instances: true,
             perf_map: false,
             max_component_bytes: 32 * 1024 * 1024,
             watch_interval_ms: 2_000,

@@ -110,7 +110,9 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
 /// The tests the workspace run skips because the guests are built after it: a running host
 /// hot-swaps `order` from Rust to the TypeScript and Python components just published, and
 /// back, under a steady stream of orders (`host/tests/polyglot_hot_swap.rs`); the Python
-/// component's invocations wait for room in the instance pool (`guest_instance_pool.rs`).
+/// component's invocations wait for room in the instance pool (`guest_instance_pool.rs`); a
+/// TypeScript and a Python instance returned to its start decides as a new one
+/// (`guest_instance_reset.rs`).
 fn polyglot_hot_swap(root: &Path, dist: &Path) -> anyhow::Result<()> {
     let mut command = cargo(root);
     command.args([
@@ -121,15 +123,18 @@ fn polyglot_hot_swap(root: &Path, dist: &Path) -> anyhow::Result<()> {
         "polyglot_hot_swap",
         "--test",
         "guest_instance_pool",
+        "--test",
+        "guest_instance_reset",
         "--",
         "--ignored",
         "--nocapture",
     ]);
     with_server_env(&mut command, dist);
     crate::step(
-        "cargo test --package orderpipe --test polyglot_hot_swap --test guest_instance_pool -- \
-         --ignored (order hot-swapped Rust → TypeScript → Python → Rust on the real servers; \
-         Python instances waiting for room in the instance pool)",
+        "cargo test --package orderpipe --test polyglot_hot_swap --test guest_instance_pool \
+         --test guest_instance_reset -- --ignored (order hot-swapped Rust → TypeScript → Python \
+         → Rust on the real servers; Python instances waiting for room in the instance pool; \
+         TypeScript and Python instances returned to their start deciding as new ones)",
     );
     process::run(&mut command)
 }

@@ -12,13 +12,15 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::OrderPlugin;
 use super::host_functions::HostContext;
 use super::sandbox::{self, Determinism, Inputs};
-use super::slots::Slot;
+use super::slots::{IdleInstances, InstanceSlots, Slot};
 
 /// How often (in fuel units) a running plugin yields to the async runtime, so a busy plugin
 /// cannot starve other tasks and the wall-clock deadline can fire.
 const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
-/// The part of the runtime's instance slots the idle warm instances of one plugin version may
-/// hold (one in this many), so that the rest stay free for other versions and pipelines.
+/// The part of the runtime's instance slots the idle warm instances of one plugin version
+/// opted into reuse may hold (one in this many), so that the rest stay free for other
+/// versions and pipelines. (Instances returned to their start may fill the version's share:
+/// they hold no state and give their room to any invocation that waits for it.)
 /// Reuse needs about as many idle instances as decisions in flight at once: a Python drain
 /// kept 20 or so in flight, and with 8 kept idle (the earlier fixed bound) more than half of
 /// its decisions still started a fresh instance (BENCHMARKS.md, 2026-12-06).
@@ -51,6 +53,13 @@ impl InstanceState {
         self.limiter.max_bytes = memory_bytes;
         self.determinism = Determinism::new(inputs);
         self.wasi = None;
+    }
+
+    /// Empties the resource table, as a new store has it: for an instance returned to its
+    /// state right after instantiation, which holds no handle to any of them (wasmtime's
+    /// restore refuses an instance with a live handle).
+    pub(crate) fn forget_resources(&mut self) {
+        self.table = ResourceTable::new();
     }
 }
 
@@ -145,14 +154,23 @@ pub(crate) struct WarmInstances {
 }
 
 impl WarmInstances {
+    /// A new, empty place for idle instances, whose room `slots` may take back.
+    pub(crate) fn registered_in(slots: &InstanceSlots) -> std::sync::Arc<Self> {
+        let warm = std::sync::Arc::new(Self::default());
+        let place: std::sync::Arc<dyn IdleInstances> = warm.clone();
+        slots.register_idle(std::sync::Arc::downgrade(&place));
+        warm
+    }
+
     pub(crate) fn take(&self) -> Option<WarmInstance> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    /// Keeps `instance` for a later call unless `most` are idle already.
-    pub(crate) fn keep(&self, instance: WarmInstance, most: usize) {
+    /// Keeps `instance` for a later call unless `most` are idle already or an invocation
+    /// is waiting for room in `slots` (dropping it gives its room back).
+    pub(crate) fn keep(&self, instance: WarmInstance, most: usize, slots: &InstanceSlots) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < most {
+        if idle.len() < most && slots.may_keep_idle() {
             idle.push(instance);
         }
     }
@@ -163,5 +181,12 @@ impl WarmInstances {
 
     pub(crate) fn len(&self) -> usize {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl IdleInstances for WarmInstances {
+    fn drop_one(&self) -> bool {
+        // Taken out under the lock, dropped outside it (dropping a store resets its memory).
+        self.take().is_some()
     }
 }

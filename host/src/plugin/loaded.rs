@@ -13,6 +13,7 @@ use super::decision_bounds;
 use super::failure::{self, PluginFailure};
 use super::host_functions::{HostCall, HostContext};
 use super::instance::{self, InstanceState, WarmInstance, WarmInstances};
+use super::runtime::FreshInstances;
 use super::sandbox::Inputs;
 use super::slots::{InstanceSlots, SlotShare};
 use super::state_machine::StateMachine;
@@ -130,6 +131,8 @@ pub struct LoadedPlugin {
     pub(super) share: SlotShare,
     /// Idle instances ready for their next call (shared by clones of this version).
     pub(super) warm: Arc<WarmInstances>,
+    /// How an event gets a fresh instance when the plugin is not opted into reuse.
+    pub(super) fresh_instances: FreshInstances,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -173,11 +176,34 @@ impl LoadedPlugin {
         self.warm.len()
     }
 
-    /// How many idle instances this version may keep: a [`instance::WARM_SLOTS_DIVISOR`]th
-    /// of the runtime's slots, in this component's share (at least one).
+    /// How many idle instances this version may keep, in this component's share of the
+    /// runtime's slots (at least one): as many as the slots hold when they are instances
+    /// returned to their start (each as fresh as a new one, and dropped the moment an
+    /// invocation needs its room), a [`instance::WARM_SLOTS_DIVISOR`]th of them when the
+    /// operator opted the plugin into reuse.
     pub fn most_warm_instances(&self) -> usize {
-        let slots = self.slots.capacity() / instance::WARM_SLOTS_DIVISOR;
+        let slots = if self.resets_instances() {
+            self.slots.capacity()
+        } else {
+            self.slots.capacity() / instance::WARM_SLOTS_DIVISOR
+        };
         (slots / self.share.slots()).max(1) as usize
+    }
+
+    /// The slot's written pages to keep resident when this version's fresh instances are
+    /// made by returning the last one to its start; `None` when they are instantiated, or
+    /// when the plugin is opted into reuse (its instances keep their state).
+    fn reset_resident_bytes(&self) -> Option<usize> {
+        match self.fresh_instances {
+            FreshInstances::Reset { resident_bytes } if self.limits.instance_reuse <= 1 => {
+                Some(resident_bytes)
+            }
+            _ => None,
+        }
+    }
+
+    fn resets_instances(&self) -> bool {
+        self.reset_resident_bytes().is_some()
     }
 
     /// The same compiled plugin under other limits (the runtime's memory ceiling still caps
@@ -186,7 +212,7 @@ impl LoadedPlugin {
         LoadedPlugin {
             limits,
             // Idle instances carry the old limits in their stores: start a new pool.
-            warm: Arc::new(WarmInstances::default()),
+            warm: WarmInstances::registered_in(&self.slots),
             ..self.clone()
         }
     }
@@ -304,7 +330,10 @@ impl LoadedPlugin {
         }
         context.record_calls = host.record_host_calls;
         let mut usage = Usage::default();
-        let warm = if self.limits.instance_reuse > 1 {
+        // Without opted-in reuse, an idle instance is one returned to its state right after
+        // instantiation: as fresh as a new one.
+        let reset_resident_bytes = self.reset_resident_bytes();
+        let warm = if self.limits.instance_reuse > 1 || reset_resident_bytes.is_some() {
             self.warm.take()
         } else {
             None
@@ -313,9 +342,11 @@ impl LoadedPlugin {
         let slot;
         let (mut store, stderr, instance, calls) = match warm {
             Some(mut warm) => {
-                warm.store
-                    .data_mut()
-                    .renew(context, self.limits.memory_bytes(), inputs);
+                let state = warm.store.data_mut();
+                state.renew(context, self.limits.memory_bytes(), inputs);
+                if reset_resident_bytes.is_some() {
+                    state.forget_resources();
+                }
                 slot = warm.slot;
                 (warm.store, warm.stderr, Some(warm.plugin), warm.calls)
             }
@@ -361,15 +392,21 @@ impl LoadedPlugin {
             );
         }
 
+        // Whether the store remembers its instances' state right after instantiation (an idle
+        // instance taken in reset mode always does).
+        let mut checkpointed = reset_resident_bytes.is_some() && instance.is_some();
         let deadline = Duration::from_millis(self.limits.timeout_ms);
         let outcome = tokio::time::timeout(deadline, async {
             let plugin = match instance {
                 Some(plugin) => plugin,
                 None => {
                     let started = Instant::now();
-                    let plugin = self.pre.instantiate_async(&mut store).await;
+                    let plugin = self.pre.instantiate_async(&mut store).await?;
+                    if reset_resident_bytes.is_some() {
+                        checkpointed = store.checkpoint_instances();
+                    }
                     usage.instantiation = started.elapsed();
-                    plugin?
+                    plugin
                 }
             };
             let result = call(&plugin, &mut store).await;
@@ -420,21 +457,31 @@ impl LoadedPlugin {
             ))),
             Ok(Ok((value, plugin))) => {
                 // Only an instance that returned normally and said nothing on stderr is
-                // used again, and only when the operator opted this plugin into reuse.
+                // used again: returned to its state right after instantiation, or as it is
+                // when the operator opted this plugin into reuse.
                 let calls = calls + 1;
-                if calls < self.limits.instance_reuse
-                    && store.data().limiter.exceeded.is_none()
-                    && stderr.contents().is_empty()
-                {
+                let clean = store.data().limiter.exceeded.is_none() && stderr.contents().is_empty();
+                let again = match reset_resident_bytes {
+                    Some(resident_bytes) => {
+                        clean && checkpointed && store.restore_instances(resident_bytes)
+                    }
+                    None => clean && calls < self.limits.instance_reuse,
+                };
+                if again {
                     self.warm.keep(
                         WarmInstance {
                             store,
                             plugin,
                             stderr,
-                            calls,
+                            calls: if reset_resident_bytes.is_some() {
+                                0
+                            } else {
+                                calls
+                            },
                             slot,
                         },
                         self.most_warm_instances(),
+                        &self.slots,
                     );
                 }
                 Ok(value)

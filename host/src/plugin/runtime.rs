@@ -50,6 +50,19 @@ pub struct PluginRuntime {
     linker: Arc<Linker<InstanceState>>,
     limits: PluginLimits,
     slots: Arc<InstanceSlots>,
+    /// How each event gets a fresh instance.
+    fresh_instances: FreshInstances,
+}
+
+/// How an event of a plugin not opted into `instance_reuse` gets its fresh instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreshInstances {
+    /// Instantiated for every event.
+    Instantiated,
+    /// The last event's instance returned to its state right after instantiation (wasmtime
+    /// patch 4, `vendor/README.md`), with the slot's written pages up to `resident_bytes`
+    /// copied back from the image; instantiated when none is idle or one cannot be returned.
+    Reset { resident_bytes: usize },
 }
 
 /// How a host's runtime is sized and set up, beside the limits each plugin gets
@@ -71,6 +84,9 @@ pub struct RuntimeSettings {
     /// last instance dirtied (the kernel's `PAGEMAP_SCAN`, where it has one) and resets only
     /// those to the plugin's initial image. 0: give everything back.
     pub resident_memory_bytes: usize,
+    /// Whether an event's fresh instance is the last event's, returned to its state right
+    /// after instantiation, rather than a new one (`plugins.reset_instances`).
+    pub reset_instances: bool,
     /// Whether the guests' compiled functions are named for a profiler.
     pub profiler: GuestProfiler,
 }
@@ -82,6 +98,7 @@ impl Default for RuntimeSettings {
             instance_slots: DEFAULT_INSTANCE_SLOTS,
             slot_wait: Duration::from_millis(DEFAULT_SLOT_WAIT_MS),
             resident_memory_bytes: DEFAULT_RESIDENT_MEMORY_BYTES,
+            reset_instances: true,
             profiler: GuestProfiler::Off,
         }
     }
@@ -95,6 +112,7 @@ impl RuntimeSettings {
             instance_slots: plugins.instance_slots,
             slot_wait: Duration::from_millis(plugins.slot_wait_ms),
             resident_memory_bytes: plugins.resident_memory_bytes,
+            reset_instances: plugins.reset_instances,
             profiler: GuestProfiler::perf_map_if(plugins.perf_map),
         }
     }
@@ -116,6 +134,7 @@ impl PluginRuntime {
             instance_slots: slots,
             slot_wait,
             resident_memory_bytes,
+            reset_instances,
             profiler,
         } = settings;
         anyhow::ensure!(slots >= 1, "plugins.instance_slots must be at least 1");
@@ -153,6 +172,13 @@ impl PluginRuntime {
             linker: Arc::new(linker),
             limits,
             slots: Arc::new(InstanceSlots::new(slots, slot_wait)),
+            fresh_instances: if reset_instances {
+                FreshInstances::Reset {
+                    resident_bytes: resident_memory_bytes,
+                }
+            } else {
+                FreshInstances::Instantiated
+            },
         })
     }
 
@@ -216,7 +242,8 @@ impl PluginRuntime {
             limits: self.limits.clone(),
             slots: self.slots.clone(),
             share,
-            warm: Arc::new(WarmInstances::default()),
+            warm: WarmInstances::registered_in(&self.slots),
+            fresh_instances: self.fresh_instances,
         };
         let info = plugin
             .describe()

@@ -9,9 +9,13 @@
 //! TypeScript one (jco's QuickJS backend) 8, a componentize-py one 14: an instance of a component that needs
 //! more than a slot's share takes the share it needs ([`SlotShare`]), so the pool can never
 //! run out underneath an invocation that holds its share.
+//!
+//! Idle instances (an instance kept for the next event, [`IdleInstances`]) hold their share
+//! too, but give it up to anyone who needs it: an invocation that finds the pool full first
+//! drops idle instances, and none is kept idle while an invocation waits.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -65,6 +69,22 @@ pub(crate) struct InstanceSlots {
     max_wait: Duration,
     /// Invocations that found no free slot and had to wait.
     waits: AtomicU64,
+    /// Invocations waiting for room right now (see [`InstanceSlots::may_keep_idle`]).
+    waiting: AtomicUsize,
+    /// Where idle instances are kept, to be dropped when an invocation needs their room.
+    idle: Mutex<Vec<Weak<dyn IdleInstances>>>,
+}
+
+/// Somewhere idle instances are kept (a plugin version's warm instances).
+pub(crate) trait IdleInstances: Send + Sync {
+    /// Drops one idle instance, giving its share back to the pool; false if none is idle.
+    fn drop_one(&self) -> bool;
+}
+
+impl std::fmt::Debug for dyn IdleInstances {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdleInstances")
+    }
 }
 
 /// A held slot; dropping it frees the slot.
@@ -89,7 +109,37 @@ impl InstanceSlots {
             capacity,
             max_wait,
             waits: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+            idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Registers a place idle instances are kept, so that an invocation short of room can
+    /// drop them. Places that no longer exist are forgotten here.
+    pub(crate) fn register_idle(&self, place: Weak<dyn IdleInstances>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|place| place.strong_count() > 0);
+        idle.push(place);
+    }
+
+    /// Whether an instance may be kept idle now: not while an invocation waits for room.
+    /// Asked by the keeper under the lock of its idle instances, which
+    /// [`InstanceSlots::acquire`] takes (to drop one) only after counting itself as waiting:
+    /// so an instance kept while someone waits is either dropped by the waiter or never kept.
+    pub(crate) fn may_keep_idle(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) == 0
+    }
+
+    /// Drops one idle instance anywhere; false if none is idle.
+    fn drop_idle_one(&self) -> bool {
+        let places: Vec<_> = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        places.iter().any(|place| place.drop_one())
     }
 
     /// Whether an instance taking `share` can ever fit in the pool.
@@ -104,8 +154,17 @@ impl InstanceSlots {
         if let Ok(permit) = self.free.clone().try_acquire_many_owned(share.units) {
             return Ok((Slot { _permit: permit }, Duration::ZERO));
         }
-        self.waits.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
+        // Counted as waiting before looking at the idle instances: one kept after this sees
+        // the count and is dropped instead (see `may_keep_idle`).
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        while self.drop_idle_one() {
+            if let Ok(permit) = self.free.clone().try_acquire_many_owned(share.units) {
+                return Ok((Slot { _permit: permit }, started.elapsed()));
+            }
+        }
+        self.waits.fetch_add(1, Ordering::Relaxed);
         let wait = if self.fits(share) {
             self.max_wait
         } else {
@@ -122,13 +181,23 @@ impl InstanceSlots {
         }
     }
 
-    /// How many invocations have had to wait for a slot so far.
+    /// How many invocations have had to wait for a slot so far (not counting those that found
+    /// room by dropping idle instances).
     pub(crate) fn waits(&self) -> u64 {
         self.waits.load(Ordering::Relaxed)
     }
 
     pub(crate) fn capacity(&self) -> u32 {
         self.capacity
+    }
+}
+
+/// Counts an invocation as waiting for room for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

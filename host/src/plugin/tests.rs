@@ -240,6 +240,10 @@ async fn an_order_larger_than_the_plugins_initial_heap_is_decided_like_a_small_o
             }
             other => panic!("unexpected decision {other:?}"),
         }
+        // An instance whose memory grew cannot be returned to its start in place: it is
+        // dropped, and the next event gets a new one.
+        let kept = if std::ptr::eq(order, &large) { 0 } else { 1 };
+        assert_eq!(plugin.warm_instances(), kept);
     }
 }
 
@@ -415,6 +419,37 @@ async fn reasons_over_orders(
 }
 
 /// The hostile plugin opted into reuse: one instance decides up to 10 events.
+/// `name` under the default limits (a fresh instance per event), the fresh instance made
+/// by returning the last one to its start (`reset`, the default) or by instantiating.
+async fn load_fresh(name: &str, reset: bool) -> LoadedPlugin {
+    let runtime = PluginRuntime::with_settings(
+        PluginLimits::default(),
+        RuntimeSettings {
+            reset_instances: reset,
+            ..RuntimeSettings::default()
+        },
+    )
+    .expect("engine");
+    runtime
+        .load(&plugin_path(name))
+        .await
+        .expect("plugin loads")
+}
+
+/// Asserts that `plugin`'s fresh instances came the way `reset` says: one kept idle,
+/// returned to its start, or none kept at all.
+fn assert_fresh_instances_were(plugin: &LoadedPlugin, reset: bool) {
+    let idle = plugin.warm_instances();
+    if reset {
+        assert_eq!(
+            idle, 1,
+            "the last event's instance, returned to its start, is kept"
+        );
+    } else {
+        assert_eq!(idle, 0, "a new instance for every event, none kept");
+    }
+}
+
 async fn load_reused_hostile() -> LoadedPlugin {
     load_with(
         "hostile",
@@ -428,9 +463,12 @@ async fn load_reused_hostile() -> LoadedPlugin {
 
 #[tokio::test]
 async fn no_state_survives_from_one_order_to_the_next_unless_reuse_is_opted_into() {
-    let fresh = load("hostile").await;
-    for reason in reasons_over_orders(&fresh, "remember", json!({}), 3).await {
-        assert_eq!(reason, "remember: previous=none");
+    for reset in [true, false] {
+        let fresh = load_fresh("hostile", reset).await;
+        for reason in reasons_over_orders(&fresh, "remember", json!({}), 3).await {
+            assert_eq!(reason, "remember: previous=none", "reset: {reset}");
+        }
+        assert_fresh_instances_were(&fresh, reset);
     }
     // What reuse means, said by a test: an opted-in plugin's globals reach the next order.
     let reused = load_reused_hostile().await;
@@ -442,22 +480,32 @@ async fn no_state_survives_from_one_order_to_the_next_unless_reuse_is_opted_into
 /// The pooling allocator resets a slot's memory page by page, the dirty pages found with the
 /// kernel's `PAGEMAP_SCAN` (vendor/README.md): a guest that dirties hundreds of scattered
 /// pages, within the pages kept resident (4 MiB) and past them, leaves none of them to the
-/// next order.
+/// next order. The same holds for an instance returned to its start in place (the default)
+/// as for a new one.
 #[tokio::test]
 async fn no_memory_survives_from_one_order_to_the_next_however_scattered_its_writes() {
-    let fresh = load("hostile").await;
-    // 400 disjoint dirty pages (1.6 MiB): more regions than one scan returns; 1,200 (4.7 MiB):
-    // past the pages kept resident too.
-    for pages in [400, 1_200, 400, 1_200] {
-        let reasons = reasons_over_orders(&fresh, "scatter", json!({ "pages": pages }), 1).await;
-        assert_eq!(
-            reasons[0],
-            format!("scatter: marked {pages} pages, found none marked")
-        );
-    }
-    // 100 pages of the component's data image (mapped copy-on-write), one order after another.
-    for reason in reasons_over_orders(&fresh, "scatter_image", json!({}), 3).await {
-        assert_eq!(reason, "scatter_image: marked 100 pages, found none marked");
+    for reset in [true, false] {
+        let fresh = load_fresh("hostile", reset).await;
+        // 400 disjoint dirty pages (1.6 MiB): more regions than one scan returns; 1,200
+        // (4.7 MiB): past the pages kept resident too.
+        for pages in [400, 1_200, 400, 1_200] {
+            let reasons =
+                reasons_over_orders(&fresh, "scatter", json!({ "pages": pages }), 1).await;
+            assert_eq!(
+                reasons[0],
+                format!("scatter: marked {pages} pages, found none marked"),
+                "reset: {reset}"
+            );
+        }
+        // 100 pages of the component's data image (mapped copy-on-write), one order after
+        // another.
+        for reason in reasons_over_orders(&fresh, "scatter_image", json!({}), 3).await {
+            assert_eq!(
+                reason, "scatter_image: marked 100 pages, found none marked",
+                "reset: {reset}"
+            );
+        }
+        assert_fresh_instances_were(&fresh, reset);
     }
     // The test can tell: an opted-in reused instance finds the previous order's marks.
     let reused = load_reused_hostile().await;
@@ -594,15 +642,25 @@ async fn a_host_with_perf_map_names_the_plugins_compiled_functions_for_perf() {
 
 #[tokio::test]
 async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_none_when_reused() {
-    let fresh = load("order").await;
+    let instantiated = load_fresh("order", false).await;
     let order = order("created", vec![item(1, 2.0)]);
-    let invocation = decide_created(&fresh, &order).await;
-    assert!(
-        !invocation.instantiation.is_zero() && invocation.instantiation < invocation.duration,
-        "instantiation {:?} of {:?}",
-        invocation.instantiation,
-        invocation.duration
-    );
+    for _ in 0..2 {
+        let invocation = decide_created(&instantiated, &order).await;
+        assert!(
+            !invocation.instantiation.is_zero() && invocation.instantiation < invocation.duration,
+            "instantiation {:?} of {:?}",
+            invocation.instantiation,
+            invocation.duration
+        );
+    }
+
+    // Returned to its start instead (the default): only the instance `describe` used was
+    // ever instantiated.
+    let reset = load_fresh("order", true).await;
+    for _ in 0..2 {
+        let invocation = decide_created(&reset, &order).await;
+        assert_eq!(invocation.instantiation, std::time::Duration::ZERO);
+    }
 
     let reused = load_with(
         "order",
@@ -617,6 +675,24 @@ async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_non
     decide_created(&reused, &order).await;
     let second = decide_created(&reused, &order).await;
     assert_eq!(second.instantiation, std::time::Duration::ZERO);
+}
+
+/// Instances returned to their start may fill the pool: any invocation short of room drops
+/// them (see `invocations_wait_for_a_free_instance_slot_instead_of_failing`).
+#[tokio::test]
+async fn a_version_may_keep_as_many_instances_returned_to_their_start_as_the_slots_hold() {
+    for (slots, most) in [(128, 128), (8, 8), (1, 1)] {
+        let runtime = PluginRuntime::with_settings(
+            PluginLimits::default(),
+            RuntimeSettings {
+                instance_slots: slots,
+                ..RuntimeSettings::default()
+            },
+        )
+        .expect("engine");
+        let plugin = runtime.load(&plugin_path("order")).await.expect("loads");
+        assert_eq!(plugin.most_warm_instances(), most, "{slots} slots");
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,8 @@
 //! worker's `plugins.instance_slots` (how many plugin instances may be live at once);
 //! `DRAIN_PROFILE_RESIDENT_BYTES`: its `plugins.resident_memory_bytes`;
 //! `DRAIN_PROFILE_INSTANCE_REUSE`: its `plugins.limits.instance_reuse` (events per instance);
+//! `DRAIN_PROFILE_RESET_INSTANCES` (`true` or `false`): its `plugins.reset_instances` (a fresh
+//! instance by returning the last one to its start, or by instantiating);
 //! `DRAIN_PROFILE_PERF_MAP` (any value): its `plugins.perf_map`, so `perf record -p` of the
 //! worker names the plugin's functions. The worker loads
 //! `plugins/dist/order.wasm`: copy another language's component there to profile it (and
@@ -155,6 +157,9 @@ pub async fn run() {
         }
         if let Some(reuse) = crate::env_setting("DRAIN_PROFILE_INSTANCE_REUSE") {
             config.plugins.limits.instance_reuse = reuse;
+        }
+        if let Some(reset) = crate::env_setting("DRAIN_PROFILE_RESET_INSTANCES") {
+            config.plugins.reset_instances = reset;
         }
         config.plugins.perf_map = std::env::var_os("DRAIN_PROFILE_PERF_MAP").is_some();
         let worker = HostProcess::start(&config, "drain-profile-worker").await;

@@ -39,10 +39,14 @@ async fn load(file: &str, reuse: u32, resident_memory_bytes: usize) -> LoadedPlu
     // `ORDERPIPE_PROFILE_PERF_MAP=1`: name the guest's functions for `perf report`.
     let profiler =
         GuestProfiler::perf_map_if(std::env::var_os("ORDERPIPE_PROFILE_PERF_MAP").is_some());
+    // `ORDERPIPE_BENCH_RESET_INSTANCES=false`: each fresh instance instantiated, not the last
+    // one returned to its start (`plugins.reset_instances`), to compare the two.
+    let reset_instances = crate::env_setting("ORDERPIPE_BENCH_RESET_INSTANCES").unwrap_or(true);
     PluginRuntime::with_settings(
         limits,
         RuntimeSettings {
             resident_memory_bytes,
+            reset_instances,
             profiler,
             ..RuntimeSettings::default()
         },

@@ -143,6 +143,10 @@ pub fn environment(config: &Config) -> Vec<(String, String)> {
         "ORDERPIPE_PLUGINS__PERF_MAP".to_owned(),
         config.plugins.perf_map.to_string(),
     ));
+    env.push((
+        "ORDERPIPE_PLUGINS__RESET_INSTANCES".to_owned(),
+        config.plugins.reset_instances.to_string(),
+    ));
     if let Some(token) = &config.admin.token {
         env.push(("ORDERPIPE_ADMIN__TOKEN".to_owned(), token.clone()));
     }

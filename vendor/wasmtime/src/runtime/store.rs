@@ -109,6 +109,7 @@ use core::ptr::NonNull;
 use core::task::Poll;
 use wasmtime_environ::{DefinedGlobalIndex, DefinedTableIndex, EntityRef, TripleExt};
 
+mod checkpoint;
 mod context;
 pub use self::context::*;
 mod data;
@@ -470,6 +471,10 @@ pub struct StoreOpaque {
 
     instances: TryPrimaryMap<InstanceId, StoreInstance>,
 
+    /// orderpipe patch (see vendor/README.md): what
+    /// `Store::restore_instances` returns the instances to.
+    instances_checkpoint: Option<Box<checkpoint::StoreCheckpoint>>,
+
     signal_handler: Option<SignalHandler>,
     modules: ModuleRegistry,
     func_refs: FuncRefs,
@@ -731,6 +736,7 @@ impl<T> Store<T> {
             #[cfg(feature = "stack-switching")]
             continuations: Vec::new(),
             instances: TryPrimaryMap::new(),
+            instances_checkpoint: None,
             signal_handler: None,
             gc_store: None,
             #[cfg(feature = "gc")]

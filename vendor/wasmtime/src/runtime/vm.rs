@@ -104,6 +104,9 @@ pub use crate::runtime::vm::instance::{
     GcHeapAllocationIndex, Instance, InstanceAllocationRequest, InstanceAllocator, InstanceHandle,
     MemoryAllocationIndex, OnDemandInstanceAllocator, TableAllocationIndex,
 };
+// orderpipe patch (see vendor/README.md): for `Store::checkpoint_instances`.
+pub(crate) use crate::runtime::vm::instance::InstanceCheckpoint;
+pub(crate) use crate::runtime::vm::sys::vm::PageMap;
 #[cfg(feature = "pooling-allocator")]
 pub use crate::runtime::vm::instance::{
     PoolConcurrencyLimitError, PoolingAllocatorMetrics, PoolingInstanceAllocator,

@@ -140,6 +140,79 @@ impl ComponentStoreData {
         let _ = store;
     }
 
+    /// orderpipe patch (see vendor/README.md): the flags of every
+    /// (sub-)component instance in this store, for
+    /// [`ComponentStoreData::restore_instances`]. `None` if an instance has
+    /// trapped or a handle is live (which a restore could not put back).
+    pub(crate) fn checkpoint_instances(&mut self) -> Option<Vec<Vec<vm::VMGlobalDefinition>>> {
+        if self.trapped || !self.component_host_table.is_empty() {
+            return None;
+        }
+        let mut checkpoint = Vec::new();
+        for (_, instance) in self.instances.iter_mut() {
+            let Some(instance) = instance.as_mut() else {
+                checkpoint.push(Vec::new());
+                continue;
+            };
+            let mut instance = instance.get_mut();
+            let indices: Vec<RuntimeComponentInstanceIndex> =
+                instance.as_mut().instance_states().0.keys().collect();
+            let mut flags = Vec::new();
+            for index in indices {
+                if !instance.as_mut().instance_state(index).handle_table().is_empty() {
+                    return None;
+                }
+                // SAFETY: the flags are a valid global in this instance's vmctx.
+                flags.push(unsafe { instance.instance_flags(index).as_raw().read() });
+            }
+            checkpoint.push(flags);
+        }
+        Some(checkpoint)
+    }
+
+    /// orderpipe patch (see vendor/README.md): puts back the flags of
+    /// [`ComponentStoreData::checkpoint_instances`] and empties every handle
+    /// table as a new instance has it. False, and the store must not run
+    /// again, if an instance trapped, a handle is still live, or the
+    /// instances are not those of the checkpoint.
+    pub(crate) fn restore_instances(&mut self, checkpoint: &[Vec<vm::VMGlobalDefinition>]) -> bool {
+        if self.trapped || !self.component_host_table.is_empty() {
+            return false;
+        }
+        if self.instances.len() != checkpoint.len() {
+            return false;
+        }
+        for ((_, instance), flags) in self.instances.iter_mut().zip(checkpoint) {
+            let Some(instance) = instance.as_mut() else {
+                if flags.is_empty() {
+                    continue;
+                }
+                return false;
+            };
+            let mut instance = instance.get_mut();
+            let indices: Vec<RuntimeComponentInstanceIndex> =
+                instance.as_mut().instance_states().0.keys().collect();
+            if indices.len() != flags.len() {
+                return false;
+            }
+            for (index, value) in indices.into_iter().zip(flags) {
+                let table = instance.as_mut().instance_state(index).handle_table();
+                if !table.is_empty() {
+                    return false;
+                }
+                *table = HandleTable::default();
+                // SAFETY: as in `checkpoint_instances`.
+                unsafe {
+                    instance
+                        .instance_flags(index)
+                        .as_raw()
+                        .write(core::ptr::read(value))
+                };
+            }
+        }
+        true
+    }
+
     pub fn next_component_instance_id(&self) -> ComponentInstanceId {
         self.instances.next_key()
     }

@@ -677,6 +677,75 @@ impl MemoryImageSlot {
         }
     }
 
+    /// orderpipe patch (see vendor/README.md): whether this slot's memory holds
+    /// exactly what a reset puts there (the image, or zeros), so that
+    /// [`MemoryImageSlot::reset_in_place`] returns it to its present state.
+    /// Asked right after an instantiation: false when the start-up wrote
+    /// anything else, when the kernel cannot say which pages were written (no
+    /// `PAGEMAP_SCAN`), or when not every written page could be compared.
+    pub(crate) fn matches_reset(&self, pagemap: Option<&PageMap>) -> bool {
+        if vm::decommit_behavior() != DecommitBehavior::RestoreOriginalMapping {
+            return false;
+        }
+        let Some(pagemap) = pagemap else {
+            return false;
+        };
+        let base = self.base.as_mut_ptr();
+        let image = self.image.as_deref();
+        let mut expected = vec![0u8; host_page_size()];
+        let mut matches = true;
+        let mut unscanned = false;
+        // The scan of a reset, with every page kept resident and compared
+        // instead of written: a page the scan leaves out (`decommit`) was not
+        // compared.
+        unsafe {
+            reset_with_pagemap(
+                Some(pagemap),
+                base,
+                self.accessible,
+                self.accessible,
+                |region| {
+                    let start = region.as_ptr().addr() - base.addr();
+                    for (i, page) in region.chunks(expected.len()).enumerate() {
+                        let expected = &mut expected[..page.len()];
+                        reset_bytes_at(image, start + i * expected.len(), expected);
+                        matches &= page == &*expected;
+                    }
+                },
+                |_, len| unscanned |= len > 0,
+            );
+        }
+        matches && !unscanned
+    }
+
+    /// orderpipe patch (see vendor/README.md): resets this slot's memory while
+    /// its instance lives on, as dropping the instance would (written pages
+    /// within `keep_resident` copied back from the image, the rest given back
+    /// to the kernel at once rather than queued). The slot stays `dirty`: its
+    /// instance still owns it. False if a page could not be given back.
+    pub(crate) fn reset_in_place(
+        &mut self,
+        pagemap: Option<&PageMap>,
+        keep_resident: HostAlignedByteCount,
+    ) -> bool {
+        if vm::decommit_behavior() != DecommitBehavior::RestoreOriginalMapping {
+            return false;
+        }
+        let mut decommitted = true;
+        unsafe {
+            self.reset_with_original_mapping(pagemap, keep_resident, |base, len| {
+                if len > 0 {
+                    decommitted &= vm::decommit_pages(&[vm::iovec {
+                        iov_base: base.cast(),
+                        iov_len: len,
+                    }])
+                    .is_ok();
+                }
+            });
+        }
+        decommitted
+    }
+
     fn set_protection(&self, range: Range<HostAlignedByteCount>, readwrite: bool) -> Result<()> {
         let len = range
             .end
@@ -769,6 +838,23 @@ impl MemoryImageSlot {
         self.accessible = HostAlignedByteCount::ZERO;
 
         Ok(())
+    }
+}
+
+/// orderpipe patch (see vendor/README.md): what a reset of a slot holding
+/// `image` writes at linear-memory `offset` for `out.len()` bytes: the image's
+/// bytes where it lies, zeros elsewhere.
+fn reset_bytes_at(image: Option<&MemoryImage>, offset: usize, out: &mut [u8]) {
+    out.fill(0);
+    let Some(image) = image else { return };
+    let image_start = image.linear_memory_offset.byte_count();
+    let image_end = image_start + image.len.byte_count();
+    let start = offset.max(image_start);
+    let end = (offset + out.len()).min(image_end);
+    if start < end {
+        let bytes = image.module_source.wasm_data();
+        let bytes = &bytes[image.module_source_offset..][..image.len.byte_count()];
+        out[start - offset..end - offset].copy_from_slice(&bytes[start - image_start..end - image_start]);
     }
 }
 

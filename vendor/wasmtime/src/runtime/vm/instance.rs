@@ -14,7 +14,7 @@ use crate::runtime::vm::vmcontext::{
     VMTableDefinition, VMTableImport, VMTagDefinition, VMTagImport,
 };
 use crate::runtime::vm::{
-    GcStore, HostResult, Imports, ModuleRuntimeInfo, SendSyncPtr, VMGcRef, VMGlobalKind, VMStore,
+    GcStore, HostAlignedByteCount, HostResult, Imports, ModuleRuntimeInfo, SendSyncPtr, VMGcRef, VMGlobalKind, VMStore,
     VMStoreRawPtr, VmPtr, VmSafe, WasmFault, catch_unwind_and_record_trap,
 };
 use crate::store::{InstanceId, StoreId, StoreInstanceId, StoreOpaque, StoreResourceLimiter};
@@ -1556,6 +1556,119 @@ impl Instance {
         unsafe { &mut self.get_unchecked_mut().wmemcheck_state }
     }
 
+    /// orderpipe patch (see vendor/README.md): what [`Instance::restore`] puts
+    /// back: every defined global and table as they are now, each memory's
+    /// size, and how much of each passive segment is left. `None` when
+    /// something here cannot be put back exactly: a GC reference, a memory
+    /// without a copy-on-write slot or holding anything but what a reset of
+    /// its slot writes (the start-up wrote to it), a kernel that cannot say
+    /// which pages were written.
+    pub(crate) fn checkpoint(
+        mut self: Pin<&mut Self>,
+        pagemap: Option<&crate::runtime::vm::sys::vm::PageMap>,
+    ) -> Option<InstanceCheckpoint> {
+        let module = self.env_module().clone();
+        let mut globals = Vec::new();
+        for (index, global) in module.globals.iter().skip(module.num_imported_globals) {
+            if global.wasm_ty.is_vmgcref_type() {
+                return None;
+            }
+            let defined = module.defined_global_index(index)?;
+            // SAFETY: every defined global has its definition in the vmctx.
+            globals.push(unsafe { self.global_ptr(defined).read() });
+        }
+        let mut tables = Vec::new();
+        for (_, (_, table)) in self.tables.iter() {
+            tables.push(table.func_elements()?);
+        }
+        let mut memories = Vec::new();
+        for (_, (_, memory)) in self.as_mut().memories_mut().iter_mut() {
+            if !memory.image_slot_mut()?.matches_reset(pagemap) {
+                return None;
+            }
+            memories.push(memory.byte_size());
+        }
+        let passive_elements = self
+            .as_mut()
+            .passive_elements_mut()
+            .iter_mut()
+            .map(|segment| segment.elements_mut().len())
+            .collect();
+        let runtime_data_lengths = (0..self.offsets().num_runtime_data)
+            .map(|i| {
+                let offset = self.offsets().vmctx_runtime_data_lengths_begin() + 4 * i;
+                // SAFETY: the lengths are `num_runtime_data` u32s at this offset.
+                unsafe { self.vmctx_plus_offset_raw::<u32>(offset).read() }
+            })
+            .collect();
+        Some(InstanceCheckpoint {
+            globals,
+            tables,
+            memories,
+            passive_elements,
+            runtime_data_lengths,
+        })
+    }
+
+    /// orderpipe patch (see vendor/README.md): returns this instance to
+    /// `checkpoint` (taken from it by [`Instance::checkpoint`]): memories reset
+    /// in place, globals, table elements and passive segment lengths written
+    /// back.
+    /// False when it cannot be (a memory or table grew, a passive element
+    /// segment was dropped, a page could not be given back): the instance may
+    /// then be in neither state and must never run again.
+    pub(crate) fn restore(
+        mut self: Pin<&mut Self>,
+        checkpoint: &InstanceCheckpoint,
+        pagemap: Option<&crate::runtime::vm::sys::vm::PageMap>,
+        keep_resident: HostAlignedByteCount,
+    ) -> bool {
+        let module = self.env_module().clone();
+        for (i, value) in checkpoint.globals.iter().enumerate() {
+            let index = module.defined_global_index(GlobalIndex::new(module.num_imported_globals + i));
+            let Some(index) = index else { return false };
+            // SAFETY: as in `checkpoint`; the value has this global's type.
+            unsafe { self.global_ptr(index).write(ptr::read(value)) };
+        }
+        if self.tables.len() != checkpoint.tables.len() {
+            return false;
+        }
+        for ((_, (_, table)), elements) in self.as_mut().tables_mut().iter_mut().zip(&checkpoint.tables) {
+            if !table.restore_func_elements(elements) {
+                return false;
+            }
+        }
+        if self.memories.len() != checkpoint.memories.len() {
+            return false;
+        }
+        for ((_, (_, memory)), byte_size) in
+            self.as_mut().memories_mut().iter_mut().zip(&checkpoint.memories)
+        {
+            if memory.byte_size() != *byte_size {
+                return false;
+            }
+            let Some(slot) = memory.image_slot_mut() else { return false };
+            if !slot.reset_in_place(pagemap, keep_resident) {
+                return false;
+            }
+        }
+        let lengths: Vec<usize> = self
+            .as_mut()
+            .passive_elements_mut()
+            .iter_mut()
+            .map(|segment| segment.elements_mut().len())
+            .collect();
+        if lengths != checkpoint.passive_elements {
+            return false;
+        }
+        for (i, length) in checkpoint.runtime_data_lengths.iter().enumerate() {
+            let offset = self.offsets().vmctx_runtime_data_lengths_begin() + 4 * i as u32;
+            // SAFETY: as in `checkpoint`.
+            unsafe { self.vmctx_plus_offset_raw::<u32>(offset).write(*length) };
+        }
+        true
+    }
+
     pub(crate) fn needs_startup(&self) -> bool {
         match self.env_module().startup {
             ModuleStartup::None => false,
@@ -1879,6 +1992,17 @@ impl<T: InstanceLayout> Drop for OwnedInstance<T> {
             alloc::alloc::dealloc(self.instance.as_ptr().cast(), layout);
         }
     }
+}
+
+/// orderpipe patch (see vendor/README.md): an instance's state as
+/// [`Instance::checkpoint`] took it.
+pub(crate) struct InstanceCheckpoint {
+    globals: Vec<VMGlobalDefinition>,
+    tables: Vec<crate::runtime::vm::table::FuncTableElements>,
+    /// Each memory's size (its contents were what a reset writes).
+    memories: Vec<usize>,
+    passive_elements: Vec<usize>,
+    runtime_data_lengths: Vec<u32>,
 }
 
 #[derive(Debug)]

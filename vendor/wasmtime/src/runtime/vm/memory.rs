@@ -377,6 +377,15 @@ impl Memory {
         self.ty().page_size()
     }
 
+    /// orderpipe patch (see vendor/README.md): the copy-on-write slot of an
+    /// unshared memory with one (a pooled memory with an image or without).
+    pub(crate) fn image_slot_mut(&mut self) -> Option<&mut MemoryImageSlot> {
+        match self {
+            Memory::Local(mem) => mem.memory_image.as_mut(),
+            Memory::Shared(_) => None,
+        }
+    }
+
     /// Returns the size of this memory, in bytes.
     pub fn byte_size(&self) -> usize {
         match self {

@@ -108,6 +108,10 @@ pub const NOMINAL_MAX_TABLE_ELEM_SIZE: usize = {
     slice_max(&sizes)
 };
 
+/// orderpipe patch (see vendor/README.md): the elements of a table of
+/// functions, as `Table::func_elements` copied them.
+pub(crate) struct FuncTableElements(Vec<MaybeTaggedFuncRef>);
+
 pub enum StaticTable {
     Func(StaticFuncTable),
     GcRef(StaticGcRefTable),
@@ -783,6 +787,29 @@ impl Table {
             elem,
         )?;
         Ok(())
+    }
+
+    /// orderpipe patch (see vendor/README.md): a copy of this table's elements
+    /// as they are stored (lazily initialized ones included), for
+    /// [`Table::restore_func_elements`]. `None` unless it is a table of
+    /// functions: GC references would need rooting.
+    pub(crate) fn func_elements(&self) -> Option<FuncTableElements> {
+        if self.element_type() != TableElementType::Func {
+            return None;
+        }
+        let (funcrefs, _) = self.funcrefs();
+        Some(FuncTableElements(funcrefs.to_vec()))
+    }
+
+    /// orderpipe patch: puts back what [`Table::func_elements`] copied. False,
+    /// with nothing changed, when the table's size is not what it was then.
+    pub(crate) fn restore_func_elements(&mut self, elements: &FuncTableElements) -> bool {
+        if self.element_type() != TableElementType::Func || self.size() != elements.0.len() {
+            return false;
+        }
+        let (funcrefs, _) = self.funcrefs_mut();
+        funcrefs.copy_from_slice(&elements.0);
+        true
     }
 
     /// Return a `VMTableDefinition` for exposing the table to compiled wasm code.
