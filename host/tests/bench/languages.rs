@@ -1,8 +1,9 @@
 //! The `order` plugin in each language (issue 20): Rust (`order.wasm`), TypeScript
 //! (`order-ts.wasm`, jco's QuickJS backend) and Python (`order-py.wasm`, componentize-py), all from
 //! `plugins/dist/` (`cargo xtask plugins` and `cargo xtask guests` build them). Per language:
-//! component size, the host's compile time, one `created` decision with a fresh instance and
-//! with a reused one (p50/p99 and CPU), memory per live instance, and a worker's consumer
+//! component size, the host's compile time, one `created` decision with a fresh instance (the
+//! last one returned to its start, the default, and one instantiated) and with a reused one
+//! (p50/p99 and CPU), memory per live instance, and a worker's consumer
 //! throughput on the real servers, in alternating rounds (Rust, TS, Python) × 3, each figure
 //! the median of its rounds. `cargo xtask bench --languages [--release]`; the table goes to
 //! `target/bench/languages.md` and its own section of `BENCHMARKS.md`.
@@ -77,6 +78,8 @@ struct Measured {
     size_kib: f64,
     compile_s: f64,
     fresh: Overhead,
+    /// Fresh instances each instantiated (`plugins.reset_instances = false`).
+    instantiated: Overhead,
     reused: Overhead,
     memory_kib: f64,
     drains: Vec<f64>,
@@ -159,12 +162,14 @@ pub async fn run() {
             / 1024.0;
         let compile_s = plugin::compile_seconds(language.file).await;
         let fresh = plugin::overhead_of(language.file, 1, DECISIONS).await;
+        let instantiated = plugin::overhead_instantiated_of(language.file, DECISIONS).await;
         let reused = plugin::overhead_of(language.file, REUSE, DECISIONS).await;
         let memory_kib = plugin::memory_per_instance_of(language.file, LIVE_INSTANCES).await;
         measured.push(Measured {
             size_kib,
             compile_s,
             fresh,
+            instantiated,
             reused,
             memory_kib,
             drains: Vec::new(),
@@ -206,8 +211,10 @@ pub async fn run() {
         markdown,
         "Run {date} on {}; the host's {} profile. Decisions: the `order` plugin deciding a \
          `created` event in this process, {DECISIONS} back to back after 200 warm-up calls, \
-         its store.put and cache.incr on in-memory host functions; fresh = a new instance per \
-         event (the default), reused = `instance_reuse` {REUSE} (opt-in). Memory: RSS growth \
+         its store.put and cache.incr on in-memory host functions; fresh = a fresh instance per \
+         event, the last event's returned to its start (the default), new = each \
+         instantiated (`plugins.reset_instances = false`), reused = `instance_reuse` {REUSE} \
+         (opt-in, state kept). Memory: RSS growth \
          with {LIVE_INSTANCES} invocations parked at once in their store.put, per instance. \
          Compile: the host compiling the component (what an upload costs before activation). \
          Consumer: a worker-only host on Kafka, Cassandra and Redis draining {orders} \
@@ -221,8 +228,9 @@ pub async fn run() {
         }
     );
     markdown.push_str(
-        "| language | component | compile | fresh p50 / p99 | fresh CPU | reused p50 / p99 | \
-         memory per instance | consumer (rounds) | vs Rust |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| language | component | compile | fresh p50 / p99 | fresh CPU | new p50 / p99 | \
+         reused p50 / p99 | memory per instance | consumer (rounds) | vs Rust |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (language, m) in LANGUAGES.iter().zip(&measured) {
         let drain = median(&m.drains);
@@ -230,13 +238,15 @@ pub async fn run() {
         let _ = writeln!(
             markdown,
             "| {} | {:.0} KiB | {:.2} s | {:.0} / {:.0} µs | {:.0} µs | {:.0} / {:.0} µs | \
-             {:.0} KiB | {drain:.0} orders/s ({}) | {:.2}× |",
+             {:.0} / {:.0} µs | {:.0} KiB | {drain:.0} orders/s ({}) | {:.2}× |",
             language.name,
             m.size_kib,
             m.compile_s,
             m.fresh.p50_us,
             m.fresh.p99_us,
             m.fresh.cpu_us,
+            m.instantiated.p50_us,
+            m.instantiated.p99_us,
             m.reused.p50_us,
             m.reused.p99_us,
             m.memory_kib,

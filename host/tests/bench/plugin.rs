@@ -30,7 +30,19 @@ pub struct Overhead {
 /// The Rust `order` plugin's component in `plugins/dist/`.
 const RUST_ORDER: &str = "order.wasm";
 
-async fn load(file: &str, reuse: u32, resident_memory_bytes: usize) -> LoadedPlugin {
+/// Whether fresh instances are made by returning the last one to its start (the host's
+/// default, `plugins.reset_instances`) unless `ORDERPIPE_BENCH_RESET_INSTANCES=false` asks
+/// for each to be instantiated, to compare the two.
+fn reset_instances() -> bool {
+    crate::env_setting("ORDERPIPE_BENCH_RESET_INSTANCES").unwrap_or(true)
+}
+
+async fn load(
+    file: &str,
+    reuse: u32,
+    resident_memory_bytes: usize,
+    reset_instances: bool,
+) -> LoadedPlugin {
     let path = crate::support::plugins_dir().join(file);
     let limits = PluginLimits {
         instance_reuse: reuse,
@@ -39,9 +51,6 @@ async fn load(file: &str, reuse: u32, resident_memory_bytes: usize) -> LoadedPlu
     // `ORDERPIPE_PROFILE_PERF_MAP=1`: name the guest's functions for `perf report`.
     let profiler =
         GuestProfiler::perf_map_if(std::env::var_os("ORDERPIPE_PROFILE_PERF_MAP").is_some());
-    // `ORDERPIPE_BENCH_RESET_INSTANCES=false`: each fresh instance instantiated, not the last
-    // one returned to its start (`plugins.reset_instances`), to compare the two.
-    let reset_instances = crate::env_setting("ORDERPIPE_BENCH_RESET_INSTANCES").unwrap_or(true);
     PluginRuntime::with_settings(
         limits,
         RuntimeSettings {
@@ -61,7 +70,7 @@ async fn load(file: &str, reuse: u32, resident_memory_bytes: usize) -> LoadedPlu
 /// upload costs before its activation).
 pub async fn compile_seconds(file: &str) -> f64 {
     let started = Instant::now();
-    drop(load(file, 1, DEFAULT_RESIDENT_MEMORY_BYTES).await);
+    drop(load(file, 1, DEFAULT_RESIDENT_MEMORY_BYTES, true).await);
     started.elapsed().as_secs_f64()
 }
 
@@ -93,6 +102,7 @@ pub async fn overhead_with(
         RUST_ORDER,
         reuse,
         resident_memory_bytes,
+        reset_instances(),
         Budget::Count(invocations),
     ))
     .await
@@ -105,6 +115,21 @@ pub async fn overhead_of(file: &'static str, reuse: u32, invocations: usize) -> 
         file,
         reuse,
         DEFAULT_RESIDENT_MEMORY_BYTES,
+        reset_instances(),
+        Budget::Count(invocations),
+    ))
+    .await
+    .expect("the decisions ran")
+}
+
+/// [`overhead_of`] with each fresh instance instantiated (`plugins.reset_instances =
+/// false`) rather than the last one returned to its start.
+pub async fn overhead_instantiated_of(file: &'static str, invocations: usize) -> Overhead {
+    tokio::spawn(decisions(
+        file,
+        1,
+        DEFAULT_RESIDENT_MEMORY_BYTES,
+        false,
         Budget::Count(invocations),
     ))
     .await
@@ -123,6 +148,7 @@ pub async fn overhead_for(
         file,
         reuse,
         resident_memory_bytes,
+        reset_instances(),
         Budget::Time(duration),
     ))
     .await
@@ -138,10 +164,11 @@ async fn decisions(
     file: &'static str,
     reuse: u32,
     resident_memory_bytes: usize,
+    reset_instances: bool,
     budget: Budget,
 ) -> Overhead {
     const WARM_UP: usize = 200;
-    let plugin = load(file, reuse, resident_memory_bytes).await;
+    let plugin = load(file, reuse, resident_memory_bytes, reset_instances).await;
     let host = PluginHost::in_memory();
     let mut durations = Vec::new();
     let mut cpu_started = process_cpu_seconds();
@@ -230,7 +257,7 @@ pub async fn memory_per_instance(instances: usize) -> f64 {
 
 /// [`memory_per_instance`] of the component `file` of `plugins/dist/`.
 pub async fn memory_per_instance_of(file: &str, instances: usize) -> f64 {
-    let plugin = Arc::new(load(file, 1, DEFAULT_RESIDENT_MEMORY_BYTES).await);
+    let plugin = Arc::new(load(file, 1, DEFAULT_RESIDENT_MEMORY_BYTES, true).await);
     let data = Arc::new(MemoryPluginData::new());
     let release = Arc::new(Notify::new());
     let store = Arc::new(HeldStore {
