@@ -72,8 +72,11 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     pub plugin_invocations: IntCounterVec,
     pub plugin_duration: HistogramVec,
-    /// The part of `plugin_duration` spent making fresh instances (reused ones count none).
+    /// The part of `plugin_duration` spent making new instances (returned or reused ones
+    /// count none).
     pub plugin_instantiation: HistogramVec,
+    /// Invocations by the instance they ran on: `new`, `returned` to its start, `reused`.
+    pub plugin_instances: IntCounterVec,
     pub plugin_fuel: HistogramVec,
     /// Plugin log lines dropped past the plugin's log budget.
     pub plugin_log_dropped: IntCounterVec,
@@ -213,14 +216,25 @@ impl Metrics {
             plugin_instantiation: HistogramVec::new(
                 HistogramOpts::new(
                     "plugin_instantiation_seconds",
-                    "Time making a fresh plugin instance (linking, function references, start \
-                     functions), per invocation that made one",
+                    "Time making a new plugin instance (linking, function references, start \
+                     functions), per invocation that made one rather than taking one returned \
+                     to its start or reused",
                 )
                 .buckets(vec![
                     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1,
                     1.0,
                 ]),
                 &["plugin", "version"],
+            )
+            .expect("valid metric"),
+            plugin_instances: IntCounterVec::new(
+                Opts::new(
+                    "plugin_instances_total",
+                    "Successful plugin invocations by the instance they ran on: new \
+                     (instantiated), returned (the last event's, returned to its start: as \
+                     fresh as a new one) or reused (kept with its state: opted into reuse)",
+                ),
+                &["plugin", "version", "origin"],
             )
             .expect("valid metric"),
             plugin_fuel: HistogramVec::new(
@@ -339,6 +353,7 @@ impl Metrics {
             Box::new(metrics.plugin_invocations.clone()),
             Box::new(metrics.plugin_duration.clone()),
             Box::new(metrics.plugin_instantiation.clone()),
+            Box::new(metrics.plugin_instances.clone()),
             Box::new(metrics.plugin_fuel.clone()),
             Box::new(metrics.plugin_log_dropped.clone()),
             Box::new(metrics.plugin_slot_wait.clone()),

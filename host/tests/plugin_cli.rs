@@ -126,9 +126,25 @@ fn a_new_plugin_builds_and_passes_its_fixtures_and_a_wrong_expectation_fails_the
         "{test:?}"
     );
     assert!(test.stdout.contains("fuel "), "{test:?}");
+    let costs: Vec<&str> = test
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("fuel "))
+        .collect();
+    assert_eq!(costs.len(), 8, "one cost line per decision: {test:?}");
     assert!(
-        test.stdout.contains(" ms (instance "),
-        "each event's fresh instance shows its start-up: {test:?}"
+        costs.iter().all(|line| {
+            line.contains(" ms (new instance ")
+                || line.contains(" ms (instance returned to its start)")
+        }),
+        "each event says which fresh instance decided it: {test:?}"
+    );
+    assert!(
+        costs
+            .iter()
+            .any(|line| line.contains("(instance returned to its start)")),
+        "the host's default: the last event's instance returned to its start: {test:?}"
     );
     assert!(
         test.stdout.contains("cache.incr orders-seen +1 -> 1"),

@@ -276,13 +276,35 @@ async fn a_running_host_swaps_order_from_rust_to_typescript_to_python_and_back_l
             ok > 0.0 && failed == 0.0,
             "{version}: {ok} invocations ok, {failed} failed"
         );
-        // A fresh instance for every one of them, each start-up measured.
-        let instances = host
+        // A fresh instance for every one of them: a new one (each start-up measured) or the
+        // last one returned to its start (the default), never one that kept its state; and
+        // each language's instances do get returned.
+        let instances = |origin: &str| {
+            format!(
+                "orderpipe_plugin_instances_total{{origin=\"{origin}\",plugin=\"order\",version=\"{version}\"}}"
+            )
+        };
+        let new = host.metric(&instances("new")).await;
+        let returned = host.metric(&instances("returned")).await;
+        let reused = host.metric(&instances("reused")).await;
+        let started = host
             .metric(&format!(
                 "orderpipe_plugin_instantiation_seconds_count{{plugin=\"order\",version=\"{version}\"}}"
             ))
             .await;
-        assert_eq!(instances, ok, "{version}: instances started per invocation");
+        assert_eq!(
+            (new + returned, reused),
+            (ok, 0.0),
+            "{version}: a new or returned instance per invocation ({new} new, {returned} returned)"
+        );
+        assert_eq!(
+            started, new,
+            "{version}: each new instance's start-up measured"
+        );
+        assert!(
+            returned > 0.0,
+            "{version}: no instance was returned to its start"
+        );
     }
     host.stop().await;
 }

@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 use super::fixtures::{self, Expectation, Fixture, Step};
 use super::project;
 use crate::order::{Decision, Event, Order, Outcome, now_ms};
-use crate::plugin::{LoadedPlugin, PluginHost, PluginLimits, PluginRuntime, Trace, sha256_hex};
+use crate::plugin::{
+    InstanceOrigin, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime, Trace, sha256_hex,
+};
 
 /// What to test, from the command line.
 #[derive(Debug, Clone)]
@@ -364,16 +366,18 @@ fn describe(trace: &Trace, from: &str) -> String {
     }
 }
 
-/// What the event cost: `fuel 98,311 | 0.21 ms (instance 0.03 ms) | 1 host call`, the
-/// instance's part being the fresh instance's start-up (absent on a reused one).
+/// What the event cost and which instance decided it: `fuel 98,311 | 0.21 ms (new instance
+/// 0.03 ms) | 1 host call`, the instance's part being a new instance's start-up; `(instance
+/// returned to its start)` when the last event's instance was (the host's default for a
+/// fresh instance), `(instance reused)` when the plugin is opted into reuse.
 fn cost(trace: &Trace) -> String {
-    let instance = if trace.instantiation.is_zero() {
-        String::new()
-    } else {
-        format!(
-            " (instance {:.2} ms)",
+    let instance = match trace.instance {
+        InstanceOrigin::New => format!(
+            " (new instance {:.2} ms)",
             trace.instantiation.as_secs_f64() * 1000.0
-        )
+        ),
+        InstanceOrigin::Returned => " (instance returned to its start)".to_owned(),
+        InstanceOrigin::Reused => " (instance reused)".to_owned(),
     };
     format!(
         "fuel {} | {:.2} ms{instance} | {} host call{}",

@@ -561,6 +561,10 @@ impl EventProcessor {
                             .observe(invocation.instantiation.as_secs_f64());
                     }
                     self.metrics
+                        .plugin_instances
+                        .with_label_values(&[labels[0], labels[1], invocation.instance.as_str()])
+                        .inc();
+                    self.metrics
                         .plugin_fuel
                         .with_label_values(&labels)
                         .observe(invocation.fuel_used as f64);

@@ -28,6 +28,17 @@ pub(crate) const WARM_SLOTS_DIVISOR: u32 = 4;
 /// The largest table a plugin may grow, in elements.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
+/// How an event of a plugin not opted into `instance_reuse` gets its fresh instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FreshInstances {
+    /// Instantiated for every event.
+    Instantiated,
+    /// The last event's instance returned to its state right after instantiation (wasmtime
+    /// patch 4, `vendor/README.md`), with the slot's written pages up to `resident_bytes`
+    /// copied back from the image; instantiated when none is idle or one cannot be returned.
+    Reset { resident_bytes: usize },
+}
+
 /// The data of one instance's store.
 pub(crate) struct InstanceState {
     /// Built on the guest's first WASI call (of each event, on a reused instance), from

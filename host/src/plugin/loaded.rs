@@ -12,8 +12,7 @@ use super::convert::{from_wit_decision, to_wit_event, to_wit_order};
 use super::decision_bounds;
 use super::failure::{self, PluginFailure};
 use super::host_functions::{HostCall, HostContext};
-use super::instance::{self, InstanceState, WarmInstance, WarmInstances};
-use super::runtime::FreshInstances;
+use super::instance::{self, FreshInstances, InstanceState, WarmInstance, WarmInstances};
 use super::sandbox::Inputs;
 use super::slots::{InstanceSlots, SlotShare};
 use super::state_machine::StateMachine;
@@ -22,6 +21,31 @@ use crate::backend::{PluginCache, PluginStore, PluginWrite};
 use crate::order::{Decision, Event, Order};
 use crate::plugin_limits::PluginLimits;
 
+/// Which instance an invocation ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceOrigin {
+    /// Instantiated for it.
+    #[default]
+    New,
+    /// The last event's instance, returned to its state right after instantiation: as fresh
+    /// as a new one (`plugins.reset_instances`).
+    Returned,
+    /// An instance kept with its state from earlier events (the plugin is opted into
+    /// `instance_reuse`).
+    Reused,
+}
+
+impl InstanceOrigin {
+    /// Its label in metrics: `new`, `returned` or `reused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Returned => "returned",
+            Self::Reused => "reused",
+        }
+    }
+}
+
 /// A plugin's decision and what it cost.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -29,9 +53,11 @@ pub struct Invocation {
     pub fuel_used: u64,
     pub host_calls: u32,
     pub duration: Duration,
-    /// The part of `duration` spent making a fresh instance (linking, function references,
-    /// start functions); zero on a reused one.
+    /// The part of `duration` spent making a new instance (linking, function references,
+    /// start functions); zero on a returned or reused one.
     pub instantiation: Duration,
+    /// Which instance it ran on.
+    pub instance: InstanceOrigin,
     /// Its store writes, when the host held them back ([`PluginHost::hold_store_writes`]).
     pub store_writes: Vec<PluginWrite>,
 }
@@ -48,8 +74,10 @@ pub struct Trace {
     /// Store and cache calls (the ones the quota counts).
     pub host_calls: u32,
     pub duration: Duration,
-    /// The part of `duration` spent making a fresh instance; zero on a reused one.
+    /// The part of `duration` spent making a new instance; zero on a returned or reused one.
     pub instantiation: Duration,
+    /// Which instance it ran on.
+    pub instance: InstanceOrigin,
     /// The host calls made, in order, logging included, when the host recorded them
     /// ([`PluginHost::record_host_calls`]); the first few dozen only.
     pub host_call_log: Vec<HostCall>,
@@ -74,6 +102,7 @@ impl Trace {
             host_calls: self.host_calls,
             duration: self.duration,
             instantiation: self.instantiation,
+            instance: self.instance,
             store_writes: self.store_writes,
         })
     }
@@ -155,6 +184,7 @@ struct Usage {
     log_bytes_dropped: u64,
     slot_wait: Duration,
     instantiation: Duration,
+    instance: InstanceOrigin,
     store_writes: Vec<PluginWrite>,
 }
 
@@ -283,6 +313,7 @@ impl LoadedPlugin {
             host_calls: usage.host_calls,
             duration: started.elapsed(),
             instantiation: usage.instantiation,
+            instance: usage.instance,
             host_call_log: usage.call_log,
             host_calls_not_logged: usage.calls_not_logged,
             log_lines_dropped: usage.log_lines_dropped,
@@ -344,9 +375,12 @@ impl LoadedPlugin {
             Some(mut warm) => {
                 let state = warm.store.data_mut();
                 state.renew(context, self.limits.memory_bytes(), inputs);
-                if reset_resident_bytes.is_some() {
+                usage.instance = if reset_resident_bytes.is_some() {
                     state.forget_resources();
-                }
+                    InstanceOrigin::Returned
+                } else {
+                    InstanceOrigin::Reused
+                };
                 slot = warm.slot;
                 (warm.store, warm.stderr, Some(warm.plugin), warm.calls)
             }

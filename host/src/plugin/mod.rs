@@ -39,7 +39,7 @@ pub use deployment::{ActivePlugin, DeployError, PluginDeployer, Uploaded, sha256
 pub use failure::PluginFailure;
 pub use host_functions::HostCall;
 pub use limits::{EffectiveLimits, LimitPolicy, LimitSource, LimitSources, LimitsChange};
-pub use loaded::{Invocation, LoadedPlugin, PluginHost, Trace};
+pub use loaded::{InstanceOrigin, Invocation, LoadedPlugin, PluginHost, Trace};
 pub use runtime::{GuestProfiler, PluginRuntime, RuntimeSettings};
 pub use state_machine::StateMachine;
 

@@ -13,7 +13,7 @@ use wasmtime::{
 
 use super::bindings::{OrderPlugin, OrderPluginPre};
 use super::host_functions::HostContext;
-use super::instance::{InstanceState, WarmInstances};
+use super::instance::{FreshInstances, InstanceState, WarmInstances};
 use super::loaded::LoadedPlugin;
 use super::slots::{CORE_INSTANCES_PER_SLOT, InstanceSlots, MEMORIES_PER_SLOT, SlotShare};
 use super::state_machine::StateMachine;
@@ -52,17 +52,6 @@ pub struct PluginRuntime {
     slots: Arc<InstanceSlots>,
     /// How each event gets a fresh instance.
     fresh_instances: FreshInstances,
-}
-
-/// How an event of a plugin not opted into `instance_reuse` gets its fresh instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FreshInstances {
-    /// Instantiated for every event.
-    Instantiated,
-    /// The last event's instance returned to its state right after instantiation (wasmtime
-    /// patch 4, `vendor/README.md`), with the slot's written pages up to `resident_bytes`
-    /// copied back from the image; instantiated when none is idle or one cannot be returned.
-    Reset { resident_bytes: usize },
 }
 
 /// How a host's runtime is sized and set up, beside the limits each plugin gets

@@ -159,7 +159,7 @@ impl InstanceSlots {
         // the count and is dropped instead (see `may_keep_idle`).
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&self.waiting);
-        while self.drop_idle_one() {
+        while self.fits(share) && self.drop_idle_one() {
             if let Ok(permit) = self.free.clone().try_acquire_many_owned(share.units) {
                 return Ok((Slot { _permit: permit }, started.elapsed()));
             }
@@ -204,6 +204,51 @@ impl Drop for Waiting<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slots held idle, as a plugin version's idle instances hold theirs.
+    #[derive(Default)]
+    struct Parked(Mutex<Vec<Slot>>);
+
+    impl IdleInstances for Parked {
+        fn drop_one(&self) -> bool {
+            self.0.lock().unwrap().pop().is_some()
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_instances_give_their_room_to_a_caller_and_none_is_kept_while_one_waits() {
+        let slots = Arc::new(InstanceSlots::new(1, Duration::from_millis(2_000)));
+        let one = SlotShare::ONE_SLOT;
+        let parked = Arc::new(Parked::default());
+        let place: Arc<dyn IdleInstances> = parked.clone();
+        slots.register_idle(Arc::downgrade(&place));
+
+        // The pool's one slot is held idle: a caller takes its room at once.
+        let (idle, _) = slots.acquire(one).await.unwrap();
+        parked.0.lock().unwrap().push(idle);
+        let (held, _) = slots.acquire(one).await.unwrap();
+        assert!(
+            parked.0.lock().unwrap().is_empty(),
+            "the idle slot was dropped"
+        );
+        assert_eq!(slots.waits(), 0, "nobody had to wait for it");
+        assert!(slots.may_keep_idle());
+
+        // While a caller waits for room, nothing may be kept idle.
+        let waiter = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(one).await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!slots.may_keep_idle());
+        drop(held);
+        waiter
+            .await
+            .unwrap()
+            .expect("the waiter got the freed slot");
+        assert!(slots.may_keep_idle());
+        assert_eq!(slots.waits(), 1);
+    }
 
     #[tokio::test]
     async fn a_caller_waits_for_a_freed_slot_and_gives_up_after_the_bound() {

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Invocation, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime, RuntimeSettings};
+use super::{
+    InstanceOrigin, Invocation, LoadedPlugin, PluginHost, PluginLimits, PluginRuntime,
+    RuntimeSettings,
+};
 use crate::order::{Decision, Event, LineItem, Order, OrderRequest};
 
 fn plugin_path(name: &str) -> PathBuf {
@@ -418,22 +421,23 @@ async fn reasons_over_orders(
     reasons
 }
 
-/// The hostile plugin opted into reuse: one instance decides up to 10 events.
-/// `name` under the default limits (a fresh instance per event), the fresh instance made
-/// by returning the last one to its start (`reset`, the default) or by instantiating.
-async fn load_fresh(name: &str, reset: bool) -> LoadedPlugin {
-    let runtime = PluginRuntime::with_settings(
-        PluginLimits::default(),
-        RuntimeSettings {
-            reset_instances: reset,
-            ..RuntimeSettings::default()
-        },
-    )
-    .expect("engine");
-    runtime
+/// `name` loaded by a runtime of its own with these limits and settings.
+async fn load_under(name: &str, limits: PluginLimits, settings: RuntimeSettings) -> LoadedPlugin {
+    PluginRuntime::with_settings(limits, settings)
+        .expect("engine")
         .load(&plugin_path(name))
         .await
         .expect("plugin loads")
+}
+
+/// `name` under the default limits (a fresh instance per event), the fresh instance made
+/// by returning the last one to its start (`reset`, the default) or by instantiating.
+async fn load_fresh(name: &str, reset: bool) -> LoadedPlugin {
+    let settings = RuntimeSettings {
+        reset_instances: reset,
+        ..RuntimeSettings::default()
+    };
+    load_under(name, PluginLimits::default(), settings).await
 }
 
 /// Asserts that `plugin`'s fresh instances came the way `reset` says: one kept idle,
@@ -450,6 +454,7 @@ fn assert_fresh_instances_were(plugin: &LoadedPlugin, reset: bool) {
     }
 }
 
+/// The hostile plugin opted into reuse: one instance decides up to 10 events.
 async fn load_reused_hostile() -> LoadedPlugin {
     load_with(
         "hostile",
@@ -641,11 +646,12 @@ async fn a_host_with_perf_map_names_the_plugins_compiled_functions_for_perf() {
 }
 
 #[tokio::test]
-async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_none_when_reused() {
+async fn an_invocation_reports_its_instance_and_the_time_a_new_one_took_to_start() {
     let instantiated = load_fresh("order", false).await;
     let order = order("created", vec![item(1, 2.0)]);
     for _ in 0..2 {
         let invocation = decide_created(&instantiated, &order).await;
+        assert_eq!(invocation.instance, InstanceOrigin::New);
         assert!(
             !invocation.instantiation.is_zero() && invocation.instantiation < invocation.duration,
             "instantiation {:?} of {:?}",
@@ -659,6 +665,7 @@ async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_non
     let reset = load_fresh("order", true).await;
     for _ in 0..2 {
         let invocation = decide_created(&reset, &order).await;
+        assert_eq!(invocation.instance, InstanceOrigin::Returned);
         assert_eq!(invocation.instantiation, std::time::Duration::ZERO);
     }
 
@@ -674,6 +681,7 @@ async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_non
     // takes the first's.
     decide_created(&reused, &order).await;
     let second = decide_created(&reused, &order).await;
+    assert_eq!(second.instance, InstanceOrigin::Reused);
     assert_eq!(second.instantiation, std::time::Duration::ZERO);
 }
 
@@ -682,15 +690,11 @@ async fn an_invocation_reports_the_time_its_fresh_instance_took_to_start_and_non
 #[tokio::test]
 async fn a_version_may_keep_as_many_instances_returned_to_their_start_as_the_slots_hold() {
     for (slots, most) in [(128, 128), (8, 8), (1, 1)] {
-        let runtime = PluginRuntime::with_settings(
-            PluginLimits::default(),
-            RuntimeSettings {
-                instance_slots: slots,
-                ..RuntimeSettings::default()
-            },
-        )
-        .expect("engine");
-        let plugin = runtime.load(&plugin_path("order")).await.expect("loads");
+        let settings = RuntimeSettings {
+            instance_slots: slots,
+            ..RuntimeSettings::default()
+        };
+        let plugin = load_under("order", PluginLimits::default(), settings).await;
         assert_eq!(plugin.most_warm_instances(), most, "{slots} slots");
     }
 }
@@ -698,18 +702,15 @@ async fn a_version_may_keep_as_many_instances_returned_to_their_start_as_the_slo
 #[tokio::test]
 async fn a_version_keeps_at_most_a_quarter_of_the_slots_as_idle_warm_instances() {
     for (slots, most) in [(128, 32), (8, 2), (2, 1)] {
-        let runtime = PluginRuntime::with_settings(
-            PluginLimits {
-                instance_reuse: 10,
-                ..PluginLimits::default()
-            },
-            RuntimeSettings {
-                instance_slots: slots,
-                ..RuntimeSettings::default()
-            },
-        )
-        .expect("engine");
-        let plugin = runtime.load(&plugin_path("order")).await.expect("loads");
+        let limits = PluginLimits {
+            instance_reuse: 10,
+            ..PluginLimits::default()
+        };
+        let settings = RuntimeSettings {
+            instance_slots: slots,
+            ..RuntimeSettings::default()
+        };
+        let plugin = load_under("order", limits, settings).await;
         assert_eq!(plugin.most_warm_instances(), most, "{slots} slots");
     }
 }
