@@ -507,11 +507,7 @@ impl LoadedPlugin {
                             store,
                             plugin,
                             stderr,
-                            calls: if reset_resident_bytes.is_some() {
-                                0
-                            } else {
-                                calls
-                            },
+                            calls,
                             slot,
                         },
                         self.most_warm_instances(),

@@ -594,86 +594,20 @@ impl MemoryImageSlot {
             DecommitBehavior::RestoreOriginalMapping
         );
 
+        // orderpipe patch (see vendor/README.md): a region is reset by
+        // `reset_bytes_at`, the one account of what a reset writes, which
+        // `matches_reset` compares memory with.
+        let base = self.base.as_mut_ptr();
+        let image = self.image.as_deref();
         unsafe {
-            return match &self.image {
-                // If there's a backing image then manually resetting a region
-                // is a bit trickier than without an image, so delegate to the
-                // helper function below.
-                Some(image) => reset_with_pagemap(
-                    pagemap,
-                    self.base.as_mut_ptr(),
-                    self.accessible,
-                    keep_resident,
-                    |region| manually_reset_region(self.base.as_mut_ptr().addr(), image, region),
-                    decommit,
-                ),
-
-                // If there's no memory image for this slot then pages are always
-                // manually reset back to zero or given to `decommit`.
-                None => reset_with_pagemap(
-                    pagemap,
-                    self.base.as_mut_ptr(),
-                    self.accessible,
-                    keep_resident,
-                    |region| region.fill(0),
-                    decommit,
-                ),
-            };
-        }
-
-        /// Manually resets `region` back to its original contents as specified
-        /// in `image`.
-        ///
-        /// This assumes that the original mmap starts at `base_addr` and
-        /// `region` is a subslice within the original mmap.
-        ///
-        /// # Panics
-        ///
-        /// Panics if `base_addr` is not the right index due to the various
-        /// indexing calculations below.
-        fn manually_reset_region(base_addr: usize, image: &MemoryImage, mut region: &mut [u8]) {
-            let image_start = image.linear_memory_offset.byte_count();
-            let image_end = image_start + image.len.byte_count();
-            let mut region_start = region.as_ptr().addr() - base_addr;
-            let region_end = region_start + region.len();
-            let image_bytes = image.module_source.wasm_data();
-            let image_bytes = &image_bytes[image.module_source_offset..][..image.len.byte_count()];
-
-            // 1. Zero out the part before the image (if any).
-            if let Some(len_before_image) = image_start.checked_sub(region_start) {
-                let len = len_before_image.min(region.len());
-                let (a, b) = region.split_at_mut(len);
-                a.fill(0);
-                region = b;
-                region_start += len;
-
-                if region.is_empty() {
-                    return;
-                }
-            }
-
-            debug_assert_eq!(region_end - region_start, region.len());
-            debug_assert!(region_start >= image_start);
-
-            // 2. Copy the original bytes from the image for the part that
-            //    overlaps with the image.
-            if let Some(len_in_image) = image_end.checked_sub(region_start) {
-                let len = len_in_image.min(region.len());
-                let (a, b) = region.split_at_mut(len);
-                a.copy_from_slice(&image_bytes[region_start - image_start..][..len]);
-                region = b;
-                region_start += len;
-
-                if region.is_empty() {
-                    return;
-                }
-            }
-
-            debug_assert_eq!(region_end - region_start, region.len());
-            debug_assert!(region_start >= image_end);
-
-            // 3. Zero out the part after the image.
-            region.fill(0);
+            reset_with_pagemap(
+                pagemap,
+                base,
+                self.accessible,
+                keep_resident,
+                |region| reset_bytes_at(image, region.as_ptr().addr() - base.addr(), region),
+                decommit,
+            )
         }
     }
 
@@ -843,19 +777,25 @@ impl MemoryImageSlot {
 
 /// orderpipe patch (see vendor/README.md): what a reset of a slot holding
 /// `image` writes at linear-memory `offset` for `out.len()` bytes: the image's
-/// bytes where it lies, zeros elsewhere.
+/// bytes where it lies, zeros before and after it. Each byte is written once.
 fn reset_bytes_at(image: Option<&MemoryImage>, offset: usize, out: &mut [u8]) {
-    out.fill(0);
-    let Some(image) = image else { return };
+    let Some(image) = image else {
+        out.fill(0);
+        return;
+    };
     let image_start = image.linear_memory_offset.byte_count();
     let image_end = image_start + image.len.byte_count();
-    let start = offset.max(image_start);
-    let end = (offset + out.len()).min(image_end);
-    if start < end {
+    let end = offset + out.len();
+    // Where the image begins and ends within `out`.
+    let from = image_start.clamp(offset, end) - offset;
+    let to = image_end.clamp(offset, end) - offset;
+    out[..from].fill(0);
+    if from < to {
         let bytes = image.module_source.wasm_data();
         let bytes = &bytes[image.module_source_offset..][..image.len.byte_count()];
-        out[start - offset..end - offset].copy_from_slice(&bytes[start - image_start..end - image_start]);
+        out[from..to].copy_from_slice(&bytes[offset + from - image_start..offset + to - image_start]);
     }
+    out[to..].fill(0);
 }
 
 #[cfg(all(test, target_os = "linux", not(miri)))]

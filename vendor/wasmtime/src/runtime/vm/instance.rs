@@ -1569,13 +1569,12 @@ impl Instance {
     ) -> Option<InstanceCheckpoint> {
         let module = self.env_module().clone();
         let mut globals = Vec::new();
-        for (index, global) in module.globals.iter().skip(module.num_imported_globals) {
+        for (i, global) in module.globals.values().skip(module.num_imported_globals).enumerate() {
             if global.wasm_ty.is_vmgcref_type() {
                 return None;
             }
-            let defined = module.defined_global_index(index)?;
             // SAFETY: every defined global has its definition in the vmctx.
-            globals.push(unsafe { self.global_ptr(defined).read() });
+            globals.push(unsafe { self.global_ptr(DefinedGlobalIndex::new(i)).read() });
         }
         let mut tables = Vec::new();
         for (_, (_, table)) in self.tables.iter() {
@@ -1588,18 +1587,10 @@ impl Instance {
             }
             memories.push(memory.byte_size());
         }
-        let passive_elements = self
-            .as_mut()
-            .passive_elements_mut()
-            .iter_mut()
-            .map(|segment| segment.elements_mut().len())
-            .collect();
+        let passive_elements = self.passive_element_lengths().collect();
         let runtime_data_lengths = (0..self.offsets().num_runtime_data)
-            .map(|i| {
-                let offset = self.offsets().vmctx_runtime_data_lengths_begin() + 4 * i;
-                // SAFETY: the lengths are `num_runtime_data` u32s at this offset.
-                unsafe { self.vmctx_plus_offset_raw::<u32>(offset).read() }
-            })
+            // SAFETY: see `runtime_data_length`.
+            .map(|i| unsafe { self.runtime_data_length(i).read() })
             .collect();
         Some(InstanceCheckpoint {
             globals,
@@ -1623,12 +1614,9 @@ impl Instance {
         pagemap: Option<&crate::runtime::vm::sys::vm::PageMap>,
         keep_resident: HostAlignedByteCount,
     ) -> bool {
-        let module = self.env_module().clone();
         for (i, value) in checkpoint.globals.iter().enumerate() {
-            let index = module.defined_global_index(GlobalIndex::new(module.num_imported_globals + i));
-            let Some(index) = index else { return false };
             // SAFETY: as in `checkpoint`; the value has this global's type.
-            unsafe { self.global_ptr(index).write(ptr::read(value)) };
+            unsafe { self.global_ptr(DefinedGlobalIndex::new(i)).write(ptr::read(value)) };
         }
         if self.tables.len() != checkpoint.tables.len() {
             return false;
@@ -1652,21 +1640,34 @@ impl Instance {
                 return false;
             }
         }
-        let lengths: Vec<usize> = self
-            .as_mut()
-            .passive_elements_mut()
-            .iter_mut()
-            .map(|segment| segment.elements_mut().len())
-            .collect();
-        if lengths != checkpoint.passive_elements {
+        if !self
+            .passive_element_lengths()
+            .eq(checkpoint.passive_elements.iter().copied())
+        {
             return false;
         }
-        for (i, length) in checkpoint.runtime_data_lengths.iter().enumerate() {
-            let offset = self.offsets().vmctx_runtime_data_lengths_begin() + 4 * i as u32;
-            // SAFETY: as in `checkpoint`.
-            unsafe { self.vmctx_plus_offset_raw::<u32>(offset).write(*length) };
+        for (i, length) in (0..).zip(&checkpoint.runtime_data_lengths) {
+            // SAFETY: see `runtime_data_length`.
+            unsafe { self.runtime_data_length(i).write(*length) };
         }
         true
+    }
+
+    /// orderpipe patch: how many elements each passive element segment has
+    /// left (none once dropped).
+    fn passive_element_lengths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.passive_elements.iter().map(|segment| segment.elements.len())
+    }
+
+    /// orderpipe patch: where the vmctx keeps the length of passive data
+    /// segment `i` (zero once dropped).
+    ///
+    /// # Safety
+    ///
+    /// `i` must be below `num_runtime_data`.
+    unsafe fn runtime_data_length(&self, i: u32) -> NonNull<u32> {
+        let offset = self.offsets().vmctx_runtime_data_lengths_begin() + 4 * i;
+        unsafe { self.vmctx_plus_offset_raw::<u32>(offset) }
     }
 
     pub(crate) fn needs_startup(&self) -> bool {
